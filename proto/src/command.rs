@@ -1,0 +1,72 @@
+//! Replicated commands: what the Raft log carries and the state machine applies.
+//!
+//! A command is fully determined when proposed: the proposer stamps `now_nanos` (the only
+//! clock `apply` ever sees) and `request_id` (the seed of every id the command creates), and
+//! the API layer has already recovered `caller_id` from the signature. Authorization that
+//! depends on state is decided inside `apply`, so every replica decides the same way.
+
+use crate::colony::{Colony, User};
+use crate::error::ApiError;
+use crate::executor::Executor;
+use crate::process::{Attribute, FunctionSpec, Process};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// One entry of replicated state change.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Command {
+    /// Proposer's wall clock in Unix nanoseconds.
+    pub now_nanos: i64,
+    /// 32 hex chars chosen by the proposer; ids of new objects derive from it.
+    pub request_id: String,
+    /// The recovered id of the signer, or empty for commands the node itself proposes.
+    pub caller_id: String,
+    pub op: Op,
+}
+
+/// The state change a command asks for.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Op {
+    /// Records the server owner's id if none is recorded yet.
+    InitServer { server_id: String },
+    AddColony(Colony),
+    RemoveColony { colonyname: String },
+    AddExecutor(Executor),
+    /// Approve (`approved = true`) or reject an executor.
+    SetExecutorApproval { colonyname: String, executorname: String, approved: bool },
+    RemoveExecutor { colonyname: String, executorname: String },
+    AddUser(User),
+    RemoveUser { colonyname: String, name: String },
+    Submit(FunctionSpec),
+    /// Assign the best waiting process the calling executor can run. `None` = unlimited.
+    Assign { colonyname: String, cpu_millis: Option<i64>, mem_mib: Option<i64> },
+    CloseSuccessful { processid: String, out: Vec<Value> },
+    CloseFailed { processid: String, errors: Vec<String> },
+    SetOutput { processid: String, out: Vec<Value> },
+    CancelProcess { processid: String },
+    RemoveProcess { processid: String },
+    RemoveAllProcesses { colonyname: String, state: i32 },
+    AddAttribute(Attribute),
+    /// The leader's periodic clock tick: expires deadlines as of `now_nanos`.
+    Tick,
+}
+
+/// The successful result of applying a command.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Reply {
+    Done,
+    ServerId(String),
+    Colony(Colony),
+    Executor(Box<Executor>),
+    User(User),
+    Process(Box<Process>),
+    Attribute(Attribute),
+    /// `Assign` found nothing the executor can run.
+    NothingToAssign,
+    /// `Tick` expired this many deadlines.
+    Expired(u64),
+}
+
+/// What `apply` returns for a command: a reply or an error naming what was refused.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Response(pub Result<Reply, ApiError>);

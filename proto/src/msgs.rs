@@ -1,0 +1,324 @@
+//! ColonyOS request payloads (`pkg/rpc/*.go`), one struct per field set, and the closed
+//! `Request` enum tagged by `msgtype`. Adding a message type means adding one line to
+//! `requests!` and handling the new variant in `node::api`.
+
+use crate::colony::{Colony, User};
+use crate::envelope::EnvelopeError;
+use crate::executor::Executor;
+use crate::lenient::null_default as nd;
+use crate::process::{Attribute, FunctionSpec};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// A payload with no fields besides `msgtype`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EmptyMsg {}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct VersionMsg {
+    #[serde(default, deserialize_with = "nd")]
+    pub buildversion: String,
+    #[serde(default, deserialize_with = "nd")]
+    pub buildtime: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ColonyMsg {
+    #[serde(default, deserialize_with = "nd")]
+    pub colony: Colony,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ColonyNameMsg {
+    #[serde(default, deserialize_with = "nd")]
+    pub colonyname: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExecutorMsg {
+    #[serde(default, deserialize_with = "nd")]
+    pub executor: Executor,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExecutorNameMsg {
+    #[serde(default, deserialize_with = "nd")]
+    pub colonyname: String,
+    #[serde(default, deserialize_with = "nd")]
+    pub executorname: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExecutorIdMsg {
+    #[serde(default, deserialize_with = "nd")]
+    pub colonyname: String,
+    #[serde(default, deserialize_with = "nd")]
+    pub executorid: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct UserMsg {
+    #[serde(default, deserialize_with = "nd")]
+    pub user: User,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct UserNameMsg {
+    #[serde(default, deserialize_with = "nd")]
+    pub colonyname: String,
+    #[serde(default, deserialize_with = "nd")]
+    pub name: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct UserIdMsg {
+    #[serde(default, deserialize_with = "nd")]
+    pub colonyname: String,
+    #[serde(default, deserialize_with = "nd")]
+    pub userid: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SubmitMsg {
+    #[serde(default, deserialize_with = "nd")]
+    pub spec: FunctionSpec,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AssignMsg {
+    #[serde(default, deserialize_with = "nd")]
+    pub colonyname: String,
+    /// Seconds: > 0 long-polls, < 0 tries once, 0 is refused.
+    #[serde(default, deserialize_with = "nd")]
+    pub timeout: i64,
+    #[serde(default, deserialize_with = "nd")]
+    pub availablecpu: String,
+    #[serde(default, deserialize_with = "nd")]
+    pub availablemem: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProcessIdMsg {
+    #[serde(default, deserialize_with = "nd")]
+    pub processid: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RemoveProcessMsg {
+    #[serde(default, deserialize_with = "nd")]
+    pub processid: String,
+    #[serde(default, deserialize_with = "nd")]
+    pub all: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CloseSuccessfulMsg {
+    #[serde(default, deserialize_with = "nd")]
+    pub processid: String,
+    #[serde(default, deserialize_with = "nd")]
+    pub out: Vec<Value>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CloseFailedMsg {
+    #[serde(default, deserialize_with = "nd")]
+    pub processid: String,
+    #[serde(default, deserialize_with = "nd")]
+    pub errors: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct GetProcessesMsg {
+    #[serde(default, deserialize_with = "nd")]
+    pub colonyname: String,
+    #[serde(default, deserialize_with = "nd")]
+    pub count: i64,
+    #[serde(default, deserialize_with = "nd")]
+    pub state: i32,
+    #[serde(default, deserialize_with = "nd")]
+    pub executortype: String,
+    #[serde(default, deserialize_with = "nd")]
+    pub label: String,
+    #[serde(default, deserialize_with = "nd")]
+    pub initiator: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct GetProcessHistMsg {
+    #[serde(default, deserialize_with = "nd")]
+    pub colonyname: String,
+    #[serde(default, deserialize_with = "nd")]
+    pub executorid: String,
+    #[serde(default, deserialize_with = "nd")]
+    pub seconds: i64,
+    #[serde(default, deserialize_with = "nd")]
+    pub state: i32,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RemoveAllProcessesMsg {
+    #[serde(default, deserialize_with = "nd")]
+    pub colonyname: String,
+    #[serde(default, deserialize_with = "nd")]
+    pub state: i32,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AttributeMsg {
+    #[serde(default, deserialize_with = "nd")]
+    pub attribute: Attribute,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AttributeIdMsg {
+    #[serde(default, deserialize_with = "nd")]
+    pub attributeid: String,
+}
+
+macro_rules! requests {
+    ($($variant:ident = $name:literal => $msg:ty,)*) => {
+        /// Every request payload this node understands, tagged by `msgtype`.
+        #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+        #[serde(tag = "msgtype")]
+        pub enum Request {
+            $(#[serde(rename = $name)] $variant($msg),)*
+        }
+
+        impl Request {
+            /// Every known `msgtype`.
+            pub const MSGTYPES: &'static [&'static str] = &[$($name),*];
+
+            /// The wire name of this request.
+            pub fn msgtype(&self) -> &'static str {
+                match self {
+                    $(Request::$variant(_) => $name,)*
+                }
+            }
+        }
+    };
+}
+
+requests! {
+    Version = "versionmsg" => VersionMsg,
+    GetServerInfo = "getserverinfomsg" => EmptyMsg,
+    GetStatistics = "getstatisticsmsg" => EmptyMsg,
+    AddColony = "addcolonymsg" => ColonyMsg,
+    RemoveColony = "removecolonymsg" => ColonyNameMsg,
+    GetColonies = "getcoloniesmsg" => EmptyMsg,
+    GetColony = "getcolonymsg" => ColonyNameMsg,
+    GetColonyStats = "getcolonystatsmsg" => ColonyNameMsg,
+    AddExecutor = "addexecutormsg" => ExecutorMsg,
+    GetExecutors = "getexecutorsmsg" => ColonyNameMsg,
+    GetExecutor = "getexecutormsg" => ExecutorNameMsg,
+    GetExecutorById = "getexecutorbyidmsg" => ExecutorIdMsg,
+    ApproveExecutor = "approveexecutormsg" => ExecutorNameMsg,
+    RejectExecutor = "rejectexecutormsg" => ExecutorNameMsg,
+    RemoveExecutor = "removeexecutormsg" => ExecutorNameMsg,
+    AddUser = "addusermsg" => UserMsg,
+    GetUsers = "getusersmsg" => ColonyNameMsg,
+    GetUser = "getusermsg" => UserNameMsg,
+    GetUserById = "getuserbyidmsg" => UserIdMsg,
+    RemoveUser = "removeusermsg" => UserNameMsg,
+    Submit = "submitfuncspecmsg" => SubmitMsg,
+    Assign = "assignprocessmsg" => AssignMsg,
+    CloseSuccessful = "closesuccessfulmsg" => CloseSuccessfulMsg,
+    CloseFailed = "closefailedmsg" => CloseFailedMsg,
+    SetOutput = "setoutputmsg" => CloseSuccessfulMsg,
+    GetProcess = "getprocessmsg" => ProcessIdMsg,
+    GetProcesses = "getprocessesmsg" => GetProcessesMsg,
+    GetProcessHist = "getprocesshistmsg" => GetProcessHistMsg,
+    RemoveProcess = "removeprocessmsg" => RemoveProcessMsg,
+    RemoveAllProcesses = "removeallprocessesmsg" => RemoveAllProcessesMsg,
+    CancelProcess = "cancelprocessmsg" => ProcessIdMsg,
+    AddAttribute = "addattributemsg" => AttributeMsg,
+    GetAttribute = "getattributemsg" => AttributeIdMsg,
+}
+
+impl Request {
+    /// The payload JSON text (with `msgtype`), as a client Base64-encodes and signs it.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("request payloads always serialize")
+    }
+
+    /// Decodes payload JSON for `payloadtype`, refusing unknown types and a `msgtype` that
+    /// differs from the (unsigned) `payloadtype`.
+    pub fn decode(payloadtype: &str, json: &str) -> Result<Request, EnvelopeError> {
+        if !Request::MSGTYPES.contains(&payloadtype) {
+            return Err(EnvelopeError::UnknownPayloadType(payloadtype.to_string()));
+        }
+        let value: Value =
+            serde_json::from_str(json).map_err(|e| EnvelopeError::Json(e.to_string()))?;
+        let msgtype = value.get("msgtype").and_then(Value::as_str).unwrap_or_default();
+        if msgtype != payloadtype {
+            return Err(EnvelopeError::MsgTypeMismatch {
+                msgtype: msgtype.to_string(),
+                payloadtype: payloadtype.to_string(),
+            });
+        }
+        serde_json::from_value(value).map_err(|e| EnvelopeError::Fields {
+            payloadtype: payloadtype.to_string(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// True for the two types a server answers without a signature.
+    pub fn is_unsigned(payloadtype: &str) -> bool {
+        matches!(payloadtype, "versionmsg" | "getserverinfomsg")
+    }
+}
+
+/// Reply of `versionmsg`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct VersionReply {
+    pub buildversion: String,
+    pub buildtime: String,
+    pub msgtype: String,
+}
+
+/// One API endpoint in `getserverinfomsg`'s reply.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Backend {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub port: i64,
+    pub host: String,
+    pub tls: bool,
+    pub insecure: bool,
+}
+
+/// Reply of `getserverinfomsg`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServerInfoReply {
+    pub buildversion: String,
+    pub buildtime: String,
+    pub backends: Vec<Backend>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pycolonies_style_payload_with_spaces_decodes() {
+        let json = r#"{"msgtype": "assignprocessmsg", "colonyname": "dev", "timeout": 10,
+            "availablecpu": null}"#;
+        let Request::Assign(msg) = Request::decode("assignprocessmsg", json).unwrap() else {
+            panic!("wrong variant")
+        };
+        assert_eq!(msg.timeout, 10);
+        assert_eq!(msg.availablecpu, "");
+    }
+
+    #[test]
+    fn out_of_range_field_is_named() {
+        let json = r#"{"msgtype":"assignprocessmsg","timeout":"soon"}"#;
+        let err = Request::decode("assignprocessmsg", json).unwrap_err().to_string();
+        assert!(err.starts_with("invalid assignprocessmsg payload:"), "{err}");
+    }
+
+    #[test]
+    fn msgtype_is_first_key_when_encoding() {
+        let request = Request::GetColonies(EmptyMsg {});
+        assert_eq!(request.to_json(), r#"{"msgtype":"getcoloniesmsg"}"#);
+    }
+}
