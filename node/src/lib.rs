@@ -1,1 +1,15 @@
-//! node
+//! `node`: the Colonymesh node library. Every machine runs the same binary (`colonymesh`),
+//! built from this crate's `main.rs`, which only parses the CLI and calls `cli::run`.
+//!
+//! # Layout
+//! - `state`: the replicated state machine's logic, sans IO (`apply`, queries, roles).
+//! - `store`: RocksDB: the raft log and the state tables (the only `rocksdb` importer).
+//! - `raft`: openraft wiring: type config, storage adaptors, network (the only `openraft` importer).
+//! - `sched`: local long-poll waiters, woken one per enqueued process.
+//! - `api`: the ColonyOS HTTP API (the only `axum` importer).
+//! - `node`: `Node::start` wires everything and owns the background tasks.
+//! - `config`, `clock`, `shutdown`: typed config, injected time, shutdown signal.
+//! - `client`: a ColonyOS API client (used by the CLI and tests).
+//! - `cli`: the `colonymesh` command line.
+
+pub mod state;

@@ -1,0 +1,76 @@
+//! Apply logic for executors: registration, approval, removal.
+
+use super::keys::{self, Table};
+use super::tx::StateRead;
+use super::{auth, get_json, processes, refuse_unless, validate, Ctx, Outcome};
+use proto::command::Reply;
+use proto::executor::executor_state;
+use proto::{ApiError, Executor, GoTime};
+
+pub(super) fn add<R: StateRead + ?Sized>(
+    ctx: &mut Ctx<'_, R>,
+    executor: &Executor,
+) -> Outcome<Reply> {
+    let colony = &executor.colonyname;
+    refuse_unless!(auth::require_colony_owner(&ctx.tx, colony, ctx.caller())?);
+    refuse_unless!(validate::name("executorname", &executor.executorname));
+    refuse_unless!(validate::name("executortype", &executor.executortype));
+    let executorid = refuse_unless!(validate::id("executorid", &executor.executorid));
+    let key = keys::join(&[colony.as_bytes(), executor.executorname.as_bytes()]);
+    if ctx.tx.get(Table::Executors, &key)?.is_some() {
+        let message = format!("executor with name {:?} already exists", executor.executorname);
+        return Ok(Err(ApiError::conflict(message)));
+    }
+    if ctx.tx.get(Table::ExecutorIds, executorid.as_bytes())?.is_some() {
+        return Ok(Err(ApiError::conflict("an executor with this executorid already exists")));
+    }
+    let now = GoTime::from_unix_nanos(ctx.now());
+    let executor = Executor {
+        executorid,
+        state: executor_state::PENDING,
+        commissiontime: now,
+        lastheardfromtime: now,
+        ..executor.clone()
+    };
+    ctx.put_json(Table::Executors, key.clone(), &executor);
+    ctx.tx.put(Table::ExecutorIds, executor.executorid.clone().into_bytes(), key);
+    Ok(Ok(Reply::Executor(Box::new(executor))))
+}
+
+fn owned_executor<R: StateRead + ?Sized>(
+    ctx: &Ctx<'_, R>,
+    colony: &str,
+    name: &str,
+) -> Outcome<(Vec<u8>, Executor)> {
+    refuse_unless!(auth::require_colony_owner(&ctx.tx, colony, ctx.caller())?);
+    let key = keys::join(&[colony.as_bytes(), name.as_bytes()]);
+    match get_json::<Executor, _>(&ctx.tx, Table::Executors, &key)? {
+        Some(executor) => Ok(Ok((key, executor))),
+        None => Ok(Err(ApiError::not_found(format!("executor with name {name:?} not found")))),
+    }
+}
+
+pub(super) fn set_approval<R: StateRead + ?Sized>(
+    ctx: &mut Ctx<'_, R>,
+    colony: &str,
+    name: &str,
+    approved: bool,
+) -> Outcome<Reply> {
+    let (key, mut executor) = refuse_unless!(owned_executor(ctx, colony, name)?);
+    executor.state = if approved { executor_state::APPROVED } else { executor_state::REJECTED };
+    ctx.put_json(Table::Executors, key, &executor);
+    Ok(Ok(Reply::Done))
+}
+
+pub(super) fn remove<R: StateRead + ?Sized>(
+    ctx: &mut Ctx<'_, R>,
+    colony: &str,
+    name: &str,
+) -> Outcome<Reply> {
+    let (key, executor) = refuse_unless!(owned_executor(ctx, colony, name)?);
+    // Its running processes go back to the queue, keeping their retry count (ColonyOS).
+    processes::release_assigned(ctx, &executor.executorid)?;
+    ctx.tx.delete(Table::ExecutorIds, executor.executorid.into_bytes());
+    ctx.tx.delete(Table::Executors, key);
+    Ok(Ok(Reply::Done))
+}

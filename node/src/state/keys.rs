@@ -1,0 +1,146 @@
+//! The replicated state's tables and key layouts: one place that says how every object and
+//! index is keyed, so the store and the apply logic cannot disagree.
+//!
+//! Keys are byte strings; `\0` separates name parts (names never contain `\0`, checked on
+//! input), integers are big-endian with the sign bit flipped so byte order is numeric order.
+
+/// A table of the state machine. The store maps each to one RocksDB column family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Table {
+    /// Singletons and counters: server id, per-colony per-state process counts.
+    Meta,
+    /// colony name -> Colony.
+    Colonies,
+    /// colony \0 executor name -> Executor.
+    Executors,
+    /// executor id -> colony \0 executor name.
+    ExecutorIds,
+    /// colony \0 user name -> User.
+    Users,
+    /// user id -> colony \0 user name.
+    UserIds,
+    /// process id -> Process.
+    Processes,
+    /// colony \0 executor type \0 prioritytime \0 process id -> "" (assignable processes).
+    Queue,
+    /// colony \0 state \0 submission time \0 process id -> "" (listing and history).
+    ByState,
+    /// kind \0 deadline \0 process id -> "" (maxwaittime / maxexectime expiry).
+    Deadlines,
+    /// executor id \0 process id -> "" (processes running on an executor).
+    Assigned,
+    /// attribute id -> process id.
+    Attributes,
+}
+
+impl Table {
+    /// Every table, in a fixed order (snapshots are written in this order).
+    pub const ALL: [Table; 12] = [
+        Table::Meta,
+        Table::Colonies,
+        Table::Executors,
+        Table::ExecutorIds,
+        Table::Users,
+        Table::UserIds,
+        Table::Processes,
+        Table::Queue,
+        Table::ByState,
+        Table::Deadlines,
+        Table::Assigned,
+        Table::Attributes,
+    ];
+
+    /// Stable name, used as the column family name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Meta => "sm_meta",
+            Table::Colonies => "sm_colonies",
+            Table::Executors => "sm_executors",
+            Table::ExecutorIds => "sm_executor_ids",
+            Table::Users => "sm_users",
+            Table::UserIds => "sm_user_ids",
+            Table::Processes => "sm_processes",
+            Table::Queue => "sm_queue",
+            Table::ByState => "sm_by_state",
+            Table::Deadlines => "sm_deadlines",
+            Table::Assigned => "sm_assigned",
+            Table::Attributes => "sm_attributes",
+        }
+    }
+}
+
+/// Deadline kinds in `Table::Deadlines`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeadlineKind {
+    Wait = 0,
+    Exec = 1,
+}
+
+pub(crate) const SERVER_ID: &[u8] = b"server_id";
+
+/// Order-preserving encoding of a signed integer.
+pub(crate) fn ordered_i64(value: i64) -> [u8; 8] {
+    ((value as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+/// Joins parts with `\0`.
+pub(crate) fn join(parts: &[&[u8]]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            key.push(0);
+        }
+        key.extend_from_slice(part);
+    }
+    key
+}
+
+/// `parts` joined, plus a trailing `\0`: the prefix of every key under them.
+pub(crate) fn prefix(parts: &[&[u8]]) -> Vec<u8> {
+    let mut key = join(parts);
+    key.push(0);
+    key
+}
+
+pub(crate) fn queue(colony: &str, executortype: &str, prioritytime: i64, id: &str) -> Vec<u8> {
+    join(&[colony.as_bytes(), executortype.as_bytes(), &ordered_i64(prioritytime), id.as_bytes()])
+}
+
+pub(crate) fn by_state(colony: &str, state: i32, submission_nanos: i64, id: &str) -> Vec<u8> {
+    join(&[colony.as_bytes(), &[state as u8], &ordered_i64(submission_nanos), id.as_bytes()])
+}
+
+pub(crate) fn deadline(kind: DeadlineKind, at_nanos: i64, id: &str) -> Vec<u8> {
+    join(&[&[kind as u8], &ordered_i64(at_nanos), id.as_bytes()])
+}
+
+pub(crate) fn count(colony: &str, state: i32) -> Vec<u8> {
+    join(&[b"count", colony.as_bytes(), &[state as u8]])
+}
+
+/// The process id at the end of an index key (every index key ends with `\0` + id).
+pub(crate) fn trailing_id(key: &[u8]) -> &str {
+    let start = key.iter().rposition(|b| *b == 0).map_or(0, |i| i + 1);
+    std::str::from_utf8(&key[start..]).unwrap_or_default()
+}
+
+/// The integer encoded by `ordered_i64` at `key[at..at + 8]`.
+pub(crate) fn read_ordered_i64(key: &[u8], at: usize) -> Option<i64> {
+    let bytes: [u8; 8] = key.get(at..at + 8)?.try_into().ok()?;
+    Some((u64::from_be_bytes(bytes) ^ (1 << 63)) as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ordered_encoding_sorts_numerically() {
+        let values = [i64::MIN, -5, -1, 0, 1, 7, i64::MAX];
+        let encoded: Vec<_> = values.iter().map(|v| ordered_i64(*v)).collect();
+        assert!(encoded.windows(2).all(|w| w[0] < w[1]));
+        let key = deadline(DeadlineKind::Exec, -42, "p");
+        assert_eq!(read_ordered_i64(&key, 2), Some(-42));
+        assert_eq!(trailing_id(&key), "p");
+    }
+}

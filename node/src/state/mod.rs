@@ -1,0 +1,140 @@
+//! The replicated state machine's logic, sans IO: `apply(state, command)` decides everything a
+//! command changes and returns the writes, the reply and the local events to publish.
+//!
+//! ```text
+//!   raft (log entry) --Command--> apply(&dyn StateRead, &Command)
+//!                                   |-- Writes   --> store (one atomic batch with last_applied)
+//!                                   |-- Response --> the proposer's waiting API handler
+//!                                   '-- Events   --> sched::Waiters (wake one long-poller)
+//! ```
+//!
+//! Apply reads no clock and no randomness: time is `Command::now_nanos`, new ids derive from
+//! `Command::request_id`. Given the same state and command, every replica writes the same bytes.
+
+pub mod auth;
+mod colonies;
+mod executors;
+pub mod keys;
+mod processes;
+pub mod query;
+mod tick;
+pub mod tx;
+pub mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use keys::Table;
+use proto::command::{Command, Op, Reply, Response};
+use proto::ApiError;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tx::{StateRead, StoreError, Tx, Writes};
+
+/// Something that happened in a committed command that local waiters may care about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A process became assignable for executors of this colony and type.
+    Enqueued { colonyname: String, executortype: String },
+}
+
+/// The outcome of applying one command.
+#[derive(Debug)]
+pub struct Applied {
+    pub writes: Writes,
+    pub response: Response,
+    pub events: Vec<Event>,
+}
+
+/// Applies `command` to `state`. A `StoreError` means the store is broken (fatal); refusals
+/// are part of the `Response`, and a refused command writes nothing.
+pub fn apply<R: StateRead + ?Sized>(state: &R, command: &Command) -> Result<Applied, StoreError> {
+    let mut ctx = Ctx { tx: Tx::new(state), command, events: Vec::new() };
+    let result = dispatch(&mut ctx, &command.op)?;
+    let (writes, events) = match result {
+        Ok(_) => (ctx.tx.into_writes(), ctx.events),
+        Err(_) => (Writes::new(), Vec::new()),
+    };
+    Ok(Applied { writes, response: Response(result), events })
+}
+
+/// A refusal (`Err(ApiError)`) inside a successful store interaction.
+pub(crate) type Outcome<T> = Result<Result<T, ApiError>, StoreError>;
+
+fn dispatch<R: StateRead + ?Sized>(ctx: &mut Ctx<'_, R>, op: &Op) -> Outcome<Reply> {
+    match op {
+        Op::InitServer { server_id } => colonies::init_server(ctx, server_id),
+        Op::AddColony(colony) => colonies::add_colony(ctx, colony),
+        Op::RemoveColony { colonyname } => colonies::remove_colony(ctx, colonyname),
+        Op::AddUser(user) => colonies::add_user(ctx, user),
+        Op::RemoveUser { colonyname, name } => colonies::remove_user(ctx, colonyname, name),
+        Op::AddExecutor(executor) => executors::add(ctx, executor),
+        Op::SetExecutorApproval { colonyname, executorname, approved } => {
+            executors::set_approval(ctx, colonyname, executorname, *approved)
+        }
+        Op::RemoveExecutor { colonyname, executorname } => {
+            executors::remove(ctx, colonyname, executorname)
+        }
+        Op::Submit(spec) => processes::submit(ctx, spec),
+        Op::Assign { colonyname, cpu_millis, mem_mib } => {
+            processes::assign(ctx, colonyname, *cpu_millis, *mem_mib)
+        }
+        Op::CloseSuccessful { processid, out } => processes::close_successful(ctx, processid, out),
+        Op::CloseFailed { processid, errors } => processes::close_failed(ctx, processid, errors),
+        Op::SetOutput { processid, out } => processes::set_output(ctx, processid, out),
+        Op::CancelProcess { processid } => processes::cancel(ctx, processid),
+        Op::RemoveProcess { processid } => processes::remove(ctx, processid),
+        Op::RemoveAllProcesses { colonyname, state } => {
+            processes::remove_all(ctx, colonyname, *state)
+        }
+        Op::AddAttribute(attribute) => processes::add_attribute(ctx, attribute),
+        Op::Tick => tick::tick(ctx),
+    }
+}
+
+/// The context of one apply: the overlay transaction, the command and the collected events.
+pub(crate) struct Ctx<'a, R: StateRead + ?Sized> {
+    pub(crate) tx: Tx<'a, R>,
+    pub(crate) command: &'a Command,
+    pub(crate) events: Vec<Event>,
+}
+
+impl<R: StateRead + ?Sized> Ctx<'_, R> {
+    pub(crate) fn now(&self) -> i64 {
+        self.command.now_nanos
+    }
+
+    pub(crate) fn caller(&self) -> &str {
+        &self.command.caller_id
+    }
+
+    pub(crate) fn put_json<T: Serialize>(&mut self, table: Table, key: Vec<u8>, value: &T) {
+        let bytes = serde_json::to_vec(value).expect("state objects always serialize");
+        self.tx.put(table, key, bytes);
+    }
+}
+
+/// Reads and decodes a JSON value. A value that does not decode means corruption: fatal.
+pub(crate) fn get_json<T: DeserializeOwned, R: StateRead + ?Sized>(
+    state: &R,
+    table: Table,
+    key: &[u8],
+) -> Result<Option<T>, StoreError> {
+    match state.get(table, key)? {
+        None => Ok(None),
+        Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+            StoreError(format!("corrupt value in {} at {:?}: {e}", table.name(), key))
+        }),
+    }
+}
+
+/// Returns early with the refusal if `$result` is a refusal.
+macro_rules! refuse_unless {
+    ($result:expr) => {
+        match $result {
+            Ok(value) => value,
+            Err(refusal) => return Ok(Err(refusal)),
+        }
+    };
+}
+pub(crate) use refuse_unless;

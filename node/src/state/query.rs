@@ -1,0 +1,198 @@
+//! Read-side queries over committed state for the API: lookups, bounded listings, counters.
+//! Nothing here writes.
+
+use super::keys::{self, Table};
+use super::processes::read_count;
+use super::tx::{Direction, StateRead, StoreError};
+use super::get_json;
+use proto::executor::executor_state;
+use proto::process::process_state as ps;
+use proto::{Attribute, Colony, Executor, Process, Statistics, User};
+
+/// Most processes one listing returns (ColonyOS caps `count` at 100).
+pub const LIST_COUNT_MAX: usize = 100;
+/// Index entries a filtered listing examines before returning what it has found.
+pub const LIST_SCAN_MAX: usize = 10_000;
+/// Most colonies, executors or users one listing returns.
+pub const LIST_OBJECTS_MAX: usize = 10_000;
+
+fn list_json<T: serde::de::DeserializeOwned, R: StateRead + ?Sized>(
+    state: &R,
+    table: Table,
+    prefix: &[u8],
+) -> Result<Vec<T>, StoreError> {
+    let entries = state.scan(table, prefix, None, Direction::Forward, LIST_OBJECTS_MAX)?;
+    entries
+        .into_iter()
+        .map(|(_, v)| serde_json::from_slice(&v).map_err(|e| StoreError(format!("corrupt value: {e}"))))
+        .collect()
+}
+
+pub fn colonies<R: StateRead + ?Sized>(state: &R) -> Result<Vec<Colony>, StoreError> {
+    list_json(state, Table::Colonies, b"")
+}
+
+pub fn executors<R: StateRead + ?Sized>(state: &R, colony: &str) -> Result<Vec<Executor>, StoreError> {
+    list_json(state, Table::Executors, &keys::prefix(&[colony.as_bytes()]))
+}
+
+pub fn executor<R: StateRead + ?Sized>(
+    state: &R,
+    colony: &str,
+    name: &str,
+) -> Result<Option<Executor>, StoreError> {
+    get_json(state, Table::Executors, &keys::join(&[colony.as_bytes(), name.as_bytes()]))
+}
+
+pub fn users<R: StateRead + ?Sized>(state: &R, colony: &str) -> Result<Vec<User>, StoreError> {
+    list_json(state, Table::Users, &keys::prefix(&[colony.as_bytes()]))
+}
+
+pub fn user<R: StateRead + ?Sized>(
+    state: &R,
+    colony: &str,
+    name: &str,
+) -> Result<Option<User>, StoreError> {
+    get_json(state, Table::Users, &keys::join(&[colony.as_bytes(), name.as_bytes()]))
+}
+
+pub fn process<R: StateRead + ?Sized>(state: &R, id: &str) -> Result<Option<Process>, StoreError> {
+    get_json(state, Table::Processes, id.as_bytes())
+}
+
+pub fn attribute<R: StateRead + ?Sized>(
+    state: &R,
+    id: &str,
+) -> Result<Option<(Process, Attribute)>, StoreError> {
+    let Some(processid) = state.get(Table::Attributes, id.as_bytes())? else {
+        return Ok(None);
+    };
+    let processid = String::from_utf8_lossy(&processid).into_owned();
+    let Some(p) = process(state, &processid)? else {
+        return Err(StoreError(format!("attribute {id} points at missing process {processid}")));
+    };
+    let found = p.attributes.iter().find(|a| a.attributeid == id).cloned();
+    Ok(found.map(|a| (p, a)))
+}
+
+/// True when some process is queued for this colony and executor type (cheap pre-check
+/// before proposing an assign through the log).
+pub fn has_queued<R: StateRead + ?Sized>(
+    state: &R,
+    colony: &str,
+    executortype: &str,
+) -> Result<bool, StoreError> {
+    let prefix = keys::prefix(&[colony.as_bytes(), executortype.as_bytes()]);
+    Ok(!state.scan(Table::Queue, &prefix, None, Direction::Forward, 1)?.is_empty())
+}
+
+/// A filter of `getprocessesmsg` / `getprocesshistmsg`.
+#[derive(Clone, Debug, Default)]
+pub struct ProcessFilter {
+    pub executortype: String,
+    pub label: String,
+    pub initiator: String,
+    pub executorid: String,
+    /// Only processes submitted at or after this time (Unix ns).
+    pub submitted_since_nanos: Option<i64>,
+}
+
+impl ProcessFilter {
+    fn accepts(&self, p: &Process) -> bool {
+        let c = &p.spec.conditions;
+        // ColonyOS: the filters are exclusive; the first non-empty one wins.
+        let by_field = if !self.executortype.is_empty() {
+            c.executortype == self.executortype
+        } else if !self.label.is_empty() {
+            p.spec.label == self.label
+        } else if !self.initiator.is_empty() {
+            p.initiatorname == self.initiator || p.initiatorid == self.initiator
+        } else {
+            true
+        };
+        let by_executor = self.executorid.is_empty() || p.assignedexecutorid == self.executorid;
+        by_field && by_executor
+    }
+}
+
+/// Up to `count` processes of `colony` in `state`, newest submission first.
+pub fn processes<R: StateRead + ?Sized>(
+    state: &R,
+    colony: &str,
+    process_state: i32,
+    count: usize,
+    filter: &ProcessFilter,
+) -> Result<Vec<Process>, StoreError> {
+    let count = count.min(LIST_COUNT_MAX);
+    let prefix = keys::prefix(&[colony.as_bytes(), &[process_state as u8]]);
+    let mut found = Vec::new();
+    let mut after: Option<Vec<u8>> = None;
+    let mut examined = 0;
+    while found.len() < count && examined < LIST_SCAN_MAX {
+        let page = state.scan(Table::ByState, &prefix, after.as_deref(), Direction::Reverse, 256)?;
+        for (key, _) in &page {
+            examined += 1;
+            let submitted = keys::read_ordered_i64(key, prefix.len()).unwrap_or(i64::MIN);
+            if filter.submitted_since_nanos.is_some_and(|since| submitted < since) {
+                return Ok(found);
+            }
+            let id = keys::trailing_id(key);
+            let Some(p) = process(state, id)? else {
+                return Err(StoreError(format!("by-state entry for missing process {id}")));
+            };
+            if filter.accepts(&p) {
+                found.push(p);
+                if found.len() == count {
+                    break;
+                }
+            }
+        }
+        if page.len() < 256 {
+            break;
+        }
+        after = page.last().map(|(key, _)| key.clone());
+    }
+    Ok(found)
+}
+
+/// Process and executor counters for one colony.
+pub fn colony_statistics<R: StateRead + ?Sized>(
+    state: &R,
+    colony: &str,
+) -> Result<Statistics, StoreError> {
+    let count = |s: i32| read_count(state, &keys::count(colony, s));
+    let executors = executors(state, colony)?;
+    let active = executors.iter().filter(|e| e.state == executor_state::APPROVED).count();
+    let unregistered =
+        executors.iter().filter(|e| e.state == executor_state::UNREGISTERED).count();
+    Ok(Statistics {
+        colonies: 1,
+        executors: executors.len() as i64,
+        activeexecutors: active as i64,
+        unregisteredexecutors: unregistered as i64,
+        waitingprocesses: count(ps::WAITING)?,
+        runningprocesses: count(ps::RUNNING)?,
+        successfulprocesses: count(ps::SUCCESS)?,
+        failedprocesses: count(ps::FAILED)?,
+        cancelledprocesses: count(ps::CANCELLED)?,
+        ..Statistics::default()
+    })
+}
+
+/// Counters summed over every colony.
+pub fn statistics<R: StateRead + ?Sized>(state: &R) -> Result<Statistics, StoreError> {
+    let mut total = Statistics::default();
+    for colony in colonies(state)? {
+        let s = colony_statistics(state, &colony.name)?;
+        total.colonies += 1;
+        total.executors += s.executors;
+        total.activeexecutors += s.activeexecutors;
+        total.unregisteredexecutors += s.unregisteredexecutors;
+        total.waitingprocesses += s.waitingprocesses;
+        total.runningprocesses += s.runningprocesses;
+        total.successfulprocesses += s.successfulprocesses;
+        total.failedprocesses += s.failedprocesses;
+        total.cancelledprocesses += s.cancelledprocesses;
+    }
+    Ok(total)
+}

@@ -1,0 +1,66 @@
+//! Apply logic of the leader's clock tick: expire `maxexectime` (re-queue with `retries + 1`,
+//! or fail at `maxretries`) and `maxwaittime` (fail), as of the tick's `now`.
+
+use super::keys::{self, DeadlineKind, Table};
+use super::processes::{self, decode_process, fail, unassign};
+use super::tx::{Direction, StateRead, StoreError};
+use super::{Ctx, Outcome};
+use proto::command::Reply;
+use proto::process::process_state as ps;
+
+/// Deadlines handled per tick; the rest wait for the next tick, so one tick's batch is bounded.
+pub(crate) const TICK_EXPIRE_MAX: usize = 1024;
+
+const EXEC_LIMIT_ERROR: &str = "Maximum execution time limit exceeded";
+const WAIT_LIMIT_ERROR: &str = "Maximum waiting time limit exceeded";
+
+pub(super) fn tick<R: StateRead + ?Sized>(ctx: &mut Ctx<'_, R>) -> Outcome<Reply> {
+    let mut expired = 0;
+    for kind in [DeadlineKind::Exec, DeadlineKind::Wait] {
+        let budget = TICK_EXPIRE_MAX - expired;
+        expired += expire(ctx, kind, budget)?;
+    }
+    Ok(Ok(Reply::Expired(expired as u64)))
+}
+
+fn expire<R: StateRead + ?Sized>(
+    ctx: &mut Ctx<'_, R>,
+    kind: DeadlineKind,
+    budget: usize,
+) -> Result<usize, StoreError> {
+    let now = ctx.now();
+    let prefix = keys::prefix(&[&[kind as u8]]);
+    let due = ctx.tx.scan(Table::Deadlines, &prefix, None, Direction::Forward, budget)?;
+    let mut expired = 0;
+    for (key, _) in due {
+        let at = keys::read_ordered_i64(&key, prefix.len())
+            .ok_or_else(|| StoreError(format!("corrupt deadline key {key:?}")))?;
+        if at >= now {
+            break;
+        }
+        let id = keys::trailing_id(&key);
+        let bytes = ctx
+            .tx
+            .get(Table::Processes, id.as_bytes())?
+            .ok_or_else(|| StoreError(format!("deadline entry for missing process {id}")))?;
+        let old = decode_process(&bytes)?;
+        let new = match kind {
+            DeadlineKind::Exec => {
+                debug_assert_eq!(old.state, ps::RUNNING);
+                let max = old.spec.maxretries;
+                if max > -1 && old.retries >= max {
+                    fail(&old, now, vec![EXEC_LIMIT_ERROR.to_string()])
+                } else {
+                    unassign(&old, now, 1)
+                }
+            }
+            DeadlineKind::Wait => {
+                debug_assert_eq!(old.state, ps::WAITING);
+                fail(&old, now, vec![WAIT_LIMIT_ERROR.to_string()])
+            }
+        };
+        processes::save(ctx, Some(&old), Some(&new))?;
+        expired += 1;
+    }
+    Ok(expired)
+}

@@ -1,0 +1,436 @@
+"""Black-box conformance tests: the published ColonyOS Python client against colonymesh.
+
+Run through `tests/python/run.sh BINARY`, which starts `colonymesh dev` and exports
+the COLONIES_* variables these tests read. Nothing here knows about colonymesh's
+internals: if pycolonies 1.0.25 works against a real ColonyOS server, it must work
+here too.
+
+Independence: every test that touches a queue uses its own executor type
+(`uuid`-named), registered and approved with the colony key, so tests can run in
+any order and leftovers of one never feed another's `assign`. Only
+`test_submit_assign_close` uses the dev executor's own type, and it is the only
+test that submits processes of that type.
+"""
+
+import base64
+import hashlib
+import json
+import os
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+
+import pytest
+import requests
+from crypto import Crypto  # pycolonies ships its crypto as a top-level module
+from pycolonies import Colonies, ColoniesConnectionError, colonies_client, func_spec
+
+WAITING = Colonies.WAITING
+RUNNING = Colonies.RUNNING
+SUCCESSFUL = Colonies.SUCCESSFUL
+FAILED = Colonies.FAILED
+
+# Executor states (ColonyOS pkg/core/executor.go).
+EXECUTOR_PENDING = 0
+EXECUTOR_APPROVED = 1
+
+# pycolonies sends attributetype 1 (OUT) from add_attribute.
+ATTRIBUTE_OUT = 1
+
+# Long-poll timeout for assigns that must succeed. It is an upper bound, not a wait:
+# a queued process is returned at once.
+ASSIGN_TIMEOUT_S = 10
+
+REQUIRED_ENV = (
+    "COLONIES_SERVER_HOST",
+    "COLONIES_SERVER_PORT",
+    "COLONIES_SERVER_PRVKEY",
+    "COLONIES_COLONY_NAME",
+    "COLONIES_COLONY_PRVKEY",
+    "COLONIES_EXECUTOR_NAME",
+    "COLONIES_EXECUTOR_TYPE",
+    "COLONIES_PRVKEY",
+)
+
+
+@dataclass(frozen=True)
+class Env:
+    client: Colonies
+    colonyname: str
+    colony_prvkey: str
+    executorname: str
+    executortype: str
+    prvkey: str
+    server_prvkey: str
+    api_url: str
+
+
+@dataclass(frozen=True)
+class Executor:
+    name: str
+    type: str
+    prvkey: str
+    id: str
+
+
+def unique(prefix):
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def new_key():
+    key = Crypto().prvkey()
+    return key, Crypto().id(key)
+
+
+@pytest.fixture(scope="session")
+def env():
+    missing = [name for name in REQUIRED_ENV if not os.environ.get(name)]
+    if missing:
+        pytest.fail(
+            f"missing {', '.join(missing)}: run these tests via tests/python/run.sh BINARY",
+            pytrace=False,
+        )
+    client, colonyname, colony_prvkey, executorname, prvkey = colonies_client()
+    host = os.environ["COLONIES_SERVER_HOST"]
+    port = os.environ["COLONIES_SERVER_PORT"]
+    return Env(
+        client=client,
+        colonyname=colonyname,
+        colony_prvkey=colony_prvkey,
+        executorname=executorname,
+        executortype=os.environ["COLONIES_EXECUTOR_TYPE"],
+        prvkey=prvkey,
+        server_prvkey=os.environ["COLONIES_SERVER_PRVKEY"],
+        api_url=f"http://{host}:{port}/api",
+    )
+
+
+def register_executor(env, approve=True):
+    """Adds an executor of a fresh type to the colony, signed with the colony key."""
+    prvkey, executorid = new_key()
+    executor = {
+        "executorid": executorid,
+        "executortype": unique("type"),
+        "executorname": unique("executor"),
+        "colonyname": env.colonyname,
+    }
+    added = env.client.add_executor(executor, env.colony_prvkey)
+    assert added["executorid"] == executorid
+    assert added["executorname"] == executor["executorname"]
+    assert added["executortype"] == executor["executortype"]
+    assert added["colonyname"] == env.colonyname
+    assert added["state"] == EXECUTOR_PENDING
+    if approve:
+        env.client.approve_executor(env.colonyname, executor["executorname"], env.colony_prvkey)
+    return Executor(executor["executorname"], executor["executortype"], prvkey, executorid)
+
+
+@pytest.fixture
+def executor(env):
+    """An approved executor whose type no other test uses: its queue is this test's alone."""
+    ex = register_executor(env)
+    yield ex
+    # Best-effort cleanup; removal is not what these tests check, and a failure
+    # here must not hide the test's own result.
+    try:
+        env.client.remove_executor(env.colonyname, ex.name, env.colony_prvkey)
+    except Exception:
+        pass
+
+
+def submit(env, executortype, priority=0, args=None, prvkey=None):
+    spec = func_spec(
+        "echo",
+        args if args is not None else ["hello"],
+        env.colonyname,
+        executortype,
+        priority=priority,
+    )
+    process = env.client.submit_func_spec(spec, prvkey or env.prvkey)
+    assert process.state == WAITING
+    assert not process.isassigned
+    return process
+
+
+def test_submit_assign_close(env):
+    submitted = submit(env, env.executortype, args=["hello", 42])
+    assert len(submitted.processid) == 64
+    assert submitted.initiatorid == Crypto().id(env.prvkey)
+    assert submitted.initiatorname == env.executorname
+    assert submitted.spec.funcname == "echo"
+    assert submitted.spec.args == ["hello", 42]
+    assert submitted.spec.conditions.colonyname == env.colonyname
+    assert submitted.spec.conditions.executortype == env.executortype
+
+    assigned = env.client.assign(env.colonyname, ASSIGN_TIMEOUT_S, env.prvkey)
+    assert assigned.processid == submitted.processid
+    assert assigned.state == RUNNING
+    assert assigned.isassigned
+    assert assigned.assignedexecutorid == Crypto().id(env.prvkey)
+
+    env.client.close(submitted.processid, ["result"], env.prvkey)
+
+    done = env.client.get_process(submitted.processid, env.prvkey)
+    assert done.state == SUCCESSFUL
+    assert done.output == ["result"]
+    assert done.errors == []
+    assert done.endtime >= done.starttime >= done.submissiontime
+
+
+def test_fail(env, executor):
+    submitted = submit(env, executor.type)
+    assigned = env.client.assign(env.colonyname, ASSIGN_TIMEOUT_S, executor.prvkey)
+    assert assigned.processid == submitted.processid
+    assert assigned.assignedexecutorid == executor.id
+
+    env.client.fail(submitted.processid, ["boom"], executor.prvkey)
+
+    failed = env.client.get_process(submitted.processid, env.prvkey)
+    assert failed.state == FAILED
+    assert failed.errors == ["boom"]
+
+
+def test_only_assigned_executor_may_close(env, executor):
+    submitted = submit(env, executor.type)
+    env.client.assign(env.colonyname, ASSIGN_TIMEOUT_S, executor.prvkey)
+    # The dev executor is an approved member but not the assignee.
+    with pytest.raises(ColoniesConnectionError):
+        env.client.close(submitted.processid, ["stolen"], env.prvkey)
+    still_running = env.client.get_process(submitted.processid, env.prvkey)
+    assert still_running.state == RUNNING
+    env.client.close(submitted.processid, [], executor.prvkey)
+
+
+def test_priority_ordering(env, executor):
+    low = submit(env, executor.type, priority=0)
+    high = submit(env, executor.type, priority=5)
+    # prioritytime = submission_ns - priority * 1 day, so the later but
+    # higher-priority process must be served first.
+    assert high.prioritytime < low.prioritytime
+
+    first = env.client.assign(env.colonyname, ASSIGN_TIMEOUT_S, executor.prvkey)
+    assert first.processid == high.processid
+    second = env.client.assign(env.colonyname, ASSIGN_TIMEOUT_S, executor.prvkey)
+    assert second.processid == low.processid
+
+    env.client.close(first.processid, [], executor.prvkey)
+    env.client.close(second.processid, [], executor.prvkey)
+
+
+def test_fifo_within_equal_priority(env, executor):
+    submitted = [submit(env, executor.type, args=[i]) for i in range(3)]
+    for expected in submitted:
+        assigned = env.client.assign(env.colonyname, ASSIGN_TIMEOUT_S, executor.prvkey)
+        assert assigned.processid == expected.processid
+        env.client.close(assigned.processid, [], executor.prvkey)
+
+
+def test_new_executor_must_be_approved(env):
+    pending = register_executor(env, approve=False)
+    try:
+        listed = {e["executorname"]: e for e in env.client.list_executors(env.colonyname, env.prvkey)}
+        assert listed[pending.name]["state"] == EXECUTOR_PENDING
+
+        with pytest.raises(ColoniesConnectionError):
+            env.client.assign(env.colonyname, 1, pending.prvkey)
+
+        env.client.approve_executor(env.colonyname, pending.name, env.colony_prvkey)
+        listed = {e["executorname"]: e for e in env.client.list_executors(env.colonyname, env.prvkey)}
+        assert listed[pending.name]["state"] == EXECUTOR_APPROVED
+        assert listed[pending.name]["executorid"] == pending.id
+
+        submitted = submit(env, pending.type)
+        assigned = env.client.assign(env.colonyname, ASSIGN_TIMEOUT_S, pending.prvkey)
+        assert assigned.processid == submitted.processid
+        assert assigned.assignedexecutorid == pending.id
+        env.client.close(submitted.processid, ["ok"], pending.prvkey)
+    finally:
+        try:
+            env.client.remove_executor(env.colonyname, pending.name, env.colony_prvkey)
+        except Exception:
+            pass
+
+
+def test_only_colony_owner_may_add_executor(env):
+    prvkey, executorid = new_key()
+    executor = {
+        "executorid": executorid,
+        "executortype": unique("type"),
+        "executorname": unique("executor"),
+        "colonyname": env.colonyname,
+    }
+    # Signed by an approved executor, not the colony owner.
+    with pytest.raises(ColoniesConnectionError):
+        env.client.add_executor(executor, env.prvkey)
+    names = [e["executorname"] for e in env.client.list_executors(env.colonyname, env.prvkey)]
+    assert executor["executorname"] not in names
+
+
+def test_list_and_remove_processes(env):
+    executortype = unique("type")  # nobody assigns this type: both stay WAITING
+    p1 = submit(env, executortype)
+    p2 = submit(env, executortype)
+
+    waiting = env.client.list_processes(env.colonyname, 100, WAITING, env.prvkey)
+    by_id = {p["processid"]: p for p in waiting}
+    assert p1.processid in by_id and p2.processid in by_id
+    assert all(p["state"] == WAITING for p in waiting)
+    assert by_id[p1.processid]["spec"]["conditions"]["executortype"] == executortype
+
+    running = env.client.list_processes(env.colonyname, 100, RUNNING, env.prvkey) or []
+    assert p1.processid not in {p["processid"] for p in running}
+
+    env.client.remove_process(p1.processid, env.prvkey)
+    with pytest.raises(ColoniesConnectionError):
+        env.client.get_process(p1.processid, env.prvkey)
+    waiting = env.client.list_processes(env.colonyname, 100, WAITING, env.prvkey) or []
+    ids = {p["processid"] for p in waiting}
+    assert p1.processid not in ids
+    assert p2.processid in ids
+
+    env.client.remove_process(p2.processid, env.prvkey)
+
+
+def test_attribute_on_running_process(env, executor):
+    submitted = submit(env, executor.type)
+    env.client.assign(env.colonyname, ASSIGN_TIMEOUT_S, executor.prvkey)
+
+    added = env.client.add_attribute(submitted.processid, "answer", "42", executor.prvkey)
+    # ColonyOS derives the id: SHA3-256(targetid + key + decimal(attributetype)).
+    expected_id = hashlib.sha3_256(
+        f"{submitted.processid}answer{ATTRIBUTE_OUT}".encode()
+    ).hexdigest()
+    assert added["attributeid"] == expected_id
+    assert added["targetid"] == submitted.processid
+
+    fetched = env.client.get_attribute(added["attributeid"], env.prvkey)
+    assert fetched["key"] == "answer"
+    assert fetched["value"] == "42"
+    assert fetched["targetid"] == submitted.processid
+    assert fetched["attributetype"] == ATTRIBUTE_OUT
+
+    process = env.client.get_process(submitted.processid, env.prvkey)
+    assert any(a.key == "answer" and a.value == "42" for a in process.attributes or [])
+
+    env.client.close(submitted.processid, [], executor.prvkey)
+
+
+def test_colony_executors_colonies_and_stats(env):
+    assert env.colonyname == "dev"
+    colony_id = Crypto().id(env.colony_prvkey)
+
+    colony = env.client.get_colony(env.colonyname, env.prvkey)
+    assert colony["name"] == env.colonyname
+    assert colony["colonyid"] == colony_id
+
+    executors = env.client.list_executors(env.colonyname, env.prvkey)
+    dev = next(e for e in executors if e["executorname"] == env.executorname)
+    assert dev["executorid"] == Crypto().id(env.prvkey)
+    assert dev["executortype"] == env.executortype
+    assert dev["colonyname"] == env.colonyname
+    assert dev["state"] == EXECUTOR_APPROVED
+
+    colonies = env.client.list_colonies(env.server_prvkey)
+    assert {"name": env.colonyname, "colonyid": colony_id}.items() <= next(
+        c for c in colonies if c["name"] == env.colonyname
+    ).items()
+    # Listing colonies is for the server owner only.
+    with pytest.raises(ColoniesConnectionError):
+        env.client.list_colonies(env.colony_prvkey)
+
+    waiting = submit(env, unique("type"))
+    try:
+        stats = env.client.stats(env.colonyname, env.prvkey)
+        assert stats["waitingprocesses"] >= 1
+        assert stats["executors"] >= 1
+        for key in ("runningprocesses", "successfulprocesses", "failedprocesses"):
+            assert isinstance(stats[key], int) and stats[key] >= 0
+    finally:
+        env.client.remove_process(waiting.processid, env.prvkey)
+
+
+def test_unknown_key_is_denied(env):
+    stranger, _ = new_key()
+    with pytest.raises(ColoniesConnectionError) as err:
+        env.client.get_colony(env.colonyname, stranger)
+    message = str(err.value).lower()
+    assert "access denied" in message or "not a member" in message
+
+    with pytest.raises(ColoniesConnectionError):
+        env.client.submit_func_spec(
+            func_spec("echo", [], env.colonyname, unique("type")), stranger
+        )
+
+
+def post_envelope(env, payloadtype, payload_b64, signature):
+    body = json.dumps(
+        {"payloadtype": payloadtype, "payload": payload_b64, "signature": signature}
+    )
+    return requests.post(env.api_url, data=body, timeout=10)
+
+
+def decode_error(reply):
+    envelope = reply.json()
+    assert envelope["error"] is True
+    assert envelope["payloadtype"] == "error"
+    failure = json.loads(base64.b64decode(envelope["payload"]))
+    assert failure["status"] == reply.status_code
+    assert isinstance(failure["message"], str) and failure["message"]
+    return failure
+
+
+def test_tampered_and_malformed_signatures_are_rejected(env):
+    msg = {"msgtype": "getcolonymsg", "colonyname": env.colonyname}
+    payload = base64.b64encode(json.dumps(msg).encode()).decode()
+
+    # Control: the same envelope with an honest signature is accepted.
+    ok = post_envelope(env, "getcolonymsg", payload, Crypto().sign(payload, env.prvkey))
+    assert ok.status_code == 200
+    assert ok.json()["error"] is False
+
+    # A valid signature over different bytes recovers some other identity.
+    other = base64.b64encode(json.dumps({**msg, "x": 1}).encode()).decode()
+    tampered = post_envelope(env, "getcolonymsg", payload, Crypto().sign(other, env.prvkey))
+    assert tampered.status_code == 403
+    decode_error(tampered)
+
+    malformed = post_envelope(env, "getcolonymsg", payload, "00" * 10)
+    assert malformed.status_code == 403
+    decode_error(malformed)
+
+
+def test_assign_times_out_when_queue_is_empty(env, executor):
+    started = time.monotonic()
+    with pytest.raises(ColoniesConnectionError) as err:
+        env.client.assign(env.colonyname, 1, executor.prvkey)
+    elapsed = time.monotonic() - started
+    assert "no process available" in str(err.value).lower()
+    # A positive timeout is a long poll: the server waits for it before
+    # answering 404 (ColonyOS HandleAssignProcess), but not much longer.
+    assert 0.8 <= elapsed < 5, f"assign with timeout 1 returned after {elapsed:.2f}s"
+
+
+def test_waiting_assign_is_woken_by_submit(env, executor):
+    result = {}
+
+    def poll():
+        try:
+            result["process"] = env.client.assign(env.colonyname, ASSIGN_TIMEOUT_S, executor.prvkey)
+        except Exception as e:  # reported by the assertions below
+            result["error"] = e
+
+    poller = threading.Thread(target=poll, daemon=True)
+    started = time.monotonic()
+    poller.start()
+    time.sleep(0.5)  # let the assign reach the server and start waiting
+    submitted = submit(env, executor.type)
+    poller.join(ASSIGN_TIMEOUT_S + 5)
+    elapsed = time.monotonic() - started
+
+    assert not poller.is_alive(), "assign did not return"
+    assert "error" not in result, f"assign failed: {result.get('error')}"
+    assert result["process"].processid == submitted.processid
+    # Woken by the submit, not by its own deadline.
+    assert elapsed < ASSIGN_TIMEOUT_S - 2, f"assign returned after {elapsed:.2f}s"
+    env.client.close(submitted.processid, [], executor.prvkey)
