@@ -13,3 +13,4 @@
 //! - `cli`: the `colonymesh` command line.
 
 pub mod state;
+pub mod store;

@@ -1,0 +1,199 @@
+//! RocksDB: the one place that imports `rocksdb`. Holds the raft log, raft metadata, the
+//! state-machine tables (one column family per `state::keys::Table`) and the latest snapshot.
+//!
+//! ```text
+//!   raft::log_storage  --append (fsync) / truncate / purge-->  cf raft_log, raft_meta
+//!   raft::state_machine --commit_state(writes + applied)-->   cf sm_* + sm_applied (one batch)
+//!   api (reads)        --StateRead::get / scan-->             cf sm_*
+//! ```
+//!
+//! The store deals in bytes; it knows nothing of openraft types (the raft module encodes them).
+
+mod log;
+mod snapshot;
+
+use crate::state::keys::Table;
+use crate::state::tx::{Direction, Entry, StateRead, StoreError, Writes};
+use rocksdb::{ColumnFamilyDescriptor, IteratorMode, Options, WriteBatch, WriteOptions, DB};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+const CF_RAFT_LOG: &str = "raft_log";
+const CF_RAFT_META: &str = "raft_meta";
+const CF_SNAPSHOT: &str = "raft_snapshot";
+/// Last applied log id and membership, written in the same batch as the state they describe.
+const CF_APPLIED: &str = "sm_applied";
+
+/// A failure of the store; the node treats it as fatal.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("open rocksdb at {path}: {source}")]
+    Open { path: PathBuf, source: rocksdb::Error },
+    #[error("rocksdb {operation}: {source}")]
+    Io { operation: &'static str, source: rocksdb::Error },
+    #[error("corrupt store: {0}")]
+    Corrupt(String),
+}
+
+impl From<Error> for StoreError {
+    fn from(error: Error) -> StoreError {
+        StoreError(error.to_string())
+    }
+}
+
+fn io(operation: &'static str) -> impl FnOnce(rocksdb::Error) -> Error {
+    move |source| Error::Io { operation, source }
+}
+
+/// The node's RocksDB database. Cheap to clone; all clones share one `DB`.
+#[derive(Clone)]
+pub struct Store {
+    /// Shared handle; RocksDB is internally synchronized for reads and batch writes.
+    db: Arc<DB>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.db.path()).finish()
+    }
+}
+
+fn column_families() -> Vec<&'static str> {
+    let mut names = vec![CF_RAFT_LOG, CF_RAFT_META, CF_SNAPSHOT, CF_APPLIED];
+    names.extend(Table::ALL.iter().map(|t| t.name()));
+    names
+}
+
+impl Store {
+    /// Opens (or creates) the database under `path` with every column family.
+    pub fn open(path: &Path) -> Result<Store, Error> {
+        let mut options = Options::default();
+        options.create_if_missing(true);
+        options.create_missing_column_families(true);
+        // Bound background work to the small machines this runs on.
+        options.increase_parallelism(2);
+        let descriptors = column_families()
+            .into_iter()
+            .map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
+        let db = DB::open_cf_descriptors(&options, path, descriptors)
+            .map_err(|source| Error::Open { path: path.to_path_buf(), source })?;
+        Ok(Store { db: Arc::new(db) })
+    }
+
+    fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
+        self.db.cf_handle(name).expect("every column family is created at open")
+    }
+
+    fn write(&self, batch: WriteBatch, sync: bool) -> Result<(), Error> {
+        let mut options = WriteOptions::default();
+        options.set_sync(sync);
+        self.db.write_opt(batch, &options).map_err(io("write batch"))
+    }
+
+    /// Commits one command batch's state writes together with the new applied-state record.
+    /// Not fsynced: the raft log is, and entries after a lost `applied` record are re-applied.
+    pub fn commit_state(&self, writes: Writes, applied: &[u8]) -> Result<(), Error> {
+        let mut batch = WriteBatch::default();
+        for ((table, key), value) in writes {
+            let cf = self.cf(table.name());
+            match value {
+                Some(value) => batch.put_cf(cf, key, value),
+                None => batch.delete_cf(cf, key),
+            }
+        }
+        batch.put_cf(self.cf(CF_APPLIED), b"applied", applied);
+        self.write(batch, false)
+    }
+
+    /// The applied-state record last committed with the state, if any.
+    pub fn applied(&self) -> Result<Option<Vec<u8>>, Error> {
+        self.db.get_cf(self.cf(CF_APPLIED), b"applied").map_err(io("read applied state"))
+    }
+
+    /// Reads a raft metadata value (vote, committed, last purged).
+    pub fn raft_meta(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
+        self.db.get_cf(self.cf(CF_RAFT_META), key).map_err(io("read raft meta"))
+    }
+
+    /// Writes a raft metadata value, fsynced when `sync` (the vote must be durable).
+    pub fn set_raft_meta(&self, key: &str, value: &[u8], sync: bool) -> Result<(), Error> {
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.cf(CF_RAFT_META), key, value);
+        self.write(batch, sync)
+    }
+}
+
+/// The smallest key greater than every key starting with `prefix` (`None`: no such key).
+fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+impl StateRead for Store {
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.db.get_cf(self.cf(table.name()), key).map_err(io("read state"))?)
+    }
+
+    fn scan(
+        &self,
+        table: Table,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        direction: Direction,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StoreError> {
+        let cf = self.cf(table.name());
+        let end = prefix_end(prefix);
+        let mode = match (direction, after) {
+            (Direction::Forward, Some(after)) => {
+                IteratorMode::From(after, rocksdb::Direction::Forward)
+            }
+            (Direction::Forward, None) => IteratorMode::From(prefix, rocksdb::Direction::Forward),
+            (Direction::Reverse, Some(after)) => {
+                IteratorMode::From(after, rocksdb::Direction::Reverse)
+            }
+            (Direction::Reverse, None) => match &end {
+                Some(end) => IteratorMode::From(end, rocksdb::Direction::Reverse),
+                None => IteratorMode::End,
+            },
+        };
+        let mut entries = Vec::new();
+        for item in self.db.iterator_cf(cf, mode) {
+            let (key, value) = item.map_err(io("scan state"))?;
+            if !key.starts_with(prefix) {
+                // Seeking lands on at most one key outside the range at the near end
+                // (the seek key itself or a neighbour); past the prefix we are done.
+                let before_range = match direction {
+                    Direction::Forward => key.as_ref() < prefix,
+                    Direction::Reverse => end.as_deref().is_some_and(|e| key.as_ref() >= e),
+                };
+                if before_range {
+                    continue;
+                }
+                break;
+            }
+            let beyond_after = match (direction, after) {
+                (_, None) => true,
+                (Direction::Forward, Some(after)) => key.as_ref() > after,
+                (Direction::Reverse, Some(after)) => key.as_ref() < after,
+            };
+            if !beyond_after {
+                continue;
+            }
+            entries.push((key.into_vec(), value.into_vec()));
+            if entries.len() >= limit {
+                break;
+            }
+        }
+        Ok(entries)
+    }
+}
+
+#[cfg(test)]
+mod tests;
