@@ -8,9 +8,18 @@
 //! - `sched`: local long-poll waiters, woken one per enqueued process.
 //! - `api`: the ColonyOS HTTP API (the only `axum` importer).
 //! - `node`: `Node::start` wires everything and owns the background tasks.
-//! - `config`, `clock`, `shutdown`: typed config, injected time, shutdown signal.
-//! - `client`: a ColonyOS API client (used by the CLI and tests).
+//! - `config`, `clock`: typed config, injected time and randomness.
+//! - `client`: a ColonyOS API client over HTTP (used by the CLI and tests).
 //! - `cli`: the `colonymesh` command line.
 
+pub mod api;
+pub mod cli;
+pub mod client;
+pub mod clock;
+pub mod config;
+pub mod node;
+pub mod raft;
+pub mod sched;
 pub mod state;
+pub mod shutdown;
 pub mod store;

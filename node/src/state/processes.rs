@@ -184,6 +184,37 @@ fn matches(executor: &Executor, p: &Process, cpu: Option<i64>, mem: Option<i64>)
         && fits(units::parse_mem_mib(&c.mem), mem)
 }
 
+/// The first queued process (in `prioritytime` order) that `executor` may run, examining at
+/// most `ASSIGN_SCAN_MAX` queue entries.
+pub(crate) fn find_match<R: StateRead + ?Sized>(
+    state: &R,
+    executor: &Executor,
+    cpu: Option<i64>,
+    mem: Option<i64>,
+) -> Result<Option<Process>, StoreError> {
+    let prefix = keys::prefix(&[executor.colonyname.as_bytes(), executor.executortype.as_bytes()]);
+    let mut after: Option<Vec<u8>> = None;
+    let mut examined = 0;
+    loop {
+        let page = state.scan(Table::Queue, &prefix, after.as_deref(), Direction::Forward, ASSIGN_PAGE)?;
+        for (key, _) in &page {
+            examined += 1;
+            let id = keys::trailing_id(key);
+            let Some(p) = get_json::<Process, _>(state, Table::Processes, id.as_bytes())? else {
+                return Err(StoreError(format!("queue entry for missing process {id}")));
+            };
+            debug_assert_eq!(p.state, ps::WAITING);
+            if matches(executor, &p, cpu, mem) {
+                return Ok(Some(p));
+            }
+        }
+        if page.len() < ASSIGN_PAGE || examined >= ASSIGN_SCAN_MAX {
+            return Ok(None);
+        }
+        after = page.last().map(|(key, _)| key.clone());
+    }
+}
+
 pub(super) fn assign<R: StateRead + ?Sized>(
     ctx: &mut Ctx<'_, R>,
     colony: &str,
@@ -195,27 +226,7 @@ pub(super) fn assign<R: StateRead + ?Sized>(
     let auth::Member::Executor(mut executor) = member else {
         return Ok(Err(ApiError::forbidden("access denied, only executors can be assigned")));
     };
-    let prefix = keys::prefix(&[colony.as_bytes(), executor.executortype.as_bytes()]);
-    let mut after: Option<Vec<u8>> = None;
-    let mut examined = 0;
-    let found = 'scan: loop {
-        let page = ctx.tx.scan(Table::Queue, &prefix, after.as_deref(), Direction::Forward, ASSIGN_PAGE)?;
-        for (key, _) in &page {
-            examined += 1;
-            let id = keys::trailing_id(key);
-            let Some(p) = get_json::<Process, _>(&ctx.tx, Table::Processes, id.as_bytes())? else {
-                return Err(StoreError(format!("queue entry for missing process {id}")));
-            };
-            debug_assert_eq!(p.state, ps::WAITING);
-            if matches(&executor, &p, cpu, mem) {
-                break 'scan Some(p);
-            }
-        }
-        if page.len() < ASSIGN_PAGE || examined >= ASSIGN_SCAN_MAX {
-            break None;
-        }
-        after = page.last().map(|(key, _)| key.clone());
-    };
+    let found = find_match(&ctx.tx, &executor, cpu, mem)?;
     let now = ctx.now();
     executor.lastheardfromtime = GoTime::from_unix_nanos(now);
     let executor_key = keys::join(&[colony.as_bytes(), executor.executorname.as_bytes()]);

@@ -86,6 +86,17 @@ pub fn has_queued<R: StateRead + ?Sized>(
     Ok(!state.scan(Table::Queue, &prefix, None, Direction::Forward, 1)?.is_empty())
 }
 
+/// True when a queued process exists that `executor` could be assigned (the same matching as
+/// apply, over the same bounded scan). Lets an idle long-poll skip proposing an assign.
+pub fn has_match<R: StateRead + ?Sized>(
+    state: &R,
+    executor: &Executor,
+    cpu_millis: Option<i64>,
+    mem_mib: Option<i64>,
+) -> Result<bool, StoreError> {
+    Ok(super::processes::find_match(state, executor, cpu_millis, mem_mib)?.is_some())
+}
+
 /// A filter of `getprocessesmsg` / `getprocesshistmsg`.
 #[derive(Clone, Debug, Default)]
 pub struct ProcessFilter {
@@ -195,4 +206,19 @@ pub fn statistics<R: StateRead + ?Sized>(state: &R) -> Result<Statistics, StoreE
         total.cancelledprocesses += s.cancelledprocesses;
     }
     Ok(total)
+}
+
+/// The earliest pending deadline (Unix ns) of any kind, if any.
+pub fn next_deadline<R: StateRead + ?Sized>(state: &R) -> Result<Option<i64>, StoreError> {
+    let mut earliest: Option<i64> = None;
+    for kind in [keys::DeadlineKind::Wait, keys::DeadlineKind::Exec] {
+        let prefix = keys::prefix(&[&[kind as u8]]);
+        let first = state.scan(Table::Deadlines, &prefix, None, Direction::Forward, 1)?;
+        if let Some((key, _)) = first.first() {
+            let at = keys::read_ordered_i64(key, prefix.len())
+                .ok_or_else(|| StoreError(format!("corrupt deadline key {key:?}")))?;
+            earliest = Some(earliest.map_or(at, |e| e.min(at)));
+        }
+    }
+    Ok(earliest)
 }

@@ -1,0 +1,98 @@
+//! Handlers for server info, colonies and users.
+
+use super::{checked, internal, json, reply_json, ApiState, BUILD_VERSION};
+use crate::state::{auth, query};
+use proto::command::Op;
+use proto::msgs::{Backend, ServerInfoReply, VersionReply};
+use proto::{ApiError, Request};
+
+pub(super) fn server(state: &ApiState, caller: &str, request: Request) -> Result<String, ApiError> {
+    match request {
+        Request::Version(_) => json(&VersionReply {
+            buildversion: BUILD_VERSION.to_string(),
+            buildtime: String::new(),
+            msgtype: "versionmsg".to_string(),
+        }),
+        Request::GetServerInfo(_) => json(&ServerInfoReply {
+            buildversion: BUILD_VERSION.to_string(),
+            buildtime: String::new(),
+            backends: vec![Backend {
+                kind: "http".to_string(),
+                port: i64::from(state.advertised_port),
+                host: state.advertised_host.clone(),
+                tls: false,
+                insecure: true,
+            }],
+        }),
+        Request::GetStatistics(_) => {
+            checked(auth::require_server_owner(&state.store, caller))?;
+            json(&query::statistics(&state.store).map_err(internal)?)
+        }
+        other => unreachable!("{} is not a server request", other.msgtype()),
+    }
+}
+
+pub(super) async fn colony(
+    state: &ApiState,
+    caller: &str,
+    request: Request,
+) -> Result<String, ApiError> {
+    let store = &state.store;
+    match request {
+        Request::AddColony(msg) => reply_json(state.propose(caller, Op::AddColony(msg.colony)).await?),
+        Request::RemoveColony(msg) => {
+            let op = Op::RemoveColony { colonyname: msg.colonyname };
+            reply_json(state.propose(caller, op).await?)
+        }
+        Request::GetColonies(_) => {
+            checked(auth::require_server_owner(store, caller))?;
+            json(&query::colonies(store).map_err(internal)?)
+        }
+        Request::GetColony(msg) => {
+            let colony = checked(auth::colony(store, &msg.colonyname))?;
+            checked(auth::require_member(store, &msg.colonyname, caller, true))?;
+            json(&colony)
+        }
+        Request::GetColonyStats(msg) => {
+            checked(auth::colony(store, &msg.colonyname))?;
+            checked(auth::require_member(store, &msg.colonyname, caller, true))?;
+            json(&query::colony_statistics(store, &msg.colonyname).map_err(internal)?)
+        }
+        other => unreachable!("{} is not a colony request", other.msgtype()),
+    }
+}
+
+pub(super) async fn user(
+    state: &ApiState,
+    caller: &str,
+    request: Request,
+) -> Result<String, ApiError> {
+    let store = &state.store;
+    match request {
+        Request::AddUser(msg) => reply_json(state.propose(caller, Op::AddUser(msg.user)).await?),
+        Request::RemoveUser(msg) => {
+            let op = Op::RemoveUser { colonyname: msg.colonyname, name: msg.name };
+            reply_json(state.propose(caller, op).await?)
+        }
+        Request::GetUsers(msg) => {
+            checked(auth::require_member(store, &msg.colonyname, caller, false))?;
+            json(&query::users(store, &msg.colonyname).map_err(internal)?)
+        }
+        Request::GetUser(msg) => {
+            checked(auth::require_member(store, &msg.colonyname, caller, false))?;
+            match query::user(store, &msg.colonyname, &msg.name).map_err(internal)? {
+                Some(user) => json(&user),
+                None => Err(ApiError::not_found(format!("user with name {:?} not found", msg.name))),
+            }
+        }
+        Request::GetUserById(msg) => {
+            checked(auth::require_member(store, &msg.colonyname, caller, false))?;
+            let userid = msg.userid.to_ascii_lowercase();
+            match auth::user_by_id(store, &msg.colonyname, &userid).map_err(internal)? {
+                Some(user) => json(&user),
+                None => Err(ApiError::not_found(format!("user with id {:?} not found", msg.userid))),
+            }
+        }
+        other => unreachable!("{} is not a user request", other.msgtype()),
+    }
+}

@@ -1,0 +1,136 @@
+//! The ColonyOS HTTP API: the one place that imports `axum`. `POST /api` takes the signed
+//! envelope, `GET /health` says the process is alive. This is the user boundary: input is
+//! checked here and turned into reads of local state or commands proposed through raft.
+//!
+//! ```text
+//!   POST /api --> rpc::handle: size limit, envelope, signature -> caller id, msgtype check
+//!             --> colonies / executors / processes: role checks, reads, raft::propose
+//!             <-- RpcReply (payload Base64 JSON), HTTP status from `status_of`
+//! ```
+
+mod colonies;
+mod executors;
+mod processes;
+mod rpc;
+
+use crate::clock::Clock;
+use crate::config::ApiConfig;
+use crate::raft::{self, RaftNode};
+use crate::sched::Waiters;
+use crate::state::tx::StoreError;
+use crate::store::Store;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::Router;
+use proto::command::{Command, Op, Reply};
+use proto::{ApiError, ErrorCode};
+use std::future::Future;
+use std::sync::Arc;
+
+/// Build facts reported by `versionmsg` and `getserverinfomsg`.
+pub const BUILD_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// What every handler needs; shared by all requests.
+pub struct ApiState {
+    /// Local replica for reads.
+    pub store: Store,
+    /// Where writes are proposed.
+    pub raft: RaftNode,
+    /// Long-poll registry, woken by applied commands.
+    pub waiters: Arc<Waiters>,
+    /// Time and request ids for proposed commands.
+    pub clock: Arc<dyn Clock>,
+    pub config: ApiConfig,
+    /// The address clients reach this API at (reported by `getserverinfomsg`).
+    pub advertised_host: String,
+    pub advertised_port: u16,
+}
+
+/// The single table from error kinds to HTTP status codes.
+pub fn status_of(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
+        ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+        ErrorCode::NotFound => StatusCode::NOT_FOUND,
+        ErrorCode::Timeout => StatusCode::REQUEST_TIMEOUT,
+        ErrorCode::Conflict => StatusCode::CONFLICT,
+        ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// The router with every endpoint.
+pub fn router(state: Arc<ApiState>) -> Router {
+    let body_limit = state.config.body_bytes_max;
+    Router::new()
+        .route("/api", post(rpc::api))
+        .route("/health", get(|| async { StatusCode::OK }))
+        .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}
+
+/// Serves the API on `listener` until `shutdown` completes. Cancel-safe only by `shutdown`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<ApiState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+}
+
+/// A store failure seen while serving: reported as a 500, logged where handled.
+fn internal(error: StoreError) -> ApiError {
+    tracing::error!("failed to read state: {error}");
+    ApiError::internal(format!("internal error: {error}"))
+}
+
+/// Turns a read-side role check into the handler's result.
+fn checked<T>(outcome: Result<Result<T, ApiError>, StoreError>) -> Result<T, ApiError> {
+    outcome.map_err(internal)?
+}
+
+/// JSON text of a reply object.
+fn json<T: serde::Serialize>(value: &T) -> Result<String, ApiError> {
+    serde_json::to_string(value).map_err(|e| ApiError::internal(format!("encode reply: {e}")))
+}
+
+impl ApiState {
+    /// Proposes `op` on behalf of `caller` and waits for it to be committed and applied.
+    async fn propose(&self, caller: &str, op: Op) -> Result<Reply, ApiError> {
+        let command = Command {
+            now_nanos: self.clock.now_nanos(),
+            request_id: self.clock.request_id(),
+            caller_id: caller.to_string(),
+            op,
+        };
+        match self.raft.propose(command).await {
+            Ok(response) => response.0,
+            Err(raft::Error::NotLeader { leader }) => Err(ApiError::unavailable(format!(
+                "this node cannot accept writes now: no leader reachable (known leader {leader:?})"
+            ))),
+            Err(error) => {
+                tracing::error!("failed to propose: {error}");
+                Err(ApiError::unavailable(format!("write failed: {error}")))
+            }
+        }
+    }
+}
+
+/// The JSON a successful write returns.
+fn reply_json(reply: Reply) -> Result<String, ApiError> {
+    match reply {
+        Reply::Done | Reply::ServerId(_) | Reply::Expired(_) => Ok("{}".to_string()),
+        Reply::Colony(colony) => json(&colony),
+        Reply::Executor(executor) => json(&executor),
+        Reply::User(user) => json(&user),
+        Reply::Process(process) => json(&process),
+        Reply::Attribute(attribute) => json(&attribute),
+        Reply::NothingToAssign => Err(no_process()),
+    }
+}
+
+/// ColonyOS's answer when an assign finds nothing (clients match on this text).
+fn no_process() -> ApiError {
+    ApiError::not_found("No process available for assignment")
+}

@@ -1,0 +1,87 @@
+//! `POST /api`: opens the envelope (size, JSON, signature, payload type) and dispatches the
+//! request to its handler. Every failure becomes the ColonyOS error envelope with a 4xx/5xx.
+
+use super::{colonies, executors, processes, status_of, ApiState};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use proto::envelope::EnvelopeError;
+use proto::{ApiError, ErrorCode, Request, RpcMsg, RpcReply};
+use std::sync::Arc;
+
+pub(super) async fn api(
+    State(state): State<Arc<ApiState>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let (status, reply) = match handle(&state, body).await {
+        Ok((payloadtype, json)) => (StatusCode::OK, RpcReply::ok(&payloadtype, &json)),
+        Err(error) => {
+            let status = status_of(error.code);
+            (status, RpcReply::failure(status.as_u16(), &error.message))
+        }
+    };
+    let text = serde_json::to_string(&reply).expect("replies always serialize");
+    (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response()
+}
+
+fn envelope_error(error: EnvelopeError) -> ApiError {
+    let code = match error {
+        EnvelopeError::UnknownPayloadType(_) | EnvelopeError::Crypto(_) => ErrorCode::Forbidden,
+        _ => ErrorCode::BadRequest,
+    };
+    ApiError::new(code, error.to_string())
+}
+
+async fn handle(
+    state: &ApiState,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(String, String), ApiError> {
+    let body = body.map_err(|rejection| {
+        let too_large = rejection.status() == StatusCode::PAYLOAD_TOO_LARGE;
+        let limit = state.config.body_bytes_max;
+        match too_large {
+            true => ApiError::new(
+                ErrorCode::TooLarge,
+                format!("request body exceeds the limit of {limit} bytes"),
+            ),
+            false => ApiError::bad_request(format!("unreadable request body: {rejection}")),
+        }
+    })?;
+    let msg: RpcMsg = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("malformed request envelope: {e}")))?;
+    let payloadtype = msg.payloadtype.clone();
+    let caller = match Request::is_unsigned(&payloadtype) {
+        true => String::new(),
+        false => msg.caller_id().map_err(envelope_error)?,
+    };
+    let request = msg.request().map_err(envelope_error)?;
+    let json = dispatch(state, &caller, request).await?;
+    Ok((payloadtype, json))
+}
+
+async fn dispatch(state: &ApiState, caller: &str, request: Request) -> Result<String, ApiError> {
+    use Request as R;
+    match request {
+        R::Version(_) | R::GetServerInfo(_) | R::GetStatistics(_) => {
+            colonies::server(state, caller, request)
+        }
+        R::AddColony(_) | R::RemoveColony(_) | R::GetColonies(_) | R::GetColony(_)
+        | R::GetColonyStats(_) => colonies::colony(state, caller, request).await,
+        R::AddUser(_) | R::GetUsers(_) | R::GetUser(_) | R::GetUserById(_) | R::RemoveUser(_) => {
+            colonies::user(state, caller, request).await
+        }
+        R::AddExecutor(_) | R::GetExecutors(_) | R::GetExecutor(_) | R::GetExecutorById(_)
+        | R::ApproveExecutor(_) | R::RejectExecutor(_) | R::RemoveExecutor(_) => {
+            executors::handle(state, caller, request).await
+        }
+        R::Assign(msg) => processes::assign(state, caller, msg).await,
+        R::Submit(_) | R::CloseSuccessful(_) | R::CloseFailed(_) | R::SetOutput(_)
+        | R::CancelProcess(_) | R::RemoveProcess(_) | R::RemoveAllProcesses(_)
+        | R::AddAttribute(_) => processes::write(state, caller, request).await,
+        R::GetProcess(_) | R::GetProcesses(_) | R::GetProcessHist(_) | R::GetAttribute(_) => {
+            processes::read(state, caller, request)
+        }
+    }
+}

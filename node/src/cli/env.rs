@@ -1,0 +1,73 @@
+//! Client settings from the `COLONIES_*` environment (the ColonyOS CLI's names).
+
+use crate::client::Client;
+use anyhow::Context as _;
+use proto::PrivateKey;
+use std::collections::HashMap;
+
+/// What client commands read from the environment.
+#[derive(Clone, Debug)]
+pub(crate) struct ClientEnv {
+    vars: HashMap<String, String>,
+}
+
+impl ClientEnv {
+    pub(crate) fn new(vars: &HashMap<String, String>) -> ClientEnv {
+        ClientEnv { vars: vars.clone() }
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.vars.get(name).map(String::as_str).filter(|v| !v.is_empty())
+    }
+
+    fn required(&self, name: &str) -> anyhow::Result<&str> {
+        self.get(name).with_context(|| format!("environment variable {name} is not set"))
+    }
+
+    fn key(&self, name: &str) -> anyhow::Result<PrivateKey> {
+        let text = self.required(name)?;
+        PrivateKey::from_hex(text).with_context(|| format!("parse {name}"))
+    }
+
+    /// A client for the node named by `COLONIES_SERVER_HOST` and `COLONIES_SERVER_HTTP_PORT`
+    /// (or the legacy `COLONIES_SERVER_PORT`), TLS per `COLONIES_TLS`.
+    pub(crate) fn client(&self) -> anyhow::Result<Client> {
+        let host = self.get("COLONIES_SERVER_HOST").unwrap_or("localhost");
+        let port = self
+            .get("COLONIES_SERVER_HTTP_PORT")
+            .or_else(|| self.get("COLONIES_SERVER_PORT"))
+            .unwrap_or("50080");
+        let port: u16 = port.parse().with_context(|| format!("parse server port {port:?}"))?;
+        let tls = self.get("COLONIES_TLS").or_else(|| self.get("COLONIES_SERVER_TLS"));
+        Ok(Client::new(host, port, tls == Some("true")))
+    }
+
+    /// The caller's key (`COLONIES_PRVKEY`).
+    pub(crate) fn prvkey(&self) -> anyhow::Result<PrivateKey> {
+        self.key("COLONIES_PRVKEY")
+    }
+
+    pub(crate) fn colony_prvkey(&self) -> anyhow::Result<PrivateKey> {
+        self.key("COLONIES_COLONY_PRVKEY")
+    }
+
+    pub(crate) fn server_prvkey(&self) -> anyhow::Result<PrivateKey> {
+        self.key("COLONIES_SERVER_PRVKEY")
+    }
+
+    /// The colony (`COLONIES_COLONY_NAME`), unless given on the command line.
+    pub(crate) fn colony(&self, flag: Option<String>) -> anyhow::Result<String> {
+        match flag {
+            Some(name) => Ok(name),
+            None => Ok(self.required("COLONIES_COLONY_NAME")?.to_string()),
+        }
+    }
+
+    /// The executor type (`COLONIES_EXECUTOR_TYPE`), unless given on the command line.
+    pub(crate) fn executor_type(&self, flag: Option<String>) -> anyhow::Result<String> {
+        match flag {
+            Some(name) => Ok(name),
+            None => Ok(self.required("COLONIES_EXECUTOR_TYPE")?.to_string()),
+        }
+    }
+}

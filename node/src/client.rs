@@ -1,0 +1,92 @@
+//! A ColonyOS API client over HTTP: signs requests with a private key, posts them to `/api`
+//! and decodes replies. The CLI and the tests talk to nodes only through it, like any user.
+
+use proto::{PrivateKey, Request, RpcMsg, RpcReply};
+use serde::de::DeserializeOwned;
+use std::time::Duration;
+
+/// Longest a single request may take (assign long-polls add their own timeout to it).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("request to {url} failed: {reason}")]
+    Transport { url: String, reason: String },
+    /// The node answered with the ColonyOS error envelope.
+    #[error("{message} (status {status})")]
+    Api { status: i32, message: String },
+    #[error("cannot decode reply: {0}")]
+    Decode(String),
+}
+
+/// A client for one node.
+#[derive(Clone, Debug)]
+pub struct Client {
+    /// Connection-pooling HTTP client; cheap to clone.
+    http: reqwest::Client,
+    url: String,
+}
+
+impl Client {
+    /// A client for `http(s)://host:port/api`.
+    pub fn new(host: &str, port: u16, tls: bool) -> Client {
+        let scheme = if tls { "https" } else { "http" };
+        Client { http: reqwest::Client::new(), url: format!("{scheme}://{host}:{port}/api") }
+    }
+
+    /// Sends `request` signed by `key` (unsigned when `None`) and returns the reply JSON.
+    /// `extra_wait` extends the request timeout (assign long-polls).
+    pub async fn call_raw(
+        &self,
+        request: &Request,
+        key: Option<&PrivateKey>,
+        extra_wait: Duration,
+    ) -> Result<String, ClientError> {
+        let msg = match key {
+            Some(key) => RpcMsg::sign(request, key),
+            None => RpcMsg::unsigned(request),
+        };
+        let transport =
+            |e: reqwest::Error| ClientError::Transport { url: self.url.clone(), reason: e.to_string() };
+        let response = self
+            .http
+            .post(&self.url)
+            .timeout(REQUEST_TIMEOUT + extra_wait)
+            .json(&msg)
+            .send()
+            .await
+            .map_err(transport)?;
+        let body = response.bytes().await.map_err(transport)?;
+        let reply: RpcReply = serde_json::from_slice(&body)
+            .map_err(|e| ClientError::Decode(format!("reply envelope: {e}")))?;
+        if let Some(failure) = reply.failure_payload() {
+            return Err(ClientError::Api { status: failure.status, message: failure.message });
+        }
+        if reply.error {
+            return Err(ClientError::Decode("error reply without a failure payload".into()));
+        }
+        reply.payload_json().map_err(|e| ClientError::Decode(e.to_string()))
+    }
+
+    /// Sends `request` signed by `key` and decodes the reply as `T`.
+    pub async fn call<T: DeserializeOwned>(
+        &self,
+        request: &Request,
+        key: &PrivateKey,
+    ) -> Result<T, ClientError> {
+        let json = self.call_raw(request, Some(key), Duration::ZERO).await?;
+        serde_json::from_str(&json).map_err(|e| ClientError::Decode(e.to_string()))
+    }
+
+    /// Like `call` for assign: waits up to `timeout_seconds` longer for the long-poll.
+    pub async fn assign(
+        &self,
+        request: &Request,
+        key: &PrivateKey,
+        timeout_seconds: u64,
+    ) -> Result<proto::Process, ClientError> {
+        let json = self.call_raw(request, Some(key), Duration::from_secs(timeout_seconds)).await?;
+        serde_json::from_str(&json).map_err(|e| ClientError::Decode(e.to_string()))
+    }
+}
