@@ -32,7 +32,10 @@ impl Client {
     /// A client for `http(s)://host:port/api`.
     pub fn new(host: &str, port: u16, tls: bool) -> Client {
         let scheme = if tls { "https" } else { "http" };
-        Client { http: reqwest::Client::new(), url: format!("{scheme}://{host}:{port}/api") }
+        Client {
+            http: reqwest::Client::new(),
+            url: format!("{scheme}://{host}:{port}/api"),
+        }
     }
 
     /// Sends `request` signed by `key` (unsigned when `None`) and returns the reply JSON.
@@ -47,8 +50,10 @@ impl Client {
             Some(key) => RpcMsg::sign(request, key),
             None => RpcMsg::unsigned(request),
         };
-        let transport =
-            |e: reqwest::Error| ClientError::Transport { url: self.url.clone(), reason: e.to_string() };
+        let transport = |e: reqwest::Error| ClientError::Transport {
+            url: self.url.clone(),
+            reason: e.to_string(),
+        };
         let response = self
             .http
             .post(&self.url)
@@ -61,12 +66,19 @@ impl Client {
         let reply: RpcReply = serde_json::from_slice(&body)
             .map_err(|e| ClientError::Decode(format!("reply envelope: {e}")))?;
         if let Some(failure) = reply.failure_payload() {
-            return Err(ClientError::Api { status: failure.status, message: failure.message });
+            return Err(ClientError::Api {
+                status: failure.status,
+                message: failure.message,
+            });
         }
         if reply.error {
-            return Err(ClientError::Decode("error reply without a failure payload".into()));
+            return Err(ClientError::Decode(
+                "error reply without a failure payload".into(),
+            ));
         }
-        reply.payload_json().map_err(|e| ClientError::Decode(e.to_string()))
+        reply
+            .payload_json()
+            .map_err(|e| ClientError::Decode(e.to_string()))
     }
 
     /// Sends `request` signed by `key` and decodes the reply as `T`.
@@ -86,7 +98,9 @@ impl Client {
         key: &PrivateKey,
         timeout_seconds: u64,
     ) -> Result<proto::Process, ClientError> {
-        let json = self.call_raw(request, Some(key), Duration::from_secs(timeout_seconds)).await?;
+        let json = self
+            .call_raw(request, Some(key), Duration::from_secs(timeout_seconds))
+            .await?;
         serde_json::from_str(&json).map_err(|e| ClientError::Decode(e.to_string()))
     }
 }

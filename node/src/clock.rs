@@ -38,7 +38,10 @@ pub struct ManualClock {
 
 impl ManualClock {
     pub fn new(now_nanos: i64) -> ManualClock {
-        ManualClock { now: Arc::new(AtomicI64::new(now_nanos)), next_id: Arc::default() }
+        ManualClock {
+            now: Arc::new(AtomicI64::new(now_nanos)),
+            next_id: Arc::default(),
+        }
     }
 
     pub fn advance_nanos(&self, nanos: i64) {

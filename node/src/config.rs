@@ -95,9 +95,15 @@ impl Default for RaftConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("parse config file {path}: {source}")]
-    Parse { path: PathBuf, source: toml::de::Error },
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
     #[error("config version {found} is not supported (expected {CONFIG_VERSION})")]
     Version { found: u32 },
     #[error("invalid {field}: {reason}")]
@@ -118,16 +124,26 @@ impl NodeConfig {
 
     /// Reads a TOML config file.
     pub fn from_file(path: &Path) -> Result<NodeConfig, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
-        toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.to_path_buf(), source })
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 
     /// Checks every field once; modules can then trust their sub-struct.
     pub fn validate(self) -> Result<NodeConfig, ConfigError> {
-        let invalid = |field, reason: &str| ConfigError::Invalid { field, reason: reason.to_string() };
+        let invalid = |field, reason: &str| ConfigError::Invalid {
+            field,
+            reason: reason.to_string(),
+        };
         if self.version != CONFIG_VERSION {
-            return Err(ConfigError::Version { found: self.version });
+            return Err(ConfigError::Version {
+                found: self.version,
+            });
         }
         if let Some(id) = &self.server_id {
             if !proto::crypto::is_id(id) {
@@ -136,10 +152,16 @@ impl NodeConfig {
         }
         let raft = &self.raft;
         if raft.election_timeout_min_ms <= 2 * raft.heartbeat_ms {
-            return Err(invalid("raft.election_timeout_min_ms", "must exceed 2 x heartbeat_ms"));
+            return Err(invalid(
+                "raft.election_timeout_min_ms",
+                "must exceed 2 x heartbeat_ms",
+            ));
         }
         if raft.election_timeout_max_ms <= raft.election_timeout_min_ms {
-            return Err(invalid("raft.election_timeout_max_ms", "must exceed the minimum"));
+            return Err(invalid(
+                "raft.election_timeout_max_ms",
+                "must exceed the minimum",
+            ));
         }
         if raft.tick_ms == 0 {
             return Err(invalid("raft.tick_ms", "must be positive"));
@@ -171,7 +193,13 @@ mod tests {
         config.raft.election_timeout_min_ms = 100;
         let err = config.validate().unwrap_err().to_string();
         assert!(err.contains("raft.election_timeout_min_ms"), "{err}");
-        let config = NodeConfig { version: 2, ..NodeConfig::new(Path::new("/tmp/x")) };
-        assert!(matches!(config.validate(), Err(ConfigError::Version { found: 2 })));
+        let config = NodeConfig {
+            version: 2,
+            ..NodeConfig::new(Path::new("/tmp/x"))
+        };
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::Version { found: 2 })
+        ));
     }
 }

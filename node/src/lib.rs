@@ -20,6 +20,6 @@ pub mod config;
 pub mod node;
 pub mod raft;
 pub mod sched;
-pub mod state;
 pub mod shutdown;
+pub mod state;
 pub mod store;

@@ -46,7 +46,9 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> anyhow::Result<
     let store = tokio::task::spawn_blocking(move || Store::open(&db_path)).await??;
     let waiters = Arc::new(Waiters::new(config.api.long_polls_max));
     let raft = RaftNode::start(&config.raft, store.clone(), waiters.clone()).await?;
-    raft.wait_ready(LEADERSHIP_WAIT).await.context("wait for raft leadership")?;
+    raft.wait_ready(LEADERSHIP_WAIT)
+        .await
+        .context("wait for raft leadership")?;
     let server_id = match &config.server_id {
         Some(id) => Some(init_server(&raft, clock.as_ref(), id).await?),
         None => crate::state::auth::server_id(&store)?,
@@ -75,7 +77,14 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> anyhow::Result<
     let tick = Duration::from_millis(config.raft.tick_ms);
     tasks.spawn(tick_loop(raft.clone(), store.clone(), clock, tick, signal));
     tracing::info!(%api_addr, node_id = config.raft.node_id, "node ready");
-    Ok(NodeHandle { api_addr, raft, store, server_id, shutdown, tasks })
+    Ok(NodeHandle {
+        api_addr,
+        raft,
+        store,
+        server_id,
+        shutdown,
+        tasks,
+    })
 }
 
 /// Records the server owner id (first start) or reports the recorded one.
@@ -84,7 +93,9 @@ async fn init_server(raft: &RaftNode, clock: &dyn Clock, id: &str) -> anyhow::Re
         now_nanos: clock.now_nanos(),
         request_id: clock.request_id(),
         caller_id: String::new(),
-        op: Op::InitServer { server_id: id.to_ascii_lowercase() },
+        op: Op::InitServer {
+            server_id: id.to_ascii_lowercase(),
+        },
     };
     match raft.propose(command).await?.0 {
         Ok(Reply::ServerId(recorded)) => {
@@ -99,7 +110,13 @@ async fn init_server(raft: &RaftNode, clock: &dyn Clock, id: &str) -> anyhow::Re
 }
 
 /// On the leader, proposes a `Tick` whenever a deadline is due, at most once per `period`.
-async fn tick_loop(raft: RaftNode, store: Store, clock: Arc<dyn Clock>, period: Duration, stop: Signal) {
+async fn tick_loop(
+    raft: RaftNode,
+    store: Store,
+    clock: Arc<dyn Clock>,
+    period: Duration,
+    stop: Signal,
+) {
     let mut interval = tokio::time::interval(period);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let stopped = stop.wait();
@@ -121,8 +138,12 @@ async fn tick_loop(raft: RaftNode, store: Store, clock: Arc<dyn Clock>, period: 
                 continue;
             }
         }
-        let command =
-            Command { now_nanos: now, request_id: clock.request_id(), caller_id: String::new(), op: Op::Tick };
+        let command = Command {
+            now_nanos: now,
+            request_id: clock.request_id(),
+            caller_id: String::new(),
+            op: Op::Tick,
+        };
         match raft.propose(command).await {
             Ok(response) => tracing::debug!(?response, "tick applied"),
             Err(error) => tracing::warn!("failed to propose tick: {error}"),

@@ -28,24 +28,58 @@ pub struct Command {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Op {
     /// Records the server owner's id if none is recorded yet.
-    InitServer { server_id: String },
+    InitServer {
+        server_id: String,
+    },
     AddColony(Colony),
-    RemoveColony { colonyname: String },
-    AddExecutor(Executor),
+    RemoveColony {
+        colonyname: String,
+    },
+    AddExecutor(Box<Executor>),
     /// Approve (`approved = true`) or reject an executor.
-    SetExecutorApproval { colonyname: String, executorname: String, approved: bool },
-    RemoveExecutor { colonyname: String, executorname: String },
+    SetExecutorApproval {
+        colonyname: String,
+        executorname: String,
+        approved: bool,
+    },
+    RemoveExecutor {
+        colonyname: String,
+        executorname: String,
+    },
     AddUser(User),
-    RemoveUser { colonyname: String, name: String },
-    Submit(FunctionSpec),
+    RemoveUser {
+        colonyname: String,
+        name: String,
+    },
+    Submit(Box<FunctionSpec>),
     /// Assign the best waiting process the calling executor can run. `None` = unlimited.
-    Assign { colonyname: String, cpu_millis: Option<i64>, mem_mib: Option<i64> },
-    CloseSuccessful { processid: String, out: Vec<Value> },
-    CloseFailed { processid: String, errors: Vec<String> },
-    SetOutput { processid: String, out: Vec<Value> },
-    CancelProcess { processid: String },
-    RemoveProcess { processid: String },
-    RemoveAllProcesses { colonyname: String, state: i32 },
+    Assign {
+        colonyname: String,
+        cpu_millis: Option<i64>,
+        mem_mib: Option<i64>,
+    },
+    CloseSuccessful {
+        processid: String,
+        out: Vec<Value>,
+    },
+    CloseFailed {
+        processid: String,
+        errors: Vec<String>,
+    },
+    SetOutput {
+        processid: String,
+        out: Vec<Value>,
+    },
+    CancelProcess {
+        processid: String,
+    },
+    RemoveProcess {
+        processid: String,
+    },
+    RemoveAllProcesses {
+        colonyname: String,
+        state: i32,
+    },
     AddAttribute(Attribute),
     /// The leader's periodic clock tick: expires deadlines as of `now_nanos`.
     Tick,

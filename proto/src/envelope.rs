@@ -54,7 +54,10 @@ pub enum EnvelopeError {
     #[error("payload is not valid json: {0}")]
     Json(String),
     #[error("msgtype {msgtype:?} does not match payloadtype {payloadtype:?}")]
-    MsgTypeMismatch { msgtype: String, payloadtype: String },
+    MsgTypeMismatch {
+        msgtype: String,
+        payloadtype: String,
+    },
     #[error("invalid rpcMsg.PayloadType: {0:?}")]
     UnknownPayloadType(String),
     #[error("invalid {payloadtype} payload: {reason}")]
@@ -99,14 +102,25 @@ impl RpcMsg {
 impl RpcReply {
     /// A successful reply carrying `json` for `payloadtype`.
     pub fn ok(payloadtype: &str, json: &str) -> RpcReply {
-        RpcReply { payloadtype: payloadtype.to_string(), payload: BASE64.encode(json), error: false }
+        RpcReply {
+            payloadtype: payloadtype.to_string(),
+            payload: BASE64.encode(json),
+            error: false,
+        }
     }
 
     /// An error reply with the ColonyOS failure payload.
     pub fn failure(status: u16, message: &str) -> RpcReply {
-        let failure = Failure { status: i32::from(status), message: message.to_string() };
+        let failure = Failure {
+            status: i32::from(status),
+            message: message.to_string(),
+        };
         let json = serde_json::to_string(&failure).expect("a failure always serializes");
-        RpcReply { payloadtype: "error".to_string(), payload: BASE64.encode(json), error: true }
+        RpcReply {
+            payloadtype: "error".to_string(),
+            payload: BASE64.encode(json),
+            error: true,
+        }
     }
 
     /// The decoded payload JSON text.
@@ -125,7 +139,9 @@ impl RpcReply {
 }
 
 fn decode_base64_text(payload: &str) -> Result<String, EnvelopeError> {
-    let bytes = BASE64.decode(payload).map_err(|e| EnvelopeError::Base64(e.to_string()))?;
+    let bytes = BASE64
+        .decode(payload)
+        .map_err(|e| EnvelopeError::Base64(e.to_string()))?;
     String::from_utf8(bytes).map_err(|_| EnvelopeError::Utf8)
 }
 

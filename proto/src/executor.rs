@@ -48,13 +48,21 @@ pub struct Executor {
     pub commissiontime: GoTime,
     #[serde(default)]
     pub lastheardfromtime: GoTime,
-    #[serde(default, deserialize_with = "nd", skip_serializing_if = "String::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "nd",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub locationname: String,
     #[serde(default, deserialize_with = "nd")]
     pub capabilities: Capabilities,
     #[serde(default, deserialize_with = "nd")]
     pub allocations: Allocations,
-    #[serde(default, deserialize_with = "nd", skip_serializing_if = "String::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "nd",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub blueprintid: String,
     #[serde(default, deserialize_with = "nd", skip_serializing_if = "is_zero")]
     pub blueprintgen: i64,

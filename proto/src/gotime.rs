@@ -21,7 +21,9 @@ impl GoTime {
     pub const ZERO: GoTime = GoTime { unix_nanos: None };
 
     pub fn from_unix_nanos(unix_nanos: i64) -> GoTime {
-        GoTime { unix_nanos: Some(unix_nanos) }
+        GoTime {
+            unix_nanos: Some(unix_nanos),
+        }
     }
 
     /// Unix nanoseconds, or `None` for the zero time.

@@ -57,7 +57,11 @@ pub struct Conditions {
     pub executornames: Vec<String>,
     #[serde(default, deserialize_with = "nd")]
     pub executortype: String,
-    #[serde(default, deserialize_with = "nd", skip_serializing_if = "String::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "nd",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub locationname: String,
     #[serde(default, deserialize_with = "nd")]
     pub dependencies: Vec<String>,
@@ -117,7 +121,11 @@ pub struct FunctionSpec {
     pub fs: Filesystem,
     #[serde(default, deserialize_with = "nd")]
     pub env: Map<String, Value>,
-    #[serde(default, deserialize_with = "nd", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "nd",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub channels: Vec<String>,
 }
 

@@ -11,7 +11,9 @@ pub fn parse_cpu_millis(text: &str) -> Result<i64, String> {
     let Some(digits) = text.strip_suffix('m') else {
         return Ok(0);
     };
-    digits.parse::<i64>().map_err(|_| format!("invalid cpu quantity {text:?}"))
+    digits
+        .parse::<i64>()
+        .map_err(|_| format!("invalid cpu quantity {text:?}"))
 }
 
 /// Parses a memory quantity into MiB. Accepts Ki/Mi/Gi/Ti/Pi (binary), K/M/G/T/P (decimal)
@@ -21,9 +23,13 @@ pub fn parse_mem_mib(text: &str) -> Result<i64, String> {
     if text.is_empty() {
         return Ok(0);
     }
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (digits, unit) = text.split_at(split);
-    let value: i128 = digits.parse().map_err(|_| format!("invalid memory quantity {text:?}"))?;
+    let value: i128 = digits
+        .parse()
+        .map_err(|_| format!("invalid memory quantity {text:?}"))?;
     let bytes_per_unit: i128 = match unit {
         "" => 1,
         "Ki" => 1 << 10,

@@ -39,9 +39,13 @@ pub(super) async fn colony(
 ) -> Result<String, ApiError> {
     let store = &state.store;
     match request {
-        Request::AddColony(msg) => reply_json(state.propose(caller, Op::AddColony(msg.colony)).await?),
+        Request::AddColony(msg) => {
+            reply_json(state.propose(caller, Op::AddColony(msg.colony)).await?)
+        }
         Request::RemoveColony(msg) => {
-            let op = Op::RemoveColony { colonyname: msg.colonyname };
+            let op = Op::RemoveColony {
+                colonyname: msg.colonyname,
+            };
             reply_json(state.propose(caller, op).await?)
         }
         Request::GetColonies(_) => {
@@ -71,7 +75,10 @@ pub(super) async fn user(
     match request {
         Request::AddUser(msg) => reply_json(state.propose(caller, Op::AddUser(msg.user)).await?),
         Request::RemoveUser(msg) => {
-            let op = Op::RemoveUser { colonyname: msg.colonyname, name: msg.name };
+            let op = Op::RemoveUser {
+                colonyname: msg.colonyname,
+                name: msg.name,
+            };
             reply_json(state.propose(caller, op).await?)
         }
         Request::GetUsers(msg) => {
@@ -82,7 +89,10 @@ pub(super) async fn user(
             checked(auth::require_member(store, &msg.colonyname, caller, false))?;
             match query::user(store, &msg.colonyname, &msg.name).map_err(internal)? {
                 Some(user) => json(&user),
-                None => Err(ApiError::not_found(format!("user with name {:?} not found", msg.name))),
+                None => Err(ApiError::not_found(format!(
+                    "user with name {:?} not found",
+                    msg.name
+                ))),
             }
         }
         Request::GetUserById(msg) => {
@@ -90,7 +100,10 @@ pub(super) async fn user(
             let userid = msg.userid.to_ascii_lowercase();
             match auth::user_by_id(store, &msg.colonyname, &userid).map_err(internal)? {
                 Some(user) => json(&user),
-                None => Err(ApiError::not_found(format!("user with id {:?} not found", msg.userid))),
+                None => Err(ApiError::not_found(format!(
+                    "user with id {:?} not found",
+                    msg.userid
+                ))),
             }
         }
         other => unreachable!("{} is not a user request", other.msgtype()),

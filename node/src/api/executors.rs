@@ -17,12 +17,13 @@ pub(super) async fn handle(
         approved,
     };
     let op = match request {
-        Request::AddExecutor(msg) => Op::AddExecutor(msg.executor),
+        Request::AddExecutor(msg) => Op::AddExecutor(Box::new(msg.executor)),
         Request::ApproveExecutor(msg) => approval(msg.colonyname, msg.executorname, true),
         Request::RejectExecutor(msg) => approval(msg.colonyname, msg.executorname, false),
-        Request::RemoveExecutor(msg) => {
-            Op::RemoveExecutor { colonyname: msg.colonyname, executorname: msg.executorname }
-        }
+        Request::RemoveExecutor(msg) => Op::RemoveExecutor {
+            colonyname: msg.colonyname,
+            executorname: msg.executorname,
+        },
         Request::GetExecutors(msg) => {
             checked(auth::require_member(store, &msg.colonyname, caller, false))?;
             return json(&query::executors(store, &msg.colonyname).map_err(internal)?);

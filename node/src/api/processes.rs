@@ -24,17 +24,29 @@ pub(super) async fn write(
 ) -> Result<String, ApiError> {
     let op = match request {
         // Stateless checks first, so bad input never reaches the log.
-        Request::Submit(msg) => Op::Submit(validate::spec(&msg.spec)?),
-        Request::CloseSuccessful(msg) => {
-            Op::CloseSuccessful { processid: msg.processid, out: msg.out }
-        }
-        Request::CloseFailed(msg) => Op::CloseFailed { processid: msg.processid, errors: msg.errors },
-        Request::SetOutput(msg) => Op::SetOutput { processid: msg.processid, out: msg.out },
-        Request::CancelProcess(msg) => Op::CancelProcess { processid: msg.processid },
-        Request::RemoveProcess(msg) => Op::RemoveProcess { processid: msg.processid },
-        Request::RemoveAllProcesses(msg) => {
-            Op::RemoveAllProcesses { colonyname: msg.colonyname, state: msg.state }
-        }
+        Request::Submit(msg) => Op::Submit(Box::new(validate::spec(&msg.spec)?)),
+        Request::CloseSuccessful(msg) => Op::CloseSuccessful {
+            processid: msg.processid,
+            out: msg.out,
+        },
+        Request::CloseFailed(msg) => Op::CloseFailed {
+            processid: msg.processid,
+            errors: msg.errors,
+        },
+        Request::SetOutput(msg) => Op::SetOutput {
+            processid: msg.processid,
+            out: msg.out,
+        },
+        Request::CancelProcess(msg) => Op::CancelProcess {
+            processid: msg.processid,
+        },
+        Request::RemoveProcess(msg) => Op::RemoveProcess {
+            processid: msg.processid,
+        },
+        Request::RemoveAllProcesses(msg) => Op::RemoveAllProcesses {
+            colonyname: msg.colonyname,
+            state: msg.state,
+        },
         Request::AddAttribute(msg) => Op::AddAttribute(msg.attribute),
         other => unreachable!("{} is not a process write", other.msgtype()),
     };
@@ -44,7 +56,9 @@ pub(super) async fn write(
 /// The process `id` if the caller is a member of its colony.
 fn member_process(state: &ApiState, caller: &str, id: &str) -> Result<Process, ApiError> {
     let Some(process) = query::process(&state.store, id).map_err(internal)? else {
-        return Err(ApiError::not_found(format!("process with id {id:?} not found")));
+        return Err(ApiError::not_found(format!(
+            "process with id {id:?} not found"
+        )));
     };
     let colony = &process.spec.conditions.colonyname;
     checked(auth::require_member(&state.store, colony, caller, true))?;
@@ -54,7 +68,9 @@ fn member_process(state: &ApiState, caller: &str, id: &str) -> Result<Process, A
 fn state_arg(state: i32) -> Result<i32, ApiError> {
     match state {
         ps::WAITING | ps::RUNNING | ps::SUCCESS | ps::FAILED | ps::CANCELLED => Ok(state),
-        other => Err(ApiError::bad_request(format!("invalid process state {other}"))),
+        other => Err(ApiError::bad_request(format!(
+            "invalid process state {other}"
+        ))),
     }
 }
 
@@ -77,7 +93,9 @@ pub(super) fn read(state: &ApiState, caller: &str, request: Request) -> Result<S
             let count = usize::try_from(msg.count).unwrap_or(0);
             if count > query::LIST_COUNT_MAX {
                 let max = query::LIST_COUNT_MAX;
-                return Err(ApiError::bad_request(format!("count {count} exceeds the limit of {max}")));
+                return Err(ApiError::bad_request(format!(
+                    "count {count} exceeds the limit of {max}"
+                )));
             }
             let filter = ProcessFilter {
                 executortype: msg.executortype,
@@ -85,19 +103,34 @@ pub(super) fn read(state: &ApiState, caller: &str, request: Request) -> Result<S
                 initiator: msg.initiator,
                 ..ProcessFilter::default()
             };
-            let found = query::processes(store, &msg.colonyname, state_arg(msg.state)?, count, &filter);
+            let found = query::processes(
+                store,
+                &msg.colonyname,
+                state_arg(msg.state)?,
+                count,
+                &filter,
+            );
             json(&found.map_err(internal)?)
         }
         Request::GetProcessHist(msg) => {
             checked(auth::require_member(store, &msg.colonyname, caller, true))?;
-            let since = state.clock.now_nanos().saturating_sub(msg.seconds.saturating_mul(NANOS_PER_SECOND));
+            let since = state
+                .clock
+                .now_nanos()
+                .saturating_sub(msg.seconds.saturating_mul(NANOS_PER_SECOND));
             let filter = ProcessFilter {
                 executorid: msg.executorid.to_ascii_lowercase(),
                 submitted_since_nanos: Some(since),
                 ..ProcessFilter::default()
             };
             let process_state = state_arg(msg.state)?;
-            let found = query::processes(store, &msg.colonyname, process_state, query::LIST_COUNT_MAX, &filter);
+            let found = query::processes(
+                store,
+                &msg.colonyname,
+                process_state,
+                query::LIST_COUNT_MAX,
+                &filter,
+            );
             json(&found.map_err(internal)?)
         }
         other => unreachable!("{} is not a process read", other.msgtype()),
@@ -110,17 +143,27 @@ fn calling_executor(state: &ApiState, colony: &str, caller: &str) -> Result<Exec
     checked(auth::colony(&state.store, colony))?;
     match checked(auth::require_member(&state.store, colony, caller, true))? {
         auth::Member::Executor(executor) => Ok(*executor),
-        auth::Member::User(_) => Err(ApiError::forbidden("access denied, only executors can be assigned")),
+        auth::Member::User(_) => Err(ApiError::forbidden(
+            "access denied, only executors can be assigned",
+        )),
     }
 }
 
-pub(super) async fn assign(state: &ApiState, caller: &str, msg: AssignMsg) -> Result<String, ApiError> {
+pub(super) async fn assign(
+    state: &ApiState,
+    caller: &str,
+    msg: AssignMsg,
+) -> Result<String, ApiError> {
     if msg.timeout == 0 {
-        return Err(ApiError::bad_request("invalid timeout value, timeout cannot be zero"));
+        return Err(ApiError::bad_request(
+            "invalid timeout value, timeout cannot be zero",
+        ));
     }
     let (cpu_millis, mem_mib) = validate::available(&msg.availablecpu, &msg.availablemem)?;
     let executor = calling_executor(state, &msg.colonyname, caller)?;
-    let seconds = u64::try_from(msg.timeout).unwrap_or(0).min(state.config.long_poll_seconds_max);
+    let seconds = u64::try_from(msg.timeout)
+        .unwrap_or(0)
+        .min(state.config.long_poll_seconds_max);
     let deadline = tokio::time::sleep(Duration::from_secs(seconds));
     tokio::pin!(deadline);
     let (colony, executortype) = (&executor.colonyname, &executor.executortype);
@@ -132,7 +175,11 @@ pub(super) async fn assign(state: &ApiState, caller: &str, msg: AssignMsg) -> Re
             .register(colony, executortype)
             .map_err(|e| ApiError::unavailable(e.to_string()))?;
         if query::has_match(&state.store, &executor, cpu_millis, mem_mib).map_err(internal)? {
-            let op = Op::Assign { colonyname: colony.clone(), cpu_millis, mem_mib };
+            let op = Op::Assign {
+                colonyname: colony.clone(),
+                cpu_millis,
+                mem_mib,
+            };
             match state.propose(caller, op).await? {
                 Reply::NothingToAssign => {} // Another executor was faster.
                 reply => return reply_json(reply),
@@ -158,6 +205,9 @@ mod tests {
     #[test]
     fn state_argument_is_range_checked() {
         assert_eq!(super::state_arg(ps::SUCCESS).unwrap(), ps::SUCCESS);
-        assert!(super::state_arg(9).unwrap_err().message.contains("invalid process state 9"));
+        assert!(super::state_arg(9)
+            .unwrap_err()
+            .message
+            .contains("invalid process state 9"));
     }
 }

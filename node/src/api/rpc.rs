@@ -23,7 +23,12 @@ pub(super) async fn api(
         }
     };
     let text = serde_json::to_string(&reply).expect("replies always serialize");
-    (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        text,
+    )
+        .into_response()
 }
 
 fn envelope_error(error: EnvelopeError) -> ApiError {
@@ -67,18 +72,29 @@ async fn dispatch(state: &ApiState, caller: &str, request: Request) -> Result<St
         R::Version(_) | R::GetServerInfo(_) | R::GetStatistics(_) => {
             colonies::server(state, caller, request)
         }
-        R::AddColony(_) | R::RemoveColony(_) | R::GetColonies(_) | R::GetColony(_)
+        R::AddColony(_)
+        | R::RemoveColony(_)
+        | R::GetColonies(_)
+        | R::GetColony(_)
         | R::GetColonyStats(_) => colonies::colony(state, caller, request).await,
         R::AddUser(_) | R::GetUsers(_) | R::GetUser(_) | R::GetUserById(_) | R::RemoveUser(_) => {
             colonies::user(state, caller, request).await
         }
-        R::AddExecutor(_) | R::GetExecutors(_) | R::GetExecutor(_) | R::GetExecutorById(_)
-        | R::ApproveExecutor(_) | R::RejectExecutor(_) | R::RemoveExecutor(_) => {
-            executors::handle(state, caller, request).await
-        }
+        R::AddExecutor(_)
+        | R::GetExecutors(_)
+        | R::GetExecutor(_)
+        | R::GetExecutorById(_)
+        | R::ApproveExecutor(_)
+        | R::RejectExecutor(_)
+        | R::RemoveExecutor(_) => executors::handle(state, caller, request).await,
         R::Assign(msg) => processes::assign(state, caller, msg).await,
-        R::Submit(_) | R::CloseSuccessful(_) | R::CloseFailed(_) | R::SetOutput(_)
-        | R::CancelProcess(_) | R::RemoveProcess(_) | R::RemoveAllProcesses(_)
+        R::Submit(_)
+        | R::CloseSuccessful(_)
+        | R::CloseFailed(_)
+        | R::SetOutput(_)
+        | R::CancelProcess(_)
+        | R::RemoveProcess(_)
+        | R::RemoveAllProcesses(_)
         | R::AddAttribute(_) => processes::write(state, caller, request).await,
         R::GetProcess(_) | R::GetProcesses(_) | R::GetProcessHist(_) | R::GetAttribute(_) => {
             processes::read(state, caller, request)

@@ -35,34 +35,62 @@ pub(crate) enum ColonyCommand {
 }
 
 fn colony_rows(colonies: &[Colony]) -> Vec<Vec<String>> {
-    colonies.iter().map(|c| vec![c.name.clone(), c.colonyid.clone()]).collect()
+    colonies
+        .iter()
+        .map(|c| vec![c.name.clone(), c.colonyid.clone()])
+        .collect()
 }
 
-pub(crate) async fn run_colony(command: ColonyCommand, env: &ClientEnv, out: &Output) -> anyhow::Result<()> {
+pub(crate) async fn run_colony(
+    command: ColonyCommand,
+    env: &ClientEnv,
+    out: &Output,
+) -> anyhow::Result<()> {
     let client = env.client()?;
     match command {
         ColonyCommand::Add { name, colonyid } => {
-            let request = Request::AddColony(ColonyMsg { colony: Colony { colonyid, name } });
+            let request = Request::AddColony(ColonyMsg {
+                colony: Colony { colonyid, name },
+            });
             let colony: Colony = client.call(&request, &env.server_prvkey()?).await?;
-            out.show(&colony, &["NAME", "COLONYID"], colony_rows(std::slice::from_ref(&colony)));
+            out.show(
+                &colony,
+                &["NAME", "COLONYID"],
+                colony_rows(std::slice::from_ref(&colony)),
+            );
         }
         ColonyCommand::Ls => {
-            let colonies: Vec<Colony> =
-                client.call(&Request::GetColonies(EmptyMsg {}), &env.server_prvkey()?).await?;
+            let colonies: Vec<Colony> = client
+                .call(&Request::GetColonies(EmptyMsg {}), &env.server_prvkey()?)
+                .await?;
             out.show(&colonies, &["NAME", "COLONYID"], colony_rows(&colonies));
         }
         ColonyCommand::Get { name } => {
-            let request = Request::GetColony(ColonyNameMsg { colonyname: env.colony(name)? });
+            let request = Request::GetColony(ColonyNameMsg {
+                colonyname: env.colony(name)?,
+            });
             let colony: Colony = client.call(&request, &env.prvkey()?).await?;
-            out.show(&colony, &["NAME", "COLONYID"], colony_rows(std::slice::from_ref(&colony)));
+            out.show(
+                &colony,
+                &["NAME", "COLONYID"],
+                colony_rows(std::slice::from_ref(&colony)),
+            );
         }
         ColonyCommand::Rm { name } => {
-            let request = Request::RemoveColony(ColonyNameMsg { colonyname: name.clone() });
+            let request = Request::RemoveColony(ColonyNameMsg {
+                colonyname: name.clone(),
+            });
             let _: serde_json::Value = client.call(&request, &env.server_prvkey()?).await?;
-            out.show(&serde_json::json!({ "removed": name }), &["REMOVED"], vec![vec![name.clone()]]);
+            out.show(
+                &serde_json::json!({ "removed": name }),
+                &["REMOVED"],
+                vec![vec![name.clone()]],
+            );
         }
         ColonyCommand::Stats { name } => {
-            let request = Request::GetColonyStats(ColonyNameMsg { colonyname: env.colony(name)? });
+            let request = Request::GetColonyStats(ColonyNameMsg {
+                colonyname: env.colony(name)?,
+            });
             let s: Statistics = client.call(&request, &env.prvkey()?).await?;
             let rows = [
                 ("executors", s.executors),
@@ -72,7 +100,10 @@ pub(crate) async fn run_colony(command: ColonyCommand, env: &ClientEnv, out: &Ou
                 ("failed", s.failedprocesses),
                 ("cancelled", s.cancelledprocesses),
             ];
-            let rows = rows.iter().map(|(k, v)| vec![k.to_string(), v.to_string()]).collect();
+            let rows = rows
+                .iter()
+                .map(|(k, v)| vec![k.to_string(), v.to_string()])
+                .collect();
             out.show(&s, &["WHAT", "COUNT"], rows);
         }
     }
@@ -102,17 +133,41 @@ pub(crate) enum UserCommand {
 }
 
 fn user_rows(users: &[User]) -> Vec<Vec<String>> {
-    users.iter().map(|u| vec![u.name.clone(), u.userid.clone(), u.email.clone()]).collect()
+    users
+        .iter()
+        .map(|u| vec![u.name.clone(), u.userid.clone(), u.email.clone()])
+        .collect()
 }
 
-pub(crate) async fn run_user(command: UserCommand, env: &ClientEnv, out: &Output) -> anyhow::Result<()> {
+pub(crate) async fn run_user(
+    command: UserCommand,
+    env: &ClientEnv,
+    out: &Output,
+) -> anyhow::Result<()> {
     let client = env.client()?;
     let colonyname = env.colony(None)?;
     match command {
-        UserCommand::Add { name, id, email, phone } => {
-            let user = User { colonyname, userid: id, name, email, phone };
-            let user: User = client.call(&Request::AddUser(UserMsg { user }), &env.colony_prvkey()?).await?;
-            out.show(&user, &["NAME", "USERID", "EMAIL"], user_rows(std::slice::from_ref(&user)));
+        UserCommand::Add {
+            name,
+            id,
+            email,
+            phone,
+        } => {
+            let user = User {
+                colonyname,
+                userid: id,
+                name,
+                email,
+                phone,
+            };
+            let user: User = client
+                .call(&Request::AddUser(UserMsg { user }), &env.colony_prvkey()?)
+                .await?;
+            out.show(
+                &user,
+                &["NAME", "USERID", "EMAIL"],
+                user_rows(std::slice::from_ref(&user)),
+            );
         }
         UserCommand::Ls => {
             let request = Request::GetUsers(ColonyNameMsg { colonyname });
@@ -120,9 +175,16 @@ pub(crate) async fn run_user(command: UserCommand, env: &ClientEnv, out: &Output
             out.show(&users, &["NAME", "USERID", "EMAIL"], user_rows(&users));
         }
         UserCommand::Rm { name } => {
-            let request = Request::RemoveUser(UserNameMsg { colonyname, name: name.clone() });
+            let request = Request::RemoveUser(UserNameMsg {
+                colonyname,
+                name: name.clone(),
+            });
             let _: serde_json::Value = client.call(&request, &env.colony_prvkey()?).await?;
-            out.show(&serde_json::json!({ "removed": name }), &["REMOVED"], vec![vec![name.clone()]]);
+            out.show(
+                &serde_json::json!({ "removed": name }),
+                &["REMOVED"],
+                vec![vec![name.clone()]],
+            );
         }
     }
     Ok(())

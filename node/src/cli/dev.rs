@@ -10,7 +10,7 @@ use crate::clock::{key_entropy, SystemClock};
 use crate::config::NodeConfig;
 use anyhow::Context as _;
 use clap::Args;
-use proto::msgs::{ColonyMsg, EmptyMsg, ExecutorMsg, ExecutorNameMsg, ColonyNameMsg};
+use proto::msgs::{ColonyMsg, ColonyNameMsg, EmptyMsg, ExecutorMsg, ExecutorNameMsg};
 use proto::{Colony, Executor, PrivateKey, Request};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -67,7 +67,9 @@ impl Identity {
     /// Saved identity (or a fresh one), with every `COLONIES_*` variable that is set applied.
     fn resolve(path: &Path, vars: &HashMap<String, String>) -> anyhow::Result<Identity> {
         let mut identity = match std::fs::read_to_string(path) {
-            Ok(text) => serde_json::from_str(&text).with_context(|| format!("parse {}", path.display()))?,
+            Ok(text) => {
+                serde_json::from_str(&text).with_context(|| format!("parse {}", path.display()))?
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Identity::fresh(),
             Err(e) => return Err(e).with_context(|| format!("read {}", path.display())),
         };
@@ -77,7 +79,9 @@ impl Identity {
             identity.server_prvkey = None;
         }
         if let Some(key) = var("COLONIES_SERVER_PRVKEY") {
-            let id = PrivateKey::from_hex(&key).context("parse COLONIES_SERVER_PRVKEY")?.id();
+            let id = PrivateKey::from_hex(&key)
+                .context("parse COLONIES_SERVER_PRVKEY")?
+                .id();
             if var("COLONIES_SERVER_ID").is_some_and(|given| !given.eq_ignore_ascii_case(&id)) {
                 anyhow::bail!("COLONIES_SERVER_ID does not match the id of COLONIES_SERVER_PRVKEY");
             }
@@ -96,7 +100,10 @@ impl Identity {
                 *field = value;
             }
         }
-        for (name, key) in [("colony", &identity.colony_prvkey), ("executor", &identity.executor_prvkey)] {
+        for (name, key) in [
+            ("colony", &identity.colony_prvkey),
+            ("executor", &identity.executor_prvkey),
+        ] {
             PrivateKey::from_hex(key).with_context(|| format!("parse the {name} private key"))?;
         }
         Ok(identity)
@@ -112,7 +119,8 @@ impl Identity {
             .mode(0o600)
             .open(path)
             .with_context(|| format!("write {}", path.display()))?;
-        file.write_all(text.as_bytes()).with_context(|| format!("write {}", path.display()))
+        file.write_all(text.as_bytes())
+            .with_context(|| format!("write {}", path.display()))
     }
 }
 
@@ -133,7 +141,9 @@ pub(crate) async fn run(args: DevArgs, vars: &HashMap<String, String>) -> anyhow
     config.api.host = args.api_host;
     config.api.port = args.api_port;
     config.server_id = Some(identity.server_id.clone());
-    let node = crate::node::start(config.validate()?, Arc::new(SystemClock)).await.context("start node")?;
+    let node = crate::node::start(config.validate()?, Arc::new(SystemClock))
+        .await
+        .context("start node")?;
     let host = match node.api_addr.ip() {
         ip if ip.is_unspecified() => "127.0.0.1".to_string(),
         ip => ip.to_string(),
@@ -156,7 +166,9 @@ async fn provision(client: &Client, identity: &Identity) -> anyhow::Result<()> {
     let executor_key = PrivateKey::from_hex(&identity.executor_prvkey)?;
     if let Some(server_prvkey) = &identity.server_prvkey {
         let server_key = PrivateKey::from_hex(server_prvkey)?;
-        let colonies: Vec<Colony> = client.call(&Request::GetColonies(EmptyMsg {}), &server_key).await?;
+        let colonies: Vec<Colony> = client
+            .call(&Request::GetColonies(EmptyMsg {}), &server_key)
+            .await?;
         match colonies.iter().find(|c| c.name == identity.colony_name) {
             Some(colony) if colony.colonyid != colony_key.id() => anyhow::bail!(
                 "colony {:?} already exists with another owner; use its key in COLONIES_COLONY_PRVKEY",
@@ -176,7 +188,10 @@ async fn provision(client: &Client, identity: &Identity) -> anyhow::Result<()> {
         colonyname: identity.colony_name.clone(),
         ..Executor::default()
     };
-    match client.call::<Executor>(&Request::AddExecutor(ExecutorMsg { executor }), &colony_key).await {
+    match client
+        .call::<Executor>(&Request::AddExecutor(ExecutorMsg { executor }), &colony_key)
+        .await
+    {
         Ok(_) | Err(ClientError::Api { status: 409, .. }) => {}
         Err(error) => return Err(error).context("register the dev executor"),
     }
@@ -184,11 +199,19 @@ async fn provision(client: &Client, identity: &Identity) -> anyhow::Result<()> {
         colonyname: identity.colony_name.clone(),
         executorname: identity.executor_name.clone(),
     });
-    let _: serde_json::Value = client.call(&approve, &colony_key).await.context("approve the dev executor")?;
+    let _: serde_json::Value = client
+        .call(&approve, &colony_key)
+        .await
+        .context("approve the dev executor")?;
     // The executor must be a member with *this* key (a same-named executor may hold another).
-    let check = Request::GetColony(ColonyNameMsg { colonyname: identity.colony_name.clone() });
+    let check = Request::GetColony(ColonyNameMsg {
+        colonyname: identity.colony_name.clone(),
+    });
     let _: Colony = client.call(&check, &executor_key).await.with_context(|| {
-        format!("executor {:?} is registered with another key", identity.executor_name)
+        format!(
+            "executor {:?} is registered with another key",
+            identity.executor_name
+        )
     })?;
     Ok(())
 }

@@ -17,11 +17,15 @@ impl ClientEnv {
     }
 
     fn get(&self, name: &str) -> Option<&str> {
-        self.vars.get(name).map(String::as_str).filter(|v| !v.is_empty())
+        self.vars
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
 
     fn required(&self, name: &str) -> anyhow::Result<&str> {
-        self.get(name).with_context(|| format!("environment variable {name} is not set"))
+        self.get(name)
+            .with_context(|| format!("environment variable {name} is not set"))
     }
 
     fn key(&self, name: &str) -> anyhow::Result<PrivateKey> {
@@ -37,8 +41,12 @@ impl ClientEnv {
             .get("COLONIES_SERVER_HTTP_PORT")
             .or_else(|| self.get("COLONIES_SERVER_PORT"))
             .unwrap_or("50080");
-        let port: u16 = port.parse().with_context(|| format!("parse server port {port:?}"))?;
-        let tls = self.get("COLONIES_TLS").or_else(|| self.get("COLONIES_SERVER_TLS"));
+        let port: u16 = port
+            .parse()
+            .with_context(|| format!("parse server port {port:?}"))?;
+        let tls = self
+            .get("COLONIES_TLS")
+            .or_else(|| self.get("COLONIES_SERVER_TLS"));
         Ok(Client::new(host, port, tls == Some("true")))
     }
 

@@ -61,23 +61,44 @@ fn rows(executors: &[Executor]) -> Vec<Vec<String>> {
         .iter()
         .map(|e| {
             let state = state_name(e.state).to_string();
-            vec![e.executorname.clone(), e.executortype.clone(), state, e.executorid.clone()]
+            vec![
+                e.executorname.clone(),
+                e.executortype.clone(),
+                state,
+                e.executorid.clone(),
+            ]
         })
         .collect()
 }
 
 const HEADERS: [&str; 4] = ["NAME", "TYPE", "STATE", "EXECUTORID"];
 
-pub(crate) async fn run(command: ExecutorCommand, env: &ClientEnv, out: &Output) -> anyhow::Result<()> {
+pub(crate) async fn run(
+    command: ExecutorCommand,
+    env: &ClientEnv,
+    out: &Output,
+) -> anyhow::Result<()> {
     let client = env.client()?;
     let colonyname = env.colony(None)?;
-    let named = |name: String| ExecutorNameMsg { colonyname: colonyname.clone(), executorname: name };
+    let named = |name: String| ExecutorNameMsg {
+        colonyname: colonyname.clone(),
+        executorname: name,
+    };
     let done = |name: &str, what: &str| {
         let value = serde_json::json!({ "executor": name, "done": what });
-        out.show(&value, &["EXECUTOR", "DONE"], vec![vec![name.to_string(), what.to_string()]]);
+        out.show(
+            &value,
+            &["EXECUTOR", "DONE"],
+            vec![vec![name.to_string(), what.to_string()]],
+        );
     };
     match command {
-        ExecutorCommand::Add { name, executortype, id, location } => {
+        ExecutorCommand::Add {
+            name,
+            executortype,
+            id,
+            location,
+        } => {
             let executorid = match id {
                 Some(id) => id,
                 None => env.prvkey()?.id(),
@@ -110,12 +131,16 @@ pub(crate) async fn run(command: ExecutorCommand, env: &ClientEnv, out: &Output)
             done(&name, "removed");
         }
         ExecutorCommand::Ls => {
-            let request = Request::GetExecutors(ColonyNameMsg { colonyname: colonyname.clone() });
+            let request = Request::GetExecutors(ColonyNameMsg {
+                colonyname: colonyname.clone(),
+            });
             let executors: Vec<Executor> = client.call(&request, &env.prvkey()?).await?;
             out.show(&executors, &HEADERS, rows(&executors));
         }
         ExecutorCommand::Get { name } => {
-            let executor: Executor = client.call(&Request::GetExecutor(named(name)), &env.prvkey()?).await?;
+            let executor: Executor = client
+                .call(&Request::GetExecutor(named(name)), &env.prvkey()?)
+                .await?;
             out.show(&executor, &HEADERS, rows(std::slice::from_ref(&executor)));
         }
     }

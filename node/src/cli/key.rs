@@ -18,7 +18,11 @@ pub(crate) enum KeyCommand {
     },
 }
 
-pub(crate) fn run(command: KeyCommand, vars: &HashMap<String, String>, out: &Output) -> anyhow::Result<()> {
+pub(crate) fn run(
+    command: KeyCommand,
+    vars: &HashMap<String, String>,
+    out: &Output,
+) -> anyhow::Result<()> {
     let key = match command {
         KeyCommand::New => PrivateKey::from_entropy(key_entropy()),
         KeyCommand::Id { prvkey } => {
@@ -29,6 +33,10 @@ pub(crate) fn run(command: KeyCommand, vars: &HashMap<String, String>, out: &Out
         }
     };
     let value = serde_json::json!({ "prvkey": key.to_hex(), "id": key.id() });
-    out.show(&value, &["PRVKEY", "ID"], vec![vec![key.to_hex(), key.id()]]);
+    out.show(
+        &value,
+        &["PRVKEY", "ID"],
+        vec![vec![key.to_hex(), key.id()]],
+    );
     Ok(())
 }

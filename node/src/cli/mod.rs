@@ -59,11 +59,21 @@ pub async fn run(cli: Cli, vars: HashMap<String, String>) -> anyhow::Result<()> 
         Command::Dev(args) => dev::run(args, &vars).await,
         Command::Node(args) => serve::run(args, &vars).await,
         Command::Key(command) => key::run(command, &vars, &out),
-        Command::Colony(command) => colony::run_colony(command, &env::ClientEnv::new(&vars), &out).await,
-        Command::User(command) => colony::run_user(command, &env::ClientEnv::new(&vars), &out).await,
-        Command::Executor(command) => executor::run(command, &env::ClientEnv::new(&vars), &out).await,
-        Command::Function(command) => process::run_function(command, &env::ClientEnv::new(&vars), &out).await,
-        Command::Process(command) => process::run_process(command, &env::ClientEnv::new(&vars), &out).await,
+        Command::Colony(command) => {
+            colony::run_colony(command, &env::ClientEnv::new(&vars), &out).await
+        }
+        Command::User(command) => {
+            colony::run_user(command, &env::ClientEnv::new(&vars), &out).await
+        }
+        Command::Executor(command) => {
+            executor::run(command, &env::ClientEnv::new(&vars), &out).await
+        }
+        Command::Function(command) => {
+            process::run_function(command, &env::ClientEnv::new(&vars), &out).await
+        }
+        Command::Process(command) => {
+            process::run_process(command, &env::ClientEnv::new(&vars), &out).await
+        }
     }
 }
 

@@ -31,8 +31,11 @@ pub(crate) fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
         }
     }
     let line = |cells: Vec<&str>| {
-        let padded: Vec<String> =
-            cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
         format!("{}\n", padded.join("  ").trim_end())
     };
     let mut text = line(headers.to_vec());
@@ -58,7 +61,10 @@ pub(crate) fn state_name(state: i32) -> &'static str {
 mod tests {
     #[test]
     fn table_aligns_columns() {
-        let rows = vec![vec!["a".to_string(), "long value".to_string()], vec!["bbb".into(), "x".into()]];
+        let rows = vec![
+            vec!["a".to_string(), "long value".to_string()],
+            vec!["bbb".into(), "x".into()],
+        ];
         let text = super::table(&["ID", "V"], &rows);
         assert_eq!(text, "ID   V\na    long value\nbbb  x\n");
     }

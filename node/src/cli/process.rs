@@ -91,7 +91,13 @@ pub(crate) enum ProcessCommand {
     },
 }
 
-const HEADERS: [&str; 5] = ["PROCESSID", "FUNCNAME", "STATE", "EXECUTORTYPE", "SUBMITTED"];
+const HEADERS: [&str; 5] = [
+    "PROCESSID",
+    "FUNCNAME",
+    "STATE",
+    "EXECUTORTYPE",
+    "SUBMITTED",
+];
 
 fn rows(processes: &[Process]) -> Vec<Vec<String>> {
     processes
@@ -115,7 +121,9 @@ fn parse_state(text: &str) -> anyhow::Result<i32> {
         "successful" | "success" => ps::SUCCESS,
         "failed" => ps::FAILED,
         "cancelled" => ps::CANCELLED,
-        other => anyhow::bail!("unknown state {other:?}: use waiting, running, successful, failed or cancelled"),
+        other => anyhow::bail!(
+            "unknown state {other:?}: use waiting, running, successful, failed or cancelled"
+        ),
     })
 }
 
@@ -162,20 +170,46 @@ fn build_spec(
     Ok(spec)
 }
 
-pub(crate) async fn run_function(command: FunctionCommand, env: &ClientEnv, out: &Output) -> anyhow::Result<()> {
-    let FunctionCommand::Submit { spec, func, args, executortype, priority, maxwaittime, maxexectime, maxretries, wait } =
-        command;
-    let spec = build_spec(env, spec, func, args, executortype, [priority, maxwaittime, maxexectime, maxretries])?;
+pub(crate) async fn run_function(
+    command: FunctionCommand,
+    env: &ClientEnv,
+    out: &Output,
+) -> anyhow::Result<()> {
+    let FunctionCommand::Submit {
+        spec,
+        func,
+        args,
+        executortype,
+        priority,
+        maxwaittime,
+        maxexectime,
+        maxretries,
+        wait,
+    } = command;
+    let spec = build_spec(
+        env,
+        spec,
+        func,
+        args,
+        executortype,
+        [priority, maxwaittime, maxexectime, maxretries],
+    )?;
     let client = env.client()?;
     let key = env.prvkey()?;
-    let mut process: Process = client.call(&Request::Submit(SubmitMsg { spec }), &key).await?;
+    let mut process: Process = client
+        .call(&Request::Submit(SubmitMsg { spec }), &key)
+        .await?;
     if let Some(wait) = wait {
         let limit = Duration::from_secs(wait.unwrap_or(3600));
         process = wait_closed(&client, &key, &process.processid, limit).await?;
     }
     out.show(&process, &HEADERS, rows(std::slice::from_ref(&process)));
     if process.state == ps::FAILED {
-        anyhow::bail!("process {} failed: {}", process.processid, process.errors.join("; "));
+        anyhow::bail!(
+            "process {} failed: {}",
+            process.processid,
+            process.errors.join("; ")
+        );
     }
     Ok(())
 }
@@ -190,7 +224,9 @@ async fn wait_closed(
     let poll = async {
         let mut delay = Duration::from_millis(10);
         loop {
-            let request = Request::GetProcess(ProcessIdMsg { processid: id.to_string() });
+            let request = Request::GetProcess(ProcessIdMsg {
+                processid: id.to_string(),
+            });
             let process: Process = client.call(&request, key).await?;
             if ps::is_terminal(process.state) {
                 return anyhow::Ok(process);
@@ -204,12 +240,20 @@ async fn wait_closed(
         .with_context(|| format!("process {id} was not closed within {} s", limit.as_secs()))?
 }
 
-pub(crate) async fn run_process(command: ProcessCommand, env: &ClientEnv, out: &Output) -> anyhow::Result<()> {
+pub(crate) async fn run_process(
+    command: ProcessCommand,
+    env: &ClientEnv,
+    out: &Output,
+) -> anyhow::Result<()> {
     let client = env.client()?;
     let key = env.prvkey()?;
     let done = |id: &str, what: &str| {
         let value = serde_json::json!({ "processid": id, "done": what });
-        out.show(&value, &["PROCESSID", "DONE"], vec![vec![id.to_string(), what.to_string()]]);
+        out.show(
+            &value,
+            &["PROCESSID", "DONE"],
+            vec![vec![id.to_string(), what.to_string()]],
+        );
     };
     match command {
         ProcessCommand::Ps { state, count } => {
@@ -223,32 +267,51 @@ pub(crate) async fn run_process(command: ProcessCommand, env: &ClientEnv, out: &
             out.show(&processes, &HEADERS, rows(&processes));
         }
         ProcessCommand::Get { id } => {
-            let process: Process = client.call(&Request::GetProcess(ProcessIdMsg { processid: id }), &key).await?;
+            let process: Process = client
+                .call(&Request::GetProcess(ProcessIdMsg { processid: id }), &key)
+                .await?;
             out.show(&process, &HEADERS, rows(std::slice::from_ref(&process)));
         }
         ProcessCommand::Assign { timeout } => {
-            let request = Request::Assign(AssignMsg { colonyname: env.colony(None)?, timeout, ..AssignMsg::default() });
-            let process = client.assign(&request, &key, u64::try_from(timeout).unwrap_or(0)).await?;
+            let request = Request::Assign(AssignMsg {
+                colonyname: env.colony(None)?,
+                timeout,
+                ..AssignMsg::default()
+            });
+            let process = client
+                .assign(&request, &key, u64::try_from(timeout).unwrap_or(0))
+                .await?;
             out.show(&process, &HEADERS, rows(std::slice::from_ref(&process)));
         }
         ProcessCommand::Close { id, out: values } => {
             let values = values.into_iter().map(serde_json::Value::from).collect();
-            let request = Request::CloseSuccessful(CloseSuccessfulMsg { processid: id.clone(), out: values });
+            let request = Request::CloseSuccessful(CloseSuccessfulMsg {
+                processid: id.clone(),
+                out: values,
+            });
             let _: serde_json::Value = client.call(&request, &key).await?;
             done(&id, "closed");
         }
         ProcessCommand::Fail { id, errors } => {
-            let request = Request::CloseFailed(CloseFailedMsg { processid: id.clone(), errors });
+            let request = Request::CloseFailed(CloseFailedMsg {
+                processid: id.clone(),
+                errors,
+            });
             let _: serde_json::Value = client.call(&request, &key).await?;
             done(&id, "failed");
         }
         ProcessCommand::Cancel { id } => {
-            let request = Request::CancelProcess(ProcessIdMsg { processid: id.clone() });
+            let request = Request::CancelProcess(ProcessIdMsg {
+                processid: id.clone(),
+            });
             let _: serde_json::Value = client.call(&request, &key).await?;
             done(&id, "cancelled");
         }
         ProcessCommand::Rm { id } => {
-            let request = Request::RemoveProcess(RemoveProcessMsg { processid: id.clone(), all: false });
+            let request = Request::RemoveProcess(RemoveProcessMsg {
+                processid: id.clone(),
+                all: false,
+            });
             let _: serde_json::Value = client.call(&request, &key).await?;
             done(&id, "removed");
         }

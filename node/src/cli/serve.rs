@@ -42,7 +42,9 @@ fn config(args: NodeArgs, vars: &HashMap<String, String>) -> anyhow::Result<Node
     if let Some(port) = args.api_port {
         config.api.port = port;
     }
-    let server_id = args.server_id.or_else(|| vars.get("COLONIES_SERVER_ID").cloned());
+    let server_id = args
+        .server_id
+        .or_else(|| vars.get("COLONIES_SERVER_ID").cloned());
     if let Some(id) = server_id.filter(|id| !id.is_empty()) {
         config.server_id = Some(id);
     }
@@ -51,7 +53,9 @@ fn config(args: NodeArgs, vars: &HashMap<String, String>) -> anyhow::Result<Node
 
 pub(crate) async fn run(args: NodeArgs, vars: &HashMap<String, String>) -> anyhow::Result<()> {
     let config = config(args, vars)?;
-    let node = crate::node::start(config, Arc::new(SystemClock)).await.context("start node")?;
+    let node = crate::node::start(config, Arc::new(SystemClock))
+        .await
+        .context("start node")?;
     if node.server_id.is_none() {
         tracing::warn!("no server owner id recorded: set COLONIES_SERVER_ID or --server-id");
     }

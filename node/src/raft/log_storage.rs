@@ -6,6 +6,9 @@
 //! keeps appends, truncations and purges in order. While one append is being fsynced, openraft
 //! queues new client writes and hands them to the next append as one batch (group commit).
 
+// openraft's traits fix the error type (`StorageError`, ~224 bytes); helpers return it too.
+#![allow(clippy::result_large_err)]
+
 use super::{NodeId, TypeConfig};
 use crate::store::Store;
 use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
@@ -42,7 +45,9 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StorageError<NodeId>> 
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, StorageError<NodeId>> + Send + 'static,
 ) -> Result<T, StorageError<NodeId>> {
-    tokio::task::spawn_blocking(work).await.map_err(|e| write_error(format!("store task: {e}")))?
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| write_error(format!("store task: {e}")))?
 }
 
 impl RaftLogReader<TypeConfig> for LogStore {
@@ -85,7 +90,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             Some((_, bytes)) => Some(*decode::<Entry<TypeConfig>>(&bytes)?.get_log_id()),
             None => last_purged_log_id,
         };
-        Ok(LogState { last_purged_log_id, last_log_id })
+        Ok(LogState {
+            last_purged_log_id,
+            last_log_id,
+        })
     }
 
     async fn get_log_reader(&mut self) -> LogStore {
@@ -95,7 +103,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError<NodeId>> {
         let bytes = serde_json::to_vec(vote).map_err(write_error)?;
         let store = self.store.clone();
-        blocking(move || store.set_raft_meta("vote", &bytes, true).map_err(write_error)).await
+        blocking(move || {
+            store
+                .set_raft_meta("vote", &bytes, true)
+                .map_err(write_error)
+        })
+        .await
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, StorageError<NodeId>> {
@@ -111,13 +124,21 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // Not fsynced: it only lets a restart re-apply sooner; raft re-derives it if lost.
         let bytes = serde_json::to_vec(&committed).map_err(write_error)?;
         let store = self.store.clone();
-        blocking(move || store.set_raft_meta("committed", &bytes, false).map_err(write_error)).await
+        blocking(move || {
+            store
+                .set_raft_meta("committed", &bytes, false)
+                .map_err(write_error)
+        })
+        .await
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>, StorageError<NodeId>> {
         let store = self.store.clone();
         let bytes = blocking(move || store.raft_meta("committed").map_err(read_error)).await?;
-        Ok(bytes.map(|b| decode::<Option<LogId<NodeId>>>(&b)).transpose()?.flatten())
+        Ok(bytes
+            .map(|b| decode::<Option<LogId<NodeId>>>(&b))
+            .transpose()?
+            .flatten())
     }
 
     async fn append<I>(
@@ -131,7 +152,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     {
         let encoded = entries
             .into_iter()
-            .map(|entry| Ok((entry.log_id.index, serde_json::to_vec(&entry).map_err(write_error)?)))
+            .map(|entry| {
+                Ok((
+                    entry.log_id.index,
+                    serde_json::to_vec(&entry).map_err(write_error)?,
+                ))
+            })
             .collect::<Result<Vec<_>, StorageError<NodeId>>>()?;
         let store = self.store.clone();
         let written = blocking(move || store.log_append(encoded).map_err(write_error)).await;
@@ -151,6 +177,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
         let bytes = serde_json::to_vec(&Some(log_id)).map_err(write_error)?;
         let store = self.store.clone();
-        blocking(move || store.log_purge_upto(log_id.index, &bytes).map_err(write_error)).await
+        blocking(move || {
+            store
+                .log_purge_upto(log_id.index, &bytes)
+                .map_err(write_error)
+        })
+        .await
     }
 }

@@ -62,7 +62,9 @@ pub struct RaftNode {
 
 impl std::fmt::Debug for RaftNode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RaftNode").field("node_id", &self.node_id).finish()
+        f.debug_struct("RaftNode")
+            .field("node_id", &self.node_id)
+            .finish()
     }
 }
 
@@ -101,9 +103,17 @@ impl RaftNode {
         .await
         .map_err(|e| Error::Fatal(e.to_string()))?;
         let node = RaftNode { raft, node_id };
-        if !node.raft.is_initialized().await.map_err(|e| Error::Fatal(e.to_string()))? {
+        if !node
+            .raft
+            .is_initialized()
+            .await
+            .map_err(|e| Error::Fatal(e.to_string()))?
+        {
             let members = BTreeMap::from([(node_id, BasicNode::default())]);
-            node.raft.initialize(members).await.map_err(|e| Error::Fatal(e.to_string()))?;
+            node.raft
+                .initialize(members)
+                .await
+                .map_err(|e| Error::Fatal(e.to_string()))?;
         }
         Ok(node)
     }
@@ -131,7 +141,9 @@ impl RaftNode {
         match self.raft.client_write(command).await {
             Ok(written) => Ok(written.data),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
-                Err(Error::NotLeader { leader: forward.leader_id })
+                Err(Error::NotLeader {
+                    leader: forward.leader_id,
+                })
             }
             Err(RaftError::APIError(other)) => Err(Error::Fatal(other.to_string())),
             Err(RaftError::Fatal(fatal)) => Err(Error::Fatal(fatal.to_string())),
@@ -152,7 +164,10 @@ impl RaftNode {
 
     /// Stops raft and waits for its tasks to end.
     pub async fn shutdown(&self) -> Result<(), Error> {
-        self.raft.shutdown().await.map_err(|e| Error::Fatal(e.to_string()))
+        self.raft
+            .shutdown()
+            .await
+            .map_err(|e| Error::Fatal(e.to_string()))
     }
 }
 

@@ -2,6 +2,9 @@
 //! `state::apply` and its writes are committed with the new applied log id in one batch; then
 //! its events wake local waiters. Snapshots are full exports of the state tables.
 
+// openraft's traits fix the error type (`StorageError`, ~224 bytes); helpers return it too.
+#![allow(clippy::result_large_err)]
+
 use super::{NodeId, TypeConfig};
 use crate::sched::Waiters;
 use crate::state;
@@ -80,7 +83,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn applied_state(&mut self) -> Result<Applied, StorageError<NodeId>> {
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || read_applied(&store)).await.map_err(sm_error)?
+        tokio::task::spawn_blocking(move || read_applied(&store))
+            .await
+            .map_err(sm_error)?
     }
 
     async fn apply<I>(&mut self, entries: I) -> Result<Vec<Response>, StorageError<NodeId>>
@@ -122,8 +127,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let meta_bytes = serde_json::to_vec(meta).map_err(snapshot_error)?;
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || {
-            store.import_state(&blob, &applied).map_err(snapshot_error)?;
-            store.save_snapshot(&meta_bytes, &blob).map_err(snapshot_error)
+            store
+                .import_state(&blob, &applied)
+                .map_err(snapshot_error)?;
+            store
+                .save_snapshot(&meta_bytes, &blob)
+                .map_err(snapshot_error)
         })
         .await
         .map_err(snapshot_error)?
@@ -141,7 +150,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             return Ok(None);
         };
         let meta = serde_json::from_slice(&meta).map_err(snapshot_error)?;
-        Ok(Some(Snapshot { meta, snapshot: Box::new(Cursor::new(blob)) }))
+        Ok(Some(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(blob)),
+        }))
     }
 }
 
@@ -155,13 +167,25 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
                 None => (None, StoredMembership::default()),
             };
             let snapshot_id = match last_log_id {
-                Some(id) => format!("{}-{}-{}", id.leader_id.term, id.leader_id.node_id, id.index),
+                Some(id) => format!(
+                    "{}-{}-{}",
+                    id.leader_id.term, id.leader_id.node_id, id.index
+                ),
                 None => "empty".to_string(),
             };
-            let meta = SnapshotMeta { last_log_id, last_membership, snapshot_id };
+            let meta = SnapshotMeta {
+                last_log_id,
+                last_membership,
+                snapshot_id,
+            };
             let meta_bytes = serde_json::to_vec(&meta).map_err(snapshot_error)?;
-            store.save_snapshot(&meta_bytes, &blob).map_err(snapshot_error)?;
-            Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(blob)) })
+            store
+                .save_snapshot(&meta_bytes, &blob)
+                .map_err(snapshot_error)?;
+            Ok(Snapshot {
+                meta,
+                snapshot: Box::new(Cursor::new(blob)),
+            })
         })
         .await
         .map_err(snapshot_error)?

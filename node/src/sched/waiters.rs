@@ -68,19 +68,31 @@ impl Ticket {
 
 impl Waiters {
     pub fn new(limit: usize) -> Waiters {
-        Waiters { queues: Mutex::new(HashMap::new()), live: Arc::new(AtomicUsize::new(0)), limit }
+        Waiters {
+            queues: Mutex::new(HashMap::new()),
+            live: Arc::new(AtomicUsize::new(0)),
+            limit,
+        }
     }
 
     /// Registers a waiter for `(colony, executortype)` at the back of its queue.
     pub fn register(&self, colony: &str, executortype: &str) -> Result<Ticket, TooManyWaiters> {
         let previous = self.live.fetch_add(1, Ordering::SeqCst);
-        let waiter = Arc::new(Waiter { notify: Notify::new(), hops: AtomicUsize::new(0) });
-        let ticket = Ticket { waiter, live: self.live.clone() };
+        let waiter = Arc::new(Waiter {
+            notify: Notify::new(),
+            hops: AtomicUsize::new(0),
+        });
+        let ticket = Ticket {
+            waiter,
+            live: self.live.clone(),
+        };
         if previous >= self.limit {
             return Err(TooManyWaiters { limit: self.limit });
         }
         let mut queues = self.queues.lock().expect("waiter lock is never poisoned");
-        let queue = queues.entry((colony.to_string(), executortype.to_string())).or_default();
+        let queue = queues
+            .entry((colony.to_string(), executortype.to_string()))
+            .or_default();
         if queue.len() >= self.limit {
             queue.retain(|w| w.strong_count() > 0);
         }
@@ -99,7 +111,13 @@ impl Waiters {
         hops < PASS_ON_MAX && self.wake(colony, executortype, Some(&ticket.waiter), hops + 1)
     }
 
-    fn wake(&self, colony: &str, executortype: &str, skip: Option<&Arc<Waiter>>, hops: usize) -> bool {
+    fn wake(
+        &self,
+        colony: &str,
+        executortype: &str,
+        skip: Option<&Arc<Waiter>>,
+        hops: usize,
+    ) -> bool {
         let mut queues = self.queues.lock().expect("waiter lock is never poisoned");
         let key = (colony.to_string(), executortype.to_string());
         let Some(queue) = queues.get_mut(&key) else {
@@ -109,7 +127,10 @@ impl Waiters {
             Some(waiter) => skip.is_none_or(|skip| !Arc::ptr_eq(skip, &waiter)),
             None => false,
         });
-        let woken = match position.and_then(|i| queue.remove(i)).and_then(|w| w.upgrade()) {
+        let woken = match position
+            .and_then(|i| queue.remove(i))
+            .and_then(|w| w.upgrade())
+        {
             Some(waiter) => {
                 waiter.hops.store(hops, Ordering::SeqCst);
                 waiter.notify.notify_one();
@@ -127,7 +148,10 @@ impl Waiters {
     /// Reacts to a committed event.
     pub fn publish(&self, event: &Event) {
         match event {
-            Event::Enqueued { colonyname, executortype } => {
+            Event::Enqueued {
+                colonyname,
+                executortype,
+            } => {
                 self.wake_one(colonyname, executortype);
             }
         }
@@ -158,7 +182,10 @@ mod tests {
         let first = waiters.register("dev", "cli").unwrap();
         let second = waiters.register("dev", "cli").unwrap();
         let other_type = waiters.register("dev", "gpu").unwrap();
-        waiters.publish(&Event::Enqueued { colonyname: "dev".into(), executortype: "cli".into() });
+        waiters.publish(&Event::Enqueued {
+            colonyname: "dev".into(),
+            executortype: "cli".into(),
+        });
         assert!(is_ready(&first));
         assert!(!is_ready(&second));
         assert!(!is_ready(&other_type));
@@ -171,9 +198,15 @@ mod tests {
     fn pass_on_skips_the_passer_and_is_bounded() {
         let waiters = Waiters::new(10);
         let passer = waiters.register("dev", "cli").unwrap();
-        assert!(!waiters.pass_on("dev", "cli", &passer, 0), "nobody else is waiting");
+        assert!(
+            !waiters.pass_on("dev", "cli", &passer, 0),
+            "nobody else is waiting"
+        );
         let next = waiters.register("dev", "cli").unwrap();
-        assert!(!waiters.pass_on("dev", "cli", &passer, PASS_ON_MAX), "hop limit reached");
+        assert!(
+            !waiters.pass_on("dev", "cli", &passer, PASS_ON_MAX),
+            "hop limit reached"
+        );
         assert!(waiters.pass_on("dev", "cli", &passer, 3));
         assert!(is_ready(&next));
         assert!(!is_ready(&passer));

@@ -18,7 +18,9 @@ pub fn server_id<R: StateRead + ?Sized>(state: &R) -> Result<Option<String>, Sto
 pub fn require_server_owner<R: StateRead + ?Sized>(state: &R, caller: &str) -> Outcome<()> {
     match server_id(state)? {
         Some(id) if id == caller => Ok(Ok(())),
-        _ => Ok(Err(ApiError::forbidden("access denied, caller is not the server owner"))),
+        _ => Ok(Err(ApiError::forbidden(
+            "access denied, caller is not the server owner",
+        ))),
     }
 }
 
@@ -26,7 +28,9 @@ pub fn require_server_owner<R: StateRead + ?Sized>(state: &R, caller: &str) -> O
 pub fn colony<R: StateRead + ?Sized>(state: &R, name: &str) -> Outcome<Colony> {
     match get_json::<Colony, _>(state, Table::Colonies, name.as_bytes())? {
         Some(colony) => Ok(Ok(colony)),
-        None => Ok(Err(ApiError::not_found(format!("colony with name {name:?} not found")))),
+        None => Ok(Err(ApiError::not_found(format!(
+            "colony with name {name:?} not found"
+        )))),
     }
 }
 
@@ -80,11 +84,18 @@ pub fn user_by_id<R: StateRead + ?Sized>(
     colony: &str,
     id: &str,
 ) -> Result<Option<User>, StoreError> {
-    let Some(name) = state.get(Table::UserIds, &keys::join(&[id.as_bytes(), colony.as_bytes()]))?
+    let Some(name) = state.get(
+        Table::UserIds,
+        &keys::join(&[id.as_bytes(), colony.as_bytes()]),
+    )?
     else {
         return Ok(None);
     };
-    get_json(state, Table::Users, &keys::join(&[colony.as_bytes(), &name]))
+    get_json(
+        state,
+        Table::Users,
+        &keys::join(&[colony.as_bytes(), &name]),
+    )
 }
 
 /// Refuses unless `caller` is a member of colony `colony`: an executor registered there

@@ -17,7 +17,11 @@ pub(super) fn init_server<R: StateRead + ?Sized>(
     if let Some(existing) = auth::server_id(&ctx.tx)? {
         return Ok(Ok(Reply::ServerId(existing)));
     }
-    ctx.tx.put(Table::Meta, keys::SERVER_ID.to_vec(), server_id.clone().into_bytes());
+    ctx.tx.put(
+        Table::Meta,
+        keys::SERVER_ID.to_vec(),
+        server_id.clone().into_bytes(),
+    );
     Ok(Ok(Reply::ServerId(server_id)))
 }
 
@@ -28,11 +32,18 @@ pub(super) fn add_colony<R: StateRead + ?Sized>(
     refuse_unless!(auth::require_server_owner(&ctx.tx, ctx.caller())?);
     refuse_unless!(validate::name("colony name", &colony.name));
     let colonyid = refuse_unless!(validate::id("colonyid", &colony.colonyid));
-    if ctx.tx.get(Table::Colonies, colony.name.as_bytes())?.is_some() {
+    if ctx
+        .tx
+        .get(Table::Colonies, colony.name.as_bytes())?
+        .is_some()
+    {
         let message = format!("colony with name {:?} already exists", colony.name);
         return Ok(Err(ApiError::conflict(message)));
     }
-    let colony = Colony { colonyid, name: colony.name.clone() };
+    let colony = Colony {
+        colonyid,
+        name: colony.name.clone(),
+    };
     ctx.put_json(Table::Colonies, colony.name.as_bytes().to_vec(), &colony);
     Ok(Ok(Reply::Colony(colony)))
 }
@@ -47,12 +58,16 @@ pub(super) fn remove_colony<R: StateRead + ?Sized>(
     let prefix = keys::prefix(&[name.as_bytes()]);
     for (key, value) in scan_all(ctx, Table::Executors, &prefix)? {
         let executor: proto::Executor = decode(&value)?;
-        ctx.tx.delete(Table::ExecutorIds, executor.executorid.into_bytes());
+        ctx.tx
+            .delete(Table::ExecutorIds, executor.executorid.into_bytes());
         ctx.tx.delete(Table::Executors, key);
     }
     for (key, value) in scan_all(ctx, Table::Users, &prefix)? {
         let user: User = decode(&value)?;
-        ctx.tx.delete(Table::UserIds, keys::join(&[user.userid.as_bytes(), name.as_bytes()]));
+        ctx.tx.delete(
+            Table::UserIds,
+            keys::join(&[user.userid.as_bytes(), name.as_bytes()]),
+        );
         ctx.tx.delete(Table::Users, key);
     }
     ctx.tx.delete(Table::Colonies, name.as_bytes().to_vec());
@@ -60,7 +75,11 @@ pub(super) fn remove_colony<R: StateRead + ?Sized>(
 }
 
 pub(super) fn add_user<R: StateRead + ?Sized>(ctx: &mut Ctx<'_, R>, user: &User) -> Outcome<Reply> {
-    refuse_unless!(auth::require_colony_owner(&ctx.tx, &user.colonyname, ctx.caller())?);
+    refuse_unless!(auth::require_colony_owner(
+        &ctx.tx,
+        &user.colonyname,
+        ctx.caller()
+    )?);
     refuse_unless!(validate::name("user name", &user.name));
     let userid = refuse_unless!(validate::id("userid", &user.userid));
     let key = keys::join(&[user.colonyname.as_bytes(), user.name.as_bytes()]);
@@ -70,11 +89,17 @@ pub(super) fn add_user<R: StateRead + ?Sized>(ctx: &mut Ctx<'_, R>, user: &User)
     }
     let id_key = keys::join(&[userid.as_bytes(), user.colonyname.as_bytes()]);
     if ctx.tx.get(Table::UserIds, &id_key)?.is_some() {
-        return Ok(Err(ApiError::conflict("a user with this userid already exists in colony")));
+        return Ok(Err(ApiError::conflict(
+            "a user with this userid already exists in colony",
+        )));
     }
-    let user = User { userid, ..user.clone() };
+    let user = User {
+        userid,
+        ..user.clone()
+    };
     ctx.put_json(Table::Users, key, &user);
-    ctx.tx.put(Table::UserIds, id_key, user.name.clone().into_bytes());
+    ctx.tx
+        .put(Table::UserIds, id_key, user.name.clone().into_bytes());
     Ok(Ok(Reply::User(user)))
 }
 
@@ -86,9 +111,14 @@ pub(super) fn remove_user<R: StateRead + ?Sized>(
     refuse_unless!(auth::require_colony_owner(&ctx.tx, colony, ctx.caller())?);
     let key = keys::join(&[colony.as_bytes(), name.as_bytes()]);
     let Some(user) = get_json::<User, _>(&ctx.tx, Table::Users, &key)? else {
-        return Ok(Err(ApiError::not_found(format!("user with name {name:?} not found"))));
+        return Ok(Err(ApiError::not_found(format!(
+            "user with name {name:?} not found"
+        ))));
     };
-    ctx.tx.delete(Table::UserIds, keys::join(&[user.userid.as_bytes(), colony.as_bytes()]));
+    ctx.tx.delete(
+        Table::UserIds,
+        keys::join(&[user.userid.as_bytes(), colony.as_bytes()]),
+    );
     ctx.tx.delete(Table::Users, key);
     Ok(Ok(Reply::Done))
 }
@@ -102,7 +132,13 @@ pub(super) fn scan_all<R: StateRead + ?Sized>(
     let mut all = Vec::new();
     loop {
         let after = all.last().map(|(key, _): &super::tx::Entry| key.clone());
-        let page = ctx.tx.scan(table, prefix, after.as_deref(), Direction::Forward, DELETE_PAGE)?;
+        let page = ctx.tx.scan(
+            table,
+            prefix,
+            after.as_deref(),
+            Direction::Forward,
+            DELETE_PAGE,
+        )?;
         let done = page.len() < DELETE_PAGE;
         all.extend(page);
         if done {

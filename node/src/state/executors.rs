@@ -18,11 +18,20 @@ pub(super) fn add<R: StateRead + ?Sized>(
     let executorid = refuse_unless!(validate::id("executorid", &executor.executorid));
     let key = keys::join(&[colony.as_bytes(), executor.executorname.as_bytes()]);
     if ctx.tx.get(Table::Executors, &key)?.is_some() {
-        let message = format!("executor with name {:?} already exists", executor.executorname);
+        let message = format!(
+            "executor with name {:?} already exists",
+            executor.executorname
+        );
         return Ok(Err(ApiError::conflict(message)));
     }
-    if ctx.tx.get(Table::ExecutorIds, executorid.as_bytes())?.is_some() {
-        return Ok(Err(ApiError::conflict("an executor with this executorid already exists")));
+    if ctx
+        .tx
+        .get(Table::ExecutorIds, executorid.as_bytes())?
+        .is_some()
+    {
+        return Ok(Err(ApiError::conflict(
+            "an executor with this executorid already exists",
+        )));
     }
     let now = GoTime::from_unix_nanos(ctx.now());
     let executor = Executor {
@@ -33,7 +42,11 @@ pub(super) fn add<R: StateRead + ?Sized>(
         ..executor.clone()
     };
     ctx.put_json(Table::Executors, key.clone(), &executor);
-    ctx.tx.put(Table::ExecutorIds, executor.executorid.clone().into_bytes(), key);
+    ctx.tx.put(
+        Table::ExecutorIds,
+        executor.executorid.clone().into_bytes(),
+        key,
+    );
     Ok(Ok(Reply::Executor(Box::new(executor))))
 }
 
@@ -46,7 +59,9 @@ fn owned_executor<R: StateRead + ?Sized>(
     let key = keys::join(&[colony.as_bytes(), name.as_bytes()]);
     match get_json::<Executor, _>(&ctx.tx, Table::Executors, &key)? {
         Some(executor) => Ok(Ok((key, executor))),
-        None => Ok(Err(ApiError::not_found(format!("executor with name {name:?} not found")))),
+        None => Ok(Err(ApiError::not_found(format!(
+            "executor with name {name:?} not found"
+        )))),
     }
 }
 
@@ -57,7 +72,11 @@ pub(super) fn set_approval<R: StateRead + ?Sized>(
     approved: bool,
 ) -> Outcome<Reply> {
     let (key, mut executor) = refuse_unless!(owned_executor(ctx, colony, name)?);
-    executor.state = if approved { executor_state::APPROVED } else { executor_state::REJECTED };
+    executor.state = if approved {
+        executor_state::APPROVED
+    } else {
+        executor_state::REJECTED
+    };
     ctx.put_json(Table::Executors, key, &executor);
     Ok(Ok(Reply::Done))
 }
@@ -70,7 +89,8 @@ pub(super) fn remove<R: StateRead + ?Sized>(
     let (key, executor) = refuse_unless!(owned_executor(ctx, colony, name)?);
     // Its running processes go back to the queue, keeping their retry count (ColonyOS).
     processes::release_assigned(ctx, &executor.executorid)?;
-    ctx.tx.delete(Table::ExecutorIds, executor.executorid.into_bytes());
+    ctx.tx
+        .delete(Table::ExecutorIds, executor.executorid.into_bytes());
     ctx.tx.delete(Table::Executors, key);
     Ok(Ok(Reply::Done))
 }

@@ -103,11 +103,21 @@ pub(crate) fn prefix(parts: &[&[u8]]) -> Vec<u8> {
 }
 
 pub(crate) fn queue(colony: &str, executortype: &str, prioritytime: i64, id: &str) -> Vec<u8> {
-    join(&[colony.as_bytes(), executortype.as_bytes(), &ordered_i64(prioritytime), id.as_bytes()])
+    join(&[
+        colony.as_bytes(),
+        executortype.as_bytes(),
+        &ordered_i64(prioritytime),
+        id.as_bytes(),
+    ])
 }
 
 pub(crate) fn by_state(colony: &str, state: i32, submission_nanos: i64, id: &str) -> Vec<u8> {
-    join(&[colony.as_bytes(), &[state as u8], &ordered_i64(submission_nanos), id.as_bytes()])
+    join(&[
+        colony.as_bytes(),
+        &[state as u8],
+        &ordered_i64(submission_nanos),
+        id.as_bytes(),
+    ])
 }
 
 pub(crate) fn deadline(kind: DeadlineKind, at_nanos: i64, id: &str) -> Vec<u8> {

@@ -35,7 +35,10 @@ use tx::{StateRead, StoreError, Tx, Writes};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
     /// A process became assignable for executors of this colony and type.
-    Enqueued { colonyname: String, executortype: String },
+    Enqueued {
+        colonyname: String,
+        executortype: String,
+    },
 }
 
 /// The outcome of applying one command.
@@ -49,13 +52,21 @@ pub struct Applied {
 /// Applies `command` to `state`. A `StoreError` means the store is broken (fatal); refusals
 /// are part of the `Response`, and a refused command writes nothing.
 pub fn apply<R: StateRead + ?Sized>(state: &R, command: &Command) -> Result<Applied, StoreError> {
-    let mut ctx = Ctx { tx: Tx::new(state), command, events: Vec::new() };
+    let mut ctx = Ctx {
+        tx: Tx::new(state),
+        command,
+        events: Vec::new(),
+    };
     let result = dispatch(&mut ctx, &command.op)?;
     let (writes, events) = match result {
         Ok(_) => (ctx.tx.into_writes(), ctx.events),
         Err(_) => (Writes::new(), Vec::new()),
     };
-    Ok(Applied { writes, response: Response(result), events })
+    Ok(Applied {
+        writes,
+        response: Response(result),
+        events,
+    })
 }
 
 /// A refusal (`Err(ApiError)`) inside a successful store interaction.
@@ -69,16 +80,21 @@ fn dispatch<R: StateRead + ?Sized>(ctx: &mut Ctx<'_, R>, op: &Op) -> Outcome<Rep
         Op::AddUser(user) => colonies::add_user(ctx, user),
         Op::RemoveUser { colonyname, name } => colonies::remove_user(ctx, colonyname, name),
         Op::AddExecutor(executor) => executors::add(ctx, executor),
-        Op::SetExecutorApproval { colonyname, executorname, approved } => {
-            executors::set_approval(ctx, colonyname, executorname, *approved)
-        }
-        Op::RemoveExecutor { colonyname, executorname } => {
-            executors::remove(ctx, colonyname, executorname)
-        }
+        Op::SetExecutorApproval {
+            colonyname,
+            executorname,
+            approved,
+        } => executors::set_approval(ctx, colonyname, executorname, *approved),
+        Op::RemoveExecutor {
+            colonyname,
+            executorname,
+        } => executors::remove(ctx, colonyname, executorname),
         Op::Submit(spec) => processes::submit(ctx, spec),
-        Op::Assign { colonyname, cpu_millis, mem_mib } => {
-            processes::assign(ctx, colonyname, *cpu_millis, *mem_mib)
-        }
+        Op::Assign {
+            colonyname,
+            cpu_millis,
+            mem_mib,
+        } => processes::assign(ctx, colonyname, *cpu_millis, *mem_mib),
         Op::CloseSuccessful { processid, out } => processes::close_successful(ctx, processid, out),
         Op::CloseFailed { processid, errors } => processes::close_failed(ctx, processid, errors),
         Op::SetOutput { processid, out } => processes::set_output(ctx, processid, out),
@@ -123,7 +139,11 @@ pub(crate) fn get_json<T: DeserializeOwned, R: StateRead + ?Sized>(
     match state.get(table, key)? {
         None => Ok(None),
         Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-            StoreError(format!("corrupt value in {} at {:?}: {e}", table.name(), key))
+            StoreError(format!(
+                "corrupt value in {} at {:?}: {e}",
+                table.name(),
+                key
+            ))
         }),
     }
 }

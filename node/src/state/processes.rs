@@ -27,18 +27,27 @@ fn index_keys(p: &Process) -> BTreeSet<(Table, Vec<u8>)> {
     let colony = p.spec.conditions.colonyname.as_str();
     let submitted = p.submissiontime.unix_nanos().unwrap_or(0);
     let mut set = BTreeSet::new();
-    set.insert((Table::ByState, keys::by_state(colony, p.state, submitted, &p.processid)));
+    set.insert((
+        Table::ByState,
+        keys::by_state(colony, p.state, submitted, &p.processid),
+    ));
     if p.state == ps::WAITING && !p.waitforparents {
         let executortype = p.spec.conditions.executortype.as_str();
         let key = keys::queue(colony, executortype, p.prioritytime, &p.processid);
         set.insert((Table::Queue, key));
     }
     if let (ps::WAITING, Some(at)) = (p.state, p.waitdeadline.unix_nanos()) {
-        set.insert((Table::Deadlines, keys::deadline(DeadlineKind::Wait, at, &p.processid)));
+        set.insert((
+            Table::Deadlines,
+            keys::deadline(DeadlineKind::Wait, at, &p.processid),
+        ));
     }
     if p.state == ps::RUNNING {
         if let Some(at) = p.execdeadline.unix_nanos() {
-            set.insert((Table::Deadlines, keys::deadline(DeadlineKind::Exec, at, &p.processid)));
+            set.insert((
+                Table::Deadlines,
+                keys::deadline(DeadlineKind::Exec, at, &p.processid),
+            ));
         }
         let key = keys::join(&[p.assignedexecutorid.as_bytes(), p.processid.as_bytes()]);
         set.insert((Table::Assigned, key));
@@ -60,16 +69,24 @@ pub(super) fn save<R: StateRead + ?Sized>(
     for (table, key) in new_keys.difference(&old_keys) {
         ctx.tx.put(*table, key.clone(), Vec::new());
     }
-    let old_attributes: BTreeSet<&str> =
-        old.iter().flat_map(|p| p.attributes.iter().map(|a| a.attributeid.as_str())).collect();
-    let new_attributes: BTreeSet<&str> =
-        new.iter().flat_map(|p| p.attributes.iter().map(|a| a.attributeid.as_str())).collect();
+    let old_attributes: BTreeSet<&str> = old
+        .iter()
+        .flat_map(|p| p.attributes.iter().map(|a| a.attributeid.as_str()))
+        .collect();
+    let new_attributes: BTreeSet<&str> = new
+        .iter()
+        .flat_map(|p| p.attributes.iter().map(|a| a.attributeid.as_str()))
+        .collect();
     for id in old_attributes.difference(&new_attributes) {
         ctx.tx.delete(Table::Attributes, id.as_bytes().to_vec());
     }
     if let Some(p) = new {
         for id in new_attributes.difference(&old_attributes) {
-            ctx.tx.put(Table::Attributes, id.as_bytes().to_vec(), p.processid.clone().into_bytes());
+            ctx.tx.put(
+                Table::Attributes,
+                id.as_bytes().to_vec(),
+                p.processid.clone().into_bytes(),
+            );
         }
     }
     let count_of = |p: &Process| (p.spec.conditions.colonyname.clone(), p.state);
@@ -83,7 +100,9 @@ pub(super) fn save<R: StateRead + ?Sized>(
     }
     match (old, new) {
         (_, Some(p)) => ctx.put_json(Table::Processes, p.processid.clone().into_bytes(), p),
-        (Some(p), None) => ctx.tx.delete(Table::Processes, p.processid.clone().into_bytes()),
+        (Some(p), None) => ctx
+            .tx
+            .delete(Table::Processes, p.processid.clone().into_bytes()),
         (None, None) => {}
     }
     if let Some(p) = new.filter(|p| p.state == ps::WAITING && !p.waitforparents) {
@@ -130,7 +149,9 @@ pub(crate) fn read_count<R: StateRead + ?Sized>(state: &R, key: &[u8]) -> Result
 pub(super) fn load<R: StateRead + ?Sized>(ctx: &Ctx<'_, R>, id: &str) -> Outcome<Process> {
     match get_json::<Process, _>(&ctx.tx, Table::Processes, id.as_bytes())? {
         Some(p) => Ok(Ok(p)),
-        None => Ok(Err(ApiError::not_found(format!("process with id {id:?} not found")))),
+        None => Ok(Err(ApiError::not_found(format!(
+            "process with id {id:?} not found"
+        )))),
     }
 }
 
@@ -152,7 +173,9 @@ pub(super) fn submit<R: StateRead + ?Sized>(
     let member = refuse_unless!(auth::require_member(&ctx.tx, &colony, ctx.caller(), true)?);
     let now = ctx.now();
     let process = Process {
-        processid: proto::crypto::sha3_hex(format!("{}/process", ctx.command.request_id).as_bytes()),
+        processid: proto::crypto::sha3_hex(
+            format!("{}/process", ctx.command.request_id).as_bytes(),
+        ),
         initiatorid: ctx.caller().to_string(),
         initiatorname: member.name().to_string(),
         state: ps::WAITING,
@@ -163,7 +186,9 @@ pub(super) fn submit<R: StateRead + ?Sized>(
         ..Process::default()
     };
     if get_json::<Process, _>(&ctx.tx, Table::Processes, process.processid.as_bytes())?.is_some() {
-        return Ok(Err(ApiError::conflict("process id collision: request id reused")));
+        return Ok(Err(ApiError::conflict(
+            "process id collision: request id reused",
+        )));
     }
     save(ctx, None, Some(&process))?;
     Ok(Ok(Reply::Process(Box::new(process))))
@@ -173,7 +198,8 @@ pub(super) fn submit<R: StateRead + ?Sized>(
 fn matches(executor: &Executor, p: &Process, cpu: Option<i64>, mem: Option<i64>) -> bool {
     let c = &p.spec.conditions;
     let named = c.executornames.is_empty() || c.executornames.contains(&executor.executorname);
-    let located = c.locationname.is_empty() || c.locationname.eq_ignore_ascii_case(&executor.locationname);
+    let located =
+        c.locationname.is_empty() || c.locationname.eq_ignore_ascii_case(&executor.locationname);
     let fits = |needed: Result<i64, String>, free: Option<i64>| match free {
         None => true,
         Some(free) => needed.unwrap_or(0) <= free,
@@ -192,11 +218,20 @@ pub(crate) fn find_match<R: StateRead + ?Sized>(
     cpu: Option<i64>,
     mem: Option<i64>,
 ) -> Result<Option<Process>, StoreError> {
-    let prefix = keys::prefix(&[executor.colonyname.as_bytes(), executor.executortype.as_bytes()]);
+    let prefix = keys::prefix(&[
+        executor.colonyname.as_bytes(),
+        executor.executortype.as_bytes(),
+    ]);
     let mut after: Option<Vec<u8>> = None;
     let mut examined = 0;
     loop {
-        let page = state.scan(Table::Queue, &prefix, after.as_deref(), Direction::Forward, ASSIGN_PAGE)?;
+        let page = state.scan(
+            Table::Queue,
+            &prefix,
+            after.as_deref(),
+            Direction::Forward,
+            ASSIGN_PAGE,
+        )?;
         for (key, _) in &page {
             examined += 1;
             let id = keys::trailing_id(key);
@@ -224,7 +259,9 @@ pub(super) fn assign<R: StateRead + ?Sized>(
     refuse_unless!(auth::colony(&ctx.tx, colony)?);
     let member = refuse_unless!(auth::require_member(&ctx.tx, colony, ctx.caller(), true)?);
     let auth::Member::Executor(mut executor) = member else {
-        return Ok(Err(ApiError::forbidden("access denied, only executors can be assigned")));
+        return Ok(Err(ApiError::forbidden(
+            "access denied, only executors can be assigned",
+        )));
     };
     let found = find_match(&ctx.tx, &executor, cpu, mem)?;
     let now = ctx.now();
@@ -249,16 +286,25 @@ pub(super) fn assign<R: StateRead + ?Sized>(
 /// Loads a process the caller is assigned to, checking membership of its colony.
 fn assigned_to_caller<R: StateRead + ?Sized>(ctx: &Ctx<'_, R>, id: &str) -> Outcome<Process> {
     let p = refuse_unless!(load(ctx, id)?);
-    refuse_unless!(auth::require_member(&ctx.tx, &p.spec.conditions.colonyname, ctx.caller(), true)?);
+    refuse_unless!(auth::require_member(
+        &ctx.tx,
+        &p.spec.conditions.colonyname,
+        ctx.caller(),
+        true
+    )?);
     if !p.isassigned || p.assignedexecutorid != ctx.caller() {
-        let message = format!("access denied, caller is not the executor assigned to process {id:?}");
+        let message =
+            format!("access denied, caller is not the executor assigned to process {id:?}");
         return Ok(Err(ApiError::forbidden(message)));
     }
     Ok(Ok(p))
 }
 
 fn not_running(p: &Process) -> ApiError {
-    ApiError::bad_request(format!("process {:?} is not running (state {})", p.processid, p.state))
+    ApiError::bad_request(format!(
+        "process {:?} is not running (state {})",
+        p.processid, p.state
+    ))
 }
 
 pub(super) fn close_successful<R: StateRead + ?Sized>(
@@ -300,7 +346,12 @@ pub(super) fn close_failed<R: StateRead + ?Sized>(
 
 /// `p` closed as FAILED at `now` with `errors`.
 pub(super) fn fail(p: &Process, now: i64, errors: Vec<String>) -> Process {
-    Process { state: ps::FAILED, endtime: GoTime::from_unix_nanos(now), errors, ..p.clone() }
+    Process {
+        state: ps::FAILED,
+        endtime: GoTime::from_unix_nanos(now),
+        errors,
+        ..p.clone()
+    }
 }
 
 pub(super) fn set_output<R: StateRead + ?Sized>(
@@ -312,7 +363,10 @@ pub(super) fn set_output<R: StateRead + ?Sized>(
     if old.state != ps::RUNNING {
         return Ok(Err(not_running(&old)));
     }
-    let process = Process { output: out.to_vec(), ..old.clone() };
+    let process = Process {
+        output: out.to_vec(),
+        ..old.clone()
+    };
     save(ctx, Some(&old), Some(&process))?;
     Ok(Ok(Reply::Done))
 }
@@ -320,7 +374,12 @@ pub(super) fn set_output<R: StateRead + ?Sized>(
 /// Loads a process and checks the caller is a member of its colony.
 fn member_process<R: StateRead + ?Sized>(ctx: &Ctx<'_, R>, id: &str) -> Outcome<Process> {
     let p = refuse_unless!(load(ctx, id)?);
-    refuse_unless!(auth::require_member(&ctx.tx, &p.spec.conditions.colonyname, ctx.caller(), true)?);
+    refuse_unless!(auth::require_member(
+        &ctx.tx,
+        &p.spec.conditions.colonyname,
+        ctx.caller(),
+        true
+    )?);
     if !p.processgraphid.is_empty() {
         let message = "process is part of a workflow; cancel or remove the workflow instead";
         return Ok(Err(ApiError::bad_request(message)));
@@ -334,8 +393,11 @@ pub(super) fn cancel<R: StateRead + ?Sized>(ctx: &mut Ctx<'_, R>, id: &str) -> O
         let message = format!("process {id:?} cannot be cancelled in state {}", old.state);
         return Ok(Err(ApiError::bad_request(message)));
     }
-    let process =
-        Process { state: ps::CANCELLED, endtime: GoTime::from_unix_nanos(ctx.now()), ..old.clone() };
+    let process = Process {
+        state: ps::CANCELLED,
+        endtime: GoTime::from_unix_nanos(ctx.now()),
+        ..old.clone()
+    };
     save(ctx, Some(&old), Some(&process))?;
     Ok(Ok(Reply::Done))
 }
@@ -343,7 +405,9 @@ pub(super) fn cancel<R: StateRead + ?Sized>(ctx: &mut Ctx<'_, R>, id: &str) -> O
 pub(super) fn remove<R: StateRead + ?Sized>(ctx: &mut Ctx<'_, R>, id: &str) -> Outcome<Reply> {
     let old = refuse_unless!(member_process(ctx, id)?);
     if old.state == ps::RUNNING {
-        return Ok(Err(ApiError::bad_request(format!("process {id:?} is running; close it first"))));
+        return Ok(Err(ApiError::bad_request(format!(
+            "process {id:?} is running; close it first"
+        ))));
     }
     save(ctx, Some(&old), None)?;
     Ok(Ok(Reply::Done))
@@ -358,10 +422,16 @@ pub(super) fn remove_all<R: StateRead + ?Sized>(
     let state = match state {
         ps::NOTSET => None,
         ps::RUNNING => {
-            return Ok(Err(ApiError::bad_request("running processes cannot be removed")));
+            return Ok(Err(ApiError::bad_request(
+                "running processes cannot be removed",
+            )));
         }
         ps::WAITING | ps::SUCCESS | ps::FAILED | ps::CANCELLED => Some(state),
-        other => return Ok(Err(ApiError::bad_request(format!("invalid process state {other}")))),
+        other => {
+            return Ok(Err(ApiError::bad_request(format!(
+                "invalid process state {other}"
+            ))))
+        }
     };
     remove_matching(ctx, colony, state)?;
     Ok(Ok(Reply::Done))
@@ -380,7 +450,9 @@ pub(super) fn remove_matching<R: StateRead + ?Sized>(
     for (key, _) in scan_all(ctx, Table::ByState, &prefix)? {
         let id = keys::trailing_id(&key).to_string();
         let Some(p) = get_json::<Process, _>(&ctx.tx, Table::Processes, id.as_bytes())? else {
-            return Err(StoreError(format!("by-state entry for missing process {id}")));
+            return Err(StoreError(format!(
+                "by-state entry for missing process {id}"
+            )));
         };
         save(ctx, Some(&p), None)?;
     }
@@ -396,7 +468,9 @@ pub(super) fn release_assigned<R: StateRead + ?Sized>(
     for (key, _) in scan_all(ctx, Table::Assigned, &prefix)? {
         let id = keys::trailing_id(&key).to_string();
         let Some(p) = get_json::<Process, _>(&ctx.tx, Table::Processes, id.as_bytes())? else {
-            return Err(StoreError(format!("assigned entry for missing process {id}")));
+            return Err(StoreError(format!(
+                "assigned entry for missing process {id}"
+            )));
         };
         let requeued = unassign(&p, ctx.now(), 0);
         save(ctx, Some(&p), Some(&requeued))?;
@@ -435,7 +509,9 @@ pub(super) fn add_attribute<R: StateRead + ?Sized>(
         ..attribute.clone()
     };
     let mut process = old.clone();
-    process.attributes.retain(|a| a.attributeid != attribute.attributeid);
+    process
+        .attributes
+        .retain(|a| a.attributeid != attribute.attributeid);
     process.attributes.push(attribute.clone());
     save(ctx, Some(&old), Some(&process))?;
     Ok(Ok(Reply::Attribute(attribute)))

@@ -1,10 +1,10 @@
 //! Read-side queries over committed state for the API: lookups, bounded listings, counters.
 //! Nothing here writes.
 
+use super::get_json;
 use super::keys::{self, Table};
 use super::processes::read_count;
 use super::tx::{Direction, StateRead, StoreError};
-use super::get_json;
 use proto::executor::executor_state;
 use proto::process::process_state as ps;
 use proto::{Attribute, Colony, Executor, Process, Statistics, User};
@@ -24,7 +24,9 @@ fn list_json<T: serde::de::DeserializeOwned, R: StateRead + ?Sized>(
     let entries = state.scan(table, prefix, None, Direction::Forward, LIST_OBJECTS_MAX)?;
     entries
         .into_iter()
-        .map(|(_, v)| serde_json::from_slice(&v).map_err(|e| StoreError(format!("corrupt value: {e}"))))
+        .map(|(_, v)| {
+            serde_json::from_slice(&v).map_err(|e| StoreError(format!("corrupt value: {e}")))
+        })
         .collect()
 }
 
@@ -32,7 +34,10 @@ pub fn colonies<R: StateRead + ?Sized>(state: &R) -> Result<Vec<Colony>, StoreEr
     list_json(state, Table::Colonies, b"")
 }
 
-pub fn executors<R: StateRead + ?Sized>(state: &R, colony: &str) -> Result<Vec<Executor>, StoreError> {
+pub fn executors<R: StateRead + ?Sized>(
+    state: &R,
+    colony: &str,
+) -> Result<Vec<Executor>, StoreError> {
     list_json(state, Table::Executors, &keys::prefix(&[colony.as_bytes()]))
 }
 
@@ -41,7 +46,11 @@ pub fn executor<R: StateRead + ?Sized>(
     colony: &str,
     name: &str,
 ) -> Result<Option<Executor>, StoreError> {
-    get_json(state, Table::Executors, &keys::join(&[colony.as_bytes(), name.as_bytes()]))
+    get_json(
+        state,
+        Table::Executors,
+        &keys::join(&[colony.as_bytes(), name.as_bytes()]),
+    )
 }
 
 pub fn users<R: StateRead + ?Sized>(state: &R, colony: &str) -> Result<Vec<User>, StoreError> {
@@ -53,7 +62,11 @@ pub fn user<R: StateRead + ?Sized>(
     colony: &str,
     name: &str,
 ) -> Result<Option<User>, StoreError> {
-    get_json(state, Table::Users, &keys::join(&[colony.as_bytes(), name.as_bytes()]))
+    get_json(
+        state,
+        Table::Users,
+        &keys::join(&[colony.as_bytes(), name.as_bytes()]),
+    )
 }
 
 pub fn process<R: StateRead + ?Sized>(state: &R, id: &str) -> Result<Option<Process>, StoreError> {
@@ -69,7 +82,9 @@ pub fn attribute<R: StateRead + ?Sized>(
     };
     let processid = String::from_utf8_lossy(&processid).into_owned();
     let Some(p) = process(state, &processid)? else {
-        return Err(StoreError(format!("attribute {id} points at missing process {processid}")));
+        return Err(StoreError(format!(
+            "attribute {id} points at missing process {processid}"
+        )));
     };
     let found = p.attributes.iter().find(|a| a.attributeid == id).cloned();
     Ok(found.map(|a| (p, a)))
@@ -83,7 +98,9 @@ pub fn has_queued<R: StateRead + ?Sized>(
     executortype: &str,
 ) -> Result<bool, StoreError> {
     let prefix = keys::prefix(&[colony.as_bytes(), executortype.as_bytes()]);
-    Ok(!state.scan(Table::Queue, &prefix, None, Direction::Forward, 1)?.is_empty())
+    Ok(!state
+        .scan(Table::Queue, &prefix, None, Direction::Forward, 1)?
+        .is_empty())
 }
 
 /// True when a queued process exists that `executor` could be assigned (the same matching as
@@ -140,16 +157,27 @@ pub fn processes<R: StateRead + ?Sized>(
     let mut after: Option<Vec<u8>> = None;
     let mut examined = 0;
     while found.len() < count && examined < LIST_SCAN_MAX {
-        let page = state.scan(Table::ByState, &prefix, after.as_deref(), Direction::Reverse, 256)?;
+        let page = state.scan(
+            Table::ByState,
+            &prefix,
+            after.as_deref(),
+            Direction::Reverse,
+            256,
+        )?;
         for (key, _) in &page {
             examined += 1;
             let submitted = keys::read_ordered_i64(key, prefix.len()).unwrap_or(i64::MIN);
-            if filter.submitted_since_nanos.is_some_and(|since| submitted < since) {
+            if filter
+                .submitted_since_nanos
+                .is_some_and(|since| submitted < since)
+            {
                 return Ok(found);
             }
             let id = keys::trailing_id(key);
             let Some(p) = process(state, id)? else {
-                return Err(StoreError(format!("by-state entry for missing process {id}")));
+                return Err(StoreError(format!(
+                    "by-state entry for missing process {id}"
+                )));
             };
             if filter.accepts(&p) {
                 found.push(p);
@@ -173,9 +201,14 @@ pub fn colony_statistics<R: StateRead + ?Sized>(
 ) -> Result<Statistics, StoreError> {
     let count = |s: i32| read_count(state, &keys::count(colony, s));
     let executors = executors(state, colony)?;
-    let active = executors.iter().filter(|e| e.state == executor_state::APPROVED).count();
-    let unregistered =
-        executors.iter().filter(|e| e.state == executor_state::UNREGISTERED).count();
+    let active = executors
+        .iter()
+        .filter(|e| e.state == executor_state::APPROVED)
+        .count();
+    let unregistered = executors
+        .iter()
+        .filter(|e| e.state == executor_state::UNREGISTERED)
+        .count();
     Ok(Statistics {
         colonies: 1,
         executors: executors.len() as i64,

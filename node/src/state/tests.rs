@@ -26,9 +26,25 @@ impl World {
     /// - server owner SERVER, colony "dev" owned by OWNER
     /// - approved executors EXEC_A ("a", type "cli") and EXEC_B ("b", type "cli")
     fn new() -> World {
-        let mut world = World { state: MemState::default(), now: 1_000 * SECOND, next_request: 0, events: vec![] };
-        world.ok("", Op::InitServer { server_id: SERVER.into() });
-        world.ok(SERVER, Op::AddColony(proto::Colony { colonyid: OWNER.into(), name: "dev".into() }));
+        let mut world = World {
+            state: MemState::default(),
+            now: 1_000 * SECOND,
+            next_request: 0,
+            events: vec![],
+        };
+        world.ok(
+            "",
+            Op::InitServer {
+                server_id: SERVER.into(),
+            },
+        );
+        world.ok(
+            SERVER,
+            Op::AddColony(proto::Colony {
+                colonyid: OWNER.into(),
+                name: "dev".into(),
+            }),
+        );
         for (id, name) in [(EXEC_A, "a"), (EXEC_B, "b")] {
             world.add_executor(id, name, "cli");
         }
@@ -44,8 +60,12 @@ impl World {
             colonyname: "dev".into(),
             ..Executor::default()
         };
-        self.ok(OWNER, Op::AddExecutor(executor));
-        let approve = Op::SetExecutorApproval { colonyname: "dev".into(), executorname: name.into(), approved: true };
+        self.ok(OWNER, Op::AddExecutor(Box::new(executor)));
+        let approve = Op::SetExecutorApproval {
+            colonyname: "dev".into(),
+            executorname: name.into(),
+            approved: true,
+        };
         self.ok(OWNER, approve);
     }
 
@@ -61,7 +81,10 @@ impl World {
         let before = self.state.clone();
         let applied = apply(&self.state, &command).expect("mem store never fails");
         if applied.response.0.is_err() {
-            assert!(applied.writes.is_empty(), "a refused command must write nothing");
+            assert!(
+                applied.writes.is_empty(),
+                "a refused command must write nothing"
+            );
         }
         self.state.commit(applied.writes);
         if applied.response.0.is_err() {
@@ -79,18 +102,24 @@ impl World {
 
     #[track_caller]
     fn refused(&mut self, caller: &str, op: Op) -> ErrorCode {
-        self.run(caller, op).expect_err("command should be refused").code
+        self.run(caller, op)
+            .expect_err("command should be refused")
+            .code
     }
 
     fn submit(&mut self, spec: FunctionSpec) -> Process {
-        match self.ok(EXEC_A, Op::Submit(spec)) {
+        match self.ok(EXEC_A, Op::Submit(Box::new(spec))) {
             Reply::Process(p) => *p,
             other => panic!("unexpected reply {other:?}"),
         }
     }
 
     fn assign(&mut self, caller: &str) -> Option<Process> {
-        let op = Op::Assign { colonyname: "dev".into(), cpu_millis: None, mem_mib: None };
+        let op = Op::Assign {
+            colonyname: "dev".into(),
+            cpu_millis: None,
+            mem_mib: None,
+        };
         match self.ok(caller, op) {
             Reply::Process(p) => Some(*p),
             Reply::NothingToAssign => None,
@@ -99,7 +128,9 @@ impl World {
     }
 
     fn process(&self, id: &str) -> Process {
-        query::process(&self.state, id).unwrap().expect("process exists")
+        query::process(&self.state, id)
+            .unwrap()
+            .expect("process exists")
     }
 
     /// Every index entry agrees with the process records, and counters match.
@@ -109,17 +140,31 @@ impl World {
             match table {
                 keys::Table::Processes => {
                     let p: Process = serde_json::from_slice(value).unwrap();
-                    *counted.entry((p.spec.conditions.colonyname.clone(), p.state)).or_default() += 1;
+                    *counted
+                        .entry((p.spec.conditions.colonyname.clone(), p.state))
+                        .or_default() += 1;
                     let in_queue = self.state.entries.keys().any(|(t, k)| {
                         *t == keys::Table::Queue && keys::trailing_id(k) == p.processid
                     });
-                    assert_eq!(in_queue, p.state == ps::WAITING && !p.waitforparents, "{p:?}");
-                    assert_eq!(p.isassigned, p.state == ps::RUNNING || (p.isassigned && ps::is_terminal(p.state)));
+                    assert_eq!(
+                        in_queue,
+                        p.state == ps::WAITING && !p.waitforparents,
+                        "{p:?}"
+                    );
+                    assert_eq!(
+                        p.isassigned,
+                        p.state == ps::RUNNING || (p.isassigned && ps::is_terminal(p.state))
+                    );
                 }
-                keys::Table::Queue | keys::Table::Assigned | keys::Table::ByState | keys::Table::Deadlines => {
+                keys::Table::Queue
+                | keys::Table::Assigned
+                | keys::Table::ByState
+                | keys::Table::Deadlines => {
                     let id = keys::trailing_id(key);
                     let p = self.process(id);
-                    if *table == keys::Table::Assigned || key.first() == Some(&1) && *table == keys::Table::Deadlines {
+                    if *table == keys::Table::Assigned
+                        || key.first() == Some(&1) && *table == keys::Table::Deadlines
+                    {
                         assert_eq!(p.state, ps::RUNNING);
                     }
                 }
@@ -134,7 +179,13 @@ impl World {
 }
 
 fn spec(funcname: &str) -> FunctionSpec {
-    let mut spec = FunctionSpec { funcname: funcname.into(), maxexectime: -1, maxwaittime: -1, maxretries: -1, ..FunctionSpec::default() };
+    let mut spec = FunctionSpec {
+        funcname: funcname.into(),
+        maxexectime: -1,
+        maxwaittime: -1,
+        maxretries: -1,
+        ..FunctionSpec::default()
+    };
     spec.conditions.colonyname = "dev".into();
     spec.conditions.executortype = "cli".into();
     spec
@@ -146,20 +197,39 @@ fn submit_assign_close_lifecycle() {
     let p = w.submit(spec("echo"));
     assert_eq!(p.state, ps::WAITING);
     assert_eq!(p.initiatorname, "a");
-    assert_eq!(w.events, vec![Event::Enqueued { colonyname: "dev".into(), executortype: "cli".into() }]);
+    assert_eq!(
+        w.events,
+        vec![Event::Enqueued {
+            colonyname: "dev".into(),
+            executortype: "cli".into()
+        }]
+    );
     let assigned = w.assign(EXEC_B).expect("a process is waiting");
     assert_eq!(assigned.processid, p.processid);
     assert_eq!(assigned.state, ps::RUNNING);
     assert_eq!(assigned.assignedexecutorid, EXEC_B);
-    assert!(w.assign(EXEC_A).is_none(), "one process is never assigned twice");
-    let close = Op::CloseSuccessful { processid: p.processid.clone(), out: vec!["ok".into()] };
+    assert!(
+        w.assign(EXEC_A).is_none(),
+        "one process is never assigned twice"
+    );
+    let close = Op::CloseSuccessful {
+        processid: p.processid.clone(),
+        out: vec!["ok".into()],
+    };
     assert_eq!(w.refused(EXEC_A, close.clone()), ErrorCode::Forbidden);
     w.ok(EXEC_B, close);
     let done = w.process(&p.processid);
     assert_eq!(done.state, ps::SUCCESS);
     assert_eq!(done.output, vec![serde_json::Value::from("ok")]);
-    let fail = Op::CloseFailed { processid: p.processid.clone(), errors: vec!["late".into()] };
-    assert_eq!(w.refused(EXEC_B, fail), ErrorCode::BadRequest, "terminal states never change");
+    let fail = Op::CloseFailed {
+        processid: p.processid.clone(),
+        errors: vec!["late".into()],
+    };
+    assert_eq!(
+        w.refused(EXEC_B, fail),
+        ErrorCode::BadRequest,
+        "terminal states never change"
+    );
 }
 
 #[test]
@@ -169,9 +239,17 @@ fn priority_then_fifo_order() {
     w.now += SECOND;
     let second = w.submit(spec("second"));
     w.now += SECOND;
-    let urgent = w.submit(FunctionSpec { priority: 1, ..spec("urgent") });
-    let order: Vec<String> = (0..3).map(|_| w.assign(EXEC_A).unwrap().processid).collect();
-    assert_eq!(order, vec![urgent.processid, first.processid, second.processid]);
+    let urgent = w.submit(FunctionSpec {
+        priority: 1,
+        ..spec("urgent")
+    });
+    let order: Vec<String> = (0..3)
+        .map(|_| w.assign(EXEC_A).unwrap().processid)
+        .collect();
+    assert_eq!(
+        order,
+        vec![urgent.processid, first.processid, second.processid]
+    );
 }
 
 #[test]
@@ -188,21 +266,36 @@ fn executor_names_location_and_resources_are_matched() {
     heavy.conditions.mem = "8Gi".into();
     let p = w.submit(heavy);
     assert_eq!(p.spec.conditions.mem, "8192Mi", "memory is normalized");
-    let small = Op::Assign { colonyname: "dev".into(), cpu_millis: Some(1000), mem_mib: None };
+    let small = Op::Assign {
+        colonyname: "dev".into(),
+        cpu_millis: Some(1000),
+        mem_mib: None,
+    };
     assert_eq!(w.ok(EXEC_A, small), Reply::NothingToAssign);
-    let big = Op::Assign { colonyname: "dev".into(), cpu_millis: Some(8000), mem_mib: Some(16384) };
+    let big = Op::Assign {
+        colonyname: "dev".into(),
+        cpu_millis: Some(8000),
+        mem_mib: Some(16384),
+    };
     assert!(matches!(w.ok(EXEC_A, big), Reply::Process(_)));
 
     let mut located = spec("located");
     located.conditions.locationname = "Lab".into();
     w.submit(located);
-    assert!(w.assign(EXEC_A).is_none(), "executor without location cannot take it");
+    assert!(
+        w.assign(EXEC_A).is_none(),
+        "executor without location cannot take it"
+    );
 }
 
 #[test]
 fn maxexectime_requeues_then_fails_at_maxretries() {
     let mut w = World::new();
-    let p = w.submit(FunctionSpec { maxexectime: 10, maxretries: 1, ..spec("slow") });
+    let p = w.submit(FunctionSpec {
+        maxexectime: 10,
+        maxretries: 1,
+        ..spec("slow")
+    });
     w.assign(EXEC_A).unwrap();
     w.now += 5 * SECOND;
     assert_eq!(w.ok("", Op::Tick), Reply::Expired(0));
@@ -213,20 +306,33 @@ fn maxexectime_requeues_then_fails_at_maxretries() {
     assert_eq!((requeued.state, requeued.retries), (ps::WAITING, 1));
     assert_eq!(requeued.prioritytime, p.prioritytime, "queue position kept");
     assert_eq!(w.events.len(), 1, "re-queue wakes a waiter");
-    let late = Op::CloseSuccessful { processid: p.processid.clone(), out: vec![] };
-    assert_eq!(w.refused(EXEC_A, late), ErrorCode::Forbidden, "late executor cannot close");
+    let late = Op::CloseSuccessful {
+        processid: p.processid.clone(),
+        out: vec![],
+    };
+    assert_eq!(
+        w.refused(EXEC_A, late),
+        ErrorCode::Forbidden,
+        "late executor cannot close"
+    );
     w.assign(EXEC_B).unwrap();
     w.now += 11 * SECOND;
     w.ok("", Op::Tick);
     let failed = w.process(&p.processid);
     assert_eq!(failed.state, ps::FAILED);
-    assert_eq!(failed.errors, vec!["Maximum execution time limit exceeded".to_string()]);
+    assert_eq!(
+        failed.errors,
+        vec!["Maximum execution time limit exceeded".to_string()]
+    );
 }
 
 #[test]
 fn maxwaittime_fails_waiting_process() {
     let mut w = World::new();
-    let p = w.submit(FunctionSpec { maxwaittime: 3, ..spec("impatient") });
+    let p = w.submit(FunctionSpec {
+        maxwaittime: 3,
+        ..spec("impatient")
+    });
     w.now += 4 * SECOND;
     w.ok("", Op::Tick);
     let failed = w.process(&p.processid);
@@ -237,19 +343,58 @@ fn maxwaittime_fails_waiting_process() {
 #[test]
 fn roles_are_enforced() {
     let mut w = World::new();
-    let colony = proto::Colony { colonyid: OWNER.into(), name: "other".into() };
-    assert_eq!(w.refused(OWNER, Op::AddColony(colony.clone())), ErrorCode::Forbidden);
-    assert_eq!(w.refused(SERVER, Op::AddColony(proto::Colony { name: "dev".into(), ..colony })), ErrorCode::Conflict);
-    assert_eq!(w.refused(STRANGER, Op::Submit(spec("x"))), ErrorCode::Forbidden);
-    let executor = Executor {
-        executorid: STRANGER.into(), executorname: "c".into(), executortype: "cli".into(), colonyname: "dev".into(), ..Executor::default()
+    let colony = proto::Colony {
+        colonyid: OWNER.into(),
+        name: "other".into(),
     };
-    assert_eq!(w.refused(EXEC_A, Op::AddExecutor(executor.clone())), ErrorCode::Forbidden);
-    let Reply::Executor(added) = w.ok(OWNER, Op::AddExecutor(executor)) else { panic!() };
+    assert_eq!(
+        w.refused(OWNER, Op::AddColony(colony.clone())),
+        ErrorCode::Forbidden
+    );
+    assert_eq!(
+        w.refused(
+            SERVER,
+            Op::AddColony(proto::Colony {
+                name: "dev".into(),
+                ..colony
+            })
+        ),
+        ErrorCode::Conflict
+    );
+    assert_eq!(
+        w.refused(STRANGER, Op::Submit(Box::new(spec("x")))),
+        ErrorCode::Forbidden
+    );
+    let executor = Executor {
+        executorid: STRANGER.into(),
+        executorname: "c".into(),
+        executortype: "cli".into(),
+        colonyname: "dev".into(),
+        ..Executor::default()
+    };
+    assert_eq!(
+        w.refused(EXEC_A, Op::AddExecutor(Box::new(executor.clone()))),
+        ErrorCode::Forbidden
+    );
+    let Reply::Executor(added) = w.ok(OWNER, Op::AddExecutor(Box::new(executor))) else {
+        panic!()
+    };
     assert_eq!(added.state, executor_state::PENDING);
-    assert_eq!(w.refused(STRANGER, Op::Submit(spec("x"))), ErrorCode::Forbidden, "pending executor is no member");
-    let assign = Op::Assign { colonyname: "dev".into(), cpu_millis: None, mem_mib: None };
-    assert_eq!(w.refused(OWNER, assign), ErrorCode::Forbidden, "the owner is not an executor");
+    assert_eq!(
+        w.refused(STRANGER, Op::Submit(Box::new(spec("x")))),
+        ErrorCode::Forbidden,
+        "pending executor is no member"
+    );
+    let assign = Op::Assign {
+        colonyname: "dev".into(),
+        cpu_millis: None,
+        mem_mib: None,
+    };
+    assert_eq!(
+        w.refused(OWNER, assign),
+        ErrorCode::Forbidden,
+        "the owner is not an executor"
+    );
 }
 
 #[test]
@@ -257,9 +402,18 @@ fn removing_an_executor_requeues_its_processes() {
     let mut w = World::new();
     let p = w.submit(spec("x"));
     w.assign(EXEC_A).unwrap();
-    w.ok(OWNER, Op::RemoveExecutor { colonyname: "dev".into(), executorname: "a".into() });
+    w.ok(
+        OWNER,
+        Op::RemoveExecutor {
+            colonyname: "dev".into(),
+            executorname: "a".into(),
+        },
+    );
     let back = w.process(&p.processid);
-    assert_eq!((back.state, back.retries, back.isassigned), (ps::WAITING, 0, false));
+    assert_eq!(
+        (back.state, back.retries, back.isassigned),
+        (ps::WAITING, 0, false)
+    );
     assert_eq!(w.assign(EXEC_B).unwrap().processid, p.processid);
 }
 
@@ -268,12 +422,33 @@ fn cancel_remove_and_remove_all() {
     let mut w = World::new();
     let a = w.submit(spec("a"));
     let b = w.submit(spec("b"));
-    w.ok(EXEC_A, Op::CancelProcess { processid: a.processid.clone() });
+    w.ok(
+        EXEC_A,
+        Op::CancelProcess {
+            processid: a.processid.clone(),
+        },
+    );
     assert_eq!(w.process(&a.processid).state, ps::CANCELLED);
-    assert_eq!(w.refused(EXEC_A, Op::CancelProcess { processid: a.processid.clone() }), ErrorCode::BadRequest);
-    w.ok(EXEC_A, Op::RemoveProcess { processid: a.processid.clone() });
+    assert_eq!(
+        w.refused(
+            EXEC_A,
+            Op::CancelProcess {
+                processid: a.processid.clone()
+            }
+        ),
+        ErrorCode::BadRequest
+    );
+    w.ok(
+        EXEC_A,
+        Op::RemoveProcess {
+            processid: a.processid.clone(),
+        },
+    );
     assert!(query::process(&w.state, &a.processid).unwrap().is_none());
-    let all = Op::RemoveAllProcesses { colonyname: "dev".into(), state: ps::NOTSET };
+    let all = Op::RemoveAllProcesses {
+        colonyname: "dev".into(),
+        state: ps::NOTSET,
+    };
     assert_eq!(w.refused(EXEC_A, all.clone()), ErrorCode::Forbidden);
     w.ok(OWNER, all);
     assert!(query::process(&w.state, &b.processid).unwrap().is_none());
@@ -285,13 +460,32 @@ fn cancel_remove_and_remove_all() {
 fn attributes_belong_to_running_processes() {
     let mut w = World::new();
     let p = w.submit(spec("x"));
-    let attribute = proto::Attribute { targetid: p.processid.clone(), key: "k".into(), value: "v".into(), attributetype: 1, ..Default::default() };
-    assert_eq!(w.refused(EXEC_A, Op::AddAttribute(attribute.clone())), ErrorCode::Forbidden);
+    let attribute = proto::Attribute {
+        targetid: p.processid.clone(),
+        key: "k".into(),
+        value: "v".into(),
+        attributetype: 1,
+        ..Default::default()
+    };
+    assert_eq!(
+        w.refused(EXEC_A, Op::AddAttribute(attribute.clone())),
+        ErrorCode::Forbidden
+    );
     w.assign(EXEC_A).unwrap();
-    let Reply::Attribute(added) = w.ok(EXEC_A, Op::AddAttribute(attribute)) else { panic!() };
-    assert_eq!(added.attributeid, proto::Attribute::derive_id(&p.processid, "k", 1));
-    let (owner, found) = query::attribute(&w.state, &added.attributeid).unwrap().unwrap();
-    assert_eq!((owner.processid, found.value), (p.processid, "v".to_string()));
+    let Reply::Attribute(added) = w.ok(EXEC_A, Op::AddAttribute(attribute)) else {
+        panic!()
+    };
+    assert_eq!(
+        added.attributeid,
+        proto::Attribute::derive_id(&p.processid, "k", 1)
+    );
+    let (owner, found) = query::attribute(&w.state, &added.attributeid)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (owner.processid, found.value),
+        (p.processid, "v".to_string())
+    );
 }
 
 #[test]
@@ -299,17 +493,41 @@ fn listing_and_statistics() {
     let mut w = World::new();
     for i in 0..5 {
         w.now += SECOND;
-        w.submit(FunctionSpec { label: format!("l{}", i % 2), ..spec("x") });
+        w.submit(FunctionSpec {
+            label: format!("l{}", i % 2),
+            ..spec("x")
+        });
     }
     w.assign(EXEC_A).unwrap();
     let filter = query::ProcessFilter::default();
     let waiting = query::processes(&w.state, "dev", ps::WAITING, 10, &filter).unwrap();
     assert_eq!(waiting.len(), 4);
-    assert!(waiting.windows(2).all(|p| p[0].submissiontime >= p[1].submissiontime), "newest first");
-    let labelled = query::ProcessFilter { label: "l1".into(), ..Default::default() };
-    assert_eq!(query::processes(&w.state, "dev", ps::WAITING, 10, &labelled).unwrap().len(), 2);
+    assert!(
+        waiting
+            .windows(2)
+            .all(|p| p[0].submissiontime >= p[1].submissiontime),
+        "newest first"
+    );
+    let labelled = query::ProcessFilter {
+        label: "l1".into(),
+        ..Default::default()
+    };
+    assert_eq!(
+        query::processes(&w.state, "dev", ps::WAITING, 10, &labelled)
+            .unwrap()
+            .len(),
+        2
+    );
     let stats = query::statistics(&w.state).unwrap();
-    assert_eq!((stats.colonies, stats.executors, stats.waitingprocesses, stats.runningprocesses), (1, 2, 4, 1));
+    assert_eq!(
+        (
+            stats.colonies,
+            stats.executors,
+            stats.waitingprocesses,
+            stats.runningprocesses
+        ),
+        (1, 2, 4, 1)
+    );
 }
 
 #[test]
@@ -318,7 +536,13 @@ fn apply_is_deterministic() {
         let mut w = World::new();
         let p = w.submit(spec("x"));
         w.assign(EXEC_A);
-        w.ok(EXEC_A, Op::CloseSuccessful { processid: p.processid, out: vec![] });
+        w.ok(
+            EXEC_A,
+            Op::CloseSuccessful {
+                processid: p.processid,
+                out: vec![],
+            },
+        );
         w.state
     };
     assert_eq!(build(), build());
@@ -327,13 +551,24 @@ fn apply_is_deterministic() {
 #[test]
 fn invalid_specs_are_refused_with_reasons() {
     let mut w = World::new();
-    let err = w.run(EXEC_A, Op::Submit(FunctionSpec { priority: 60_000, ..spec("x") })).unwrap_err();
+    let err = w
+        .run(
+            EXEC_A,
+            Op::Submit(Box::new(FunctionSpec {
+                priority: 60_000,
+                ..spec("x")
+            })),
+        )
+        .unwrap_err();
     assert!(err.message.contains("priority 60000"), "{}", err.message);
     let mut bad_mem = spec("x");
     bad_mem.conditions.mem = "12Qi".into();
-    let err = w.run(EXEC_A, Op::Submit(bad_mem)).unwrap_err();
+    let err = w.run(EXEC_A, Op::Submit(Box::new(bad_mem))).unwrap_err();
     assert!(err.message.contains("memory unit"), "{}", err.message);
     let mut no_colony = spec("x");
     no_colony.conditions.colonyname = "nope".into();
-    assert_eq!(w.refused(EXEC_A, Op::Submit(no_colony)), ErrorCode::NotFound);
+    assert_eq!(
+        w.refused(EXEC_A, Op::Submit(Box::new(no_colony))),
+        ErrorCode::NotFound
+    );
 }

@@ -30,7 +30,9 @@ fn expire<R: StateRead + ?Sized>(
 ) -> Result<usize, StoreError> {
     let now = ctx.now();
     let prefix = keys::prefix(&[&[kind as u8]]);
-    let due = ctx.tx.scan(Table::Deadlines, &prefix, None, Direction::Forward, budget)?;
+    let due = ctx
+        .tx
+        .scan(Table::Deadlines, &prefix, None, Direction::Forward, budget)?;
     let mut expired = 0;
     for (key, _) in due {
         let at = keys::read_ordered_i64(&key, prefix.len())

@@ -51,7 +51,10 @@ pub struct Tx<'a, R: StateRead + ?Sized> {
 
 impl<'a, R: StateRead + ?Sized> Tx<'a, R> {
     pub fn new(base: &'a R) -> Self {
-        Tx { base, writes: Writes::new() }
+        Tx {
+            base,
+            writes: Writes::new(),
+        }
     }
 
     pub fn put(&mut self, table: Table, key: Vec<u8>, value: Vec<u8>) {
@@ -100,10 +103,19 @@ impl<R: StateRead + ?Sized> StateRead for Tx<'_, R> {
             (Some(after), Direction::Forward) => key > after,
             (Some(after), Direction::Reverse) => key < after,
         };
-        let pending: Vec<_> = self.pending_in(table, prefix).filter(|(k, _)| in_range(k)).collect();
+        let pending: Vec<_> = self
+            .pending_in(table, prefix)
+            .filter(|(k, _)| in_range(k))
+            .collect();
         // Pending deletes can hide up to that many base entries, so read that many extra.
         let deletes = pending.iter().filter(|(_, v)| v.is_none()).count();
-        let base = self.base.scan(table, prefix, after, direction, limit.saturating_add(deletes))?;
+        let base = self.base.scan(
+            table,
+            prefix,
+            after,
+            direction,
+            limit.saturating_add(deletes),
+        )?;
         let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = base.into_iter().collect();
         for (key, value) in pending {
             match value {
@@ -158,9 +170,10 @@ impl StateRead for MemState {
             .map(|((_, k), v)| (k.clone(), v.clone()));
         let entries = match (direction, after) {
             (Direction::Forward, None) => matching.take(limit).collect(),
-            (Direction::Forward, Some(after)) => {
-                matching.filter(|(k, _)| k.as_slice() > after).take(limit).collect()
-            }
+            (Direction::Forward, Some(after)) => matching
+                .filter(|(k, _)| k.as_slice() > after)
+                .take(limit)
+                .collect(),
             (Direction::Reverse, after) => {
                 let all: Vec<Entry> = matching
                     .filter(|(k, _)| after.is_none_or(|after| k.as_slice() < after))
@@ -189,14 +202,27 @@ mod tests {
         let mut tx = Tx::new(&base);
         tx.delete(Table::Queue, b"p\0a".to_vec());
         tx.put(Table::Queue, b"p\0bb".to_vec(), b"new".to_vec());
-        let keys = |entries: Vec<Entry>| -> Vec<Vec<u8>> { entries.into_iter().map(|e| e.0).collect() };
-        let forward = tx.scan(Table::Queue, b"p\0", None, Direction::Forward, 2).unwrap();
+        let keys =
+            |entries: Vec<Entry>| -> Vec<Vec<u8>> { entries.into_iter().map(|e| e.0).collect() };
+        let forward = tx
+            .scan(Table::Queue, b"p\0", None, Direction::Forward, 2)
+            .unwrap();
         assert_eq!(keys(forward), vec![b"p\0b".to_vec(), b"p\0bb".to_vec()]);
-        let reverse = tx.scan(Table::Queue, b"p\0", None, Direction::Reverse, 10).unwrap();
-        assert_eq!(keys(reverse), vec![b"p\0c".to_vec(), b"p\0bb".to_vec(), b"p\0b".to_vec()]);
-        let after = tx.scan(Table::Queue, b"p\0", Some(b"p\0b"), Direction::Forward, 10).unwrap();
+        let reverse = tx
+            .scan(Table::Queue, b"p\0", None, Direction::Reverse, 10)
+            .unwrap();
+        assert_eq!(
+            keys(reverse),
+            vec![b"p\0c".to_vec(), b"p\0bb".to_vec(), b"p\0b".to_vec()]
+        );
+        let after = tx
+            .scan(Table::Queue, b"p\0", Some(b"p\0b"), Direction::Forward, 10)
+            .unwrap();
         assert_eq!(keys(after), vec![b"p\0bb".to_vec(), b"p\0c".to_vec()]);
         assert_eq!(tx.get(Table::Queue, b"p\0a").unwrap(), None);
-        assert_eq!(base.get(Table::Queue, b"p\0a").unwrap(), Some(b"v".to_vec()));
+        assert_eq!(
+            base.get(Table::Queue, b"p\0a").unwrap(),
+            Some(b"v".to_vec())
+        );
     }
 }

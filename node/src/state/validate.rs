@@ -21,7 +21,9 @@ pub fn name(field: &str, value: &str) -> Result<(), ApiError> {
         )));
     }
     if value.contains('\0') {
-        return Err(ApiError::bad_request(format!("{field} must not contain NUL")));
+        return Err(ApiError::bad_request(format!(
+            "{field} must not contain NUL"
+        )));
     }
     Ok(())
 }
@@ -29,7 +31,9 @@ pub fn name(field: &str, value: &str) -> Result<(), ApiError> {
 /// Refuses anything but a 64-hex-char id; ids are compared lowercase.
 pub fn id(field: &str, value: &str) -> Result<String, ApiError> {
     if !proto::crypto::is_id(value) {
-        return Err(ApiError::bad_request(format!("{field} must be 64 hex characters")));
+        return Err(ApiError::bad_request(format!(
+            "{field} must be 64 hex characters"
+        )));
     }
     Ok(value.to_ascii_lowercase())
 }
@@ -46,7 +50,10 @@ pub fn spec(spec: &FunctionSpec) -> Result<FunctionSpec, ApiError> {
             spec.priority
         )));
     }
-    for (field, value) in [("maxwaittime", spec.maxwaittime), ("maxexectime", spec.maxexectime)] {
+    for (field, value) in [
+        ("maxwaittime", spec.maxwaittime),
+        ("maxexectime", spec.maxexectime),
+    ] {
         if value > DURATION_SECONDS_MAX {
             return Err(ApiError::bad_request(format!(
                 "{field} {value} exceeds the limit of {DURATION_SECONDS_MAX} seconds"

@@ -9,8 +9,9 @@ fn key(index: u64) -> [u8; 8] {
 }
 
 fn index_of(key: &[u8]) -> Result<u64, Error> {
-    let bytes: [u8; 8] =
-        key.try_into().map_err(|_| Error::Corrupt(format!("log key {key:?} is not 8 bytes")))?;
+    let bytes: [u8; 8] = key
+        .try_into()
+        .map_err(|_| Error::Corrupt(format!("log key {key:?} is not 8 bytes")))?;
     Ok(u64::from_be_bytes(bytes))
 }
 

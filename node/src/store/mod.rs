@@ -12,6 +12,8 @@
 mod log;
 mod snapshot;
 
+pub use snapshot::StoredSnapshot;
+
 use crate::state::keys::Table;
 use crate::state::tx::{Direction, Entry, StateRead, StoreError, Writes};
 use rocksdb::{ColumnFamilyDescriptor, IteratorMode, Options, WriteBatch, WriteOptions, DB};
@@ -28,9 +30,15 @@ const CF_APPLIED: &str = "sm_applied";
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("open rocksdb at {path}: {source}")]
-    Open { path: PathBuf, source: rocksdb::Error },
+    Open {
+        path: PathBuf,
+        source: rocksdb::Error,
+    },
     #[error("rocksdb {operation}: {source}")]
-    Io { operation: &'static str, source: rocksdb::Error },
+    Io {
+        operation: &'static str,
+        source: rocksdb::Error,
+    },
     #[error("corrupt store: {0}")]
     Corrupt(String),
 }
@@ -54,7 +62,9 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("path", &self.db.path()).finish()
+        f.debug_struct("Store")
+            .field("path", &self.db.path())
+            .finish()
     }
 }
 
@@ -75,19 +85,26 @@ impl Store {
         let descriptors = column_families()
             .into_iter()
             .map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
-        let db = DB::open_cf_descriptors(&options, path, descriptors)
-            .map_err(|source| Error::Open { path: path.to_path_buf(), source })?;
+        let db =
+            DB::open_cf_descriptors(&options, path, descriptors).map_err(|source| Error::Open {
+                path: path.to_path_buf(),
+                source,
+            })?;
         Ok(Store { db: Arc::new(db) })
     }
 
     fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
-        self.db.cf_handle(name).expect("every column family is created at open")
+        self.db
+            .cf_handle(name)
+            .expect("every column family is created at open")
     }
 
     fn write(&self, batch: WriteBatch, sync: bool) -> Result<(), Error> {
         let mut options = WriteOptions::default();
         options.set_sync(sync);
-        self.db.write_opt(batch, &options).map_err(io("write batch"))
+        self.db
+            .write_opt(batch, &options)
+            .map_err(io("write batch"))
     }
 
     /// Commits one command batch's state writes together with the new applied-state record.
@@ -107,12 +124,16 @@ impl Store {
 
     /// The applied-state record last committed with the state, if any.
     pub fn applied(&self) -> Result<Option<Vec<u8>>, Error> {
-        self.db.get_cf(self.cf(CF_APPLIED), b"applied").map_err(io("read applied state"))
+        self.db
+            .get_cf(self.cf(CF_APPLIED), b"applied")
+            .map_err(io("read applied state"))
     }
 
     /// Reads a raft metadata value (vote, committed, last purged).
     pub fn raft_meta(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
-        self.db.get_cf(self.cf(CF_RAFT_META), key).map_err(io("read raft meta"))
+        self.db
+            .get_cf(self.cf(CF_RAFT_META), key)
+            .map_err(io("read raft meta"))
     }
 
     /// Writes a raft metadata value, fsynced when `sync` (the vote must be durable).
@@ -137,7 +158,10 @@ fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
 
 impl StateRead for Store {
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.db.get_cf(self.cf(table.name()), key).map_err(io("read state"))?)
+        Ok(self
+            .db
+            .get_cf(self.cf(table.name()), key)
+            .map_err(io("read state"))?)
     }
 
     fn scan(

@@ -28,6 +28,9 @@ fn take_u32(input: &mut &[u8]) -> Result<u32, Error> {
     Ok(u32::from_le_bytes(bytes))
 }
 
+/// A stored snapshot: `(meta, blob)` as the raft module encoded them.
+pub type StoredSnapshot = (Vec<u8>, Vec<u8>);
+
 impl Store {
     /// Reads all state tables and the applied record from one consistent point in time.
     pub fn export_state(&self) -> Result<(Vec<u8>, Option<Vec<u8>>), Error> {
@@ -42,8 +45,9 @@ impl Store {
                 put_bytes(&mut out, &value);
             }
         }
-        let applied =
-            snapshot.get_cf(self.cf(CF_APPLIED), b"applied").map_err(io("export applied"))?;
+        let applied = snapshot
+            .get_cf(self.cf(CF_APPLIED), b"applied")
+            .map_err(io("export applied"))?;
         Ok((out, applied))
     }
 
@@ -81,8 +85,8 @@ impl Store {
         self.write(batch, true)
     }
 
-    /// The latest stored snapshot `(meta, blob)`, if any.
-    pub fn load_snapshot(&self) -> Result<Option<(Vec<u8>, Vec<u8>)>, Error> {
+    /// The latest stored snapshot, if any.
+    pub fn load_snapshot(&self) -> Result<Option<StoredSnapshot>, Error> {
         let cf = self.cf(CF_SNAPSHOT);
         let meta = self.db.get_cf(cf, b"meta").map_err(io("read snapshot"))?;
         let data = self.db.get_cf(cf, b"data").map_err(io("read snapshot"))?;

@@ -38,7 +38,10 @@ fn scans_agree_with_mem_state() {
                     let args = (Table::Queue, prefix, after.as_deref(), direction, limit);
                     let expected = mem.scan(args.0, args.1, args.2, args.3, args.4).unwrap();
                     let actual = store.scan(args.0, args.1, args.2, args.3, args.4).unwrap();
-                    assert_eq!(actual, expected, "prefix {prefix:?} after {after:?} {direction:?} {limit}");
+                    assert_eq!(
+                        actual, expected,
+                        "prefix {prefix:?} after {after:?} {direction:?} {limit}"
+                    );
                 }
             }
         }
@@ -58,12 +61,23 @@ fn log_append_range_truncate_purge_survive_reopen() {
         store.set_raft_meta("vote", b"v", true).unwrap();
     }
     let store = Store::open(dir.path()).unwrap();
-    let indexes: Vec<u64> = store.log_range(0, 100).unwrap().into_iter().map(|e| e.0).collect();
+    let indexes: Vec<u64> = store
+        .log_range(0, 100)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.0)
+        .collect();
     assert_eq!(indexes, vec![4, 5, 6, 7]);
-    assert_eq!(store.log_range(5, 7).unwrap(), vec![(5, vec![5]), (6, vec![6])]);
+    assert_eq!(
+        store.log_range(5, 7).unwrap(),
+        vec![(5, vec![5]), (6, vec![6])]
+    );
     assert_eq!(store.log_last().unwrap(), Some((7, vec![7])));
     assert_eq!(store.raft_meta("vote").unwrap().as_deref(), Some(&b"v"[..]));
-    assert_eq!(store.raft_meta("last_purged").unwrap().as_deref(), Some(&b"purged"[..]));
+    assert_eq!(
+        store.raft_meta("last_purged").unwrap().as_deref(),
+        Some(&b"purged"[..])
+    );
 }
 
 #[test]
@@ -72,7 +86,10 @@ fn export_import_round_trip_replaces_state() {
     let source = Store::open(source_dir.path()).unwrap();
     let mut writes = crate::state::tx::Writes::new();
     writes.insert((Table::Processes, b"p1".to_vec()), Some(b"{}".to_vec()));
-    writes.insert((Table::Colonies, b"dev".to_vec()), Some(b"{\"name\":\"dev\"}".to_vec()));
+    writes.insert(
+        (Table::Colonies, b"dev".to_vec()),
+        Some(b"{\"name\":\"dev\"}".to_vec()),
+    );
     source.commit_state(writes, b"applied-7").unwrap();
     let (blob, applied) = source.export_state().unwrap();
     assert_eq!(applied.as_deref(), Some(&b"applied-7"[..]));
@@ -84,7 +101,13 @@ fn export_import_round_trip_replaces_state() {
     target.commit_state(stale, b"old").unwrap();
     target.import_state(&blob, b"applied-7").unwrap();
     assert_eq!(target.get(Table::Processes, b"stale").unwrap(), None);
-    assert_eq!(target.get(Table::Processes, b"p1").unwrap().as_deref(), Some(&b"{}"[..]));
+    assert_eq!(
+        target.get(Table::Processes, b"p1").unwrap().as_deref(),
+        Some(&b"{}"[..])
+    );
     assert_eq!(target.export_state().unwrap().0, blob);
-    assert!(target.import_state(&blob[..blob.len() - 1], b"x").is_err(), "truncated blob refused");
+    assert!(
+        target.import_state(&blob[..blob.len() - 1], b"x").is_err(),
+        "truncated blob refused"
+    );
 }

@@ -24,7 +24,10 @@ fn id_and_public_key_from_private_key() {
         "0408e903276ee7973666dceeefa5335e5c4b6b5989821906db98f8de8acf8f853824ca3234a8602200baa2d\
          75f30cb2050cda18602824c3eb2da654a93a01a7ad4"
     );
-    assert_eq!(key.id(), "4fef2b5a82d134d058c1883c72d6d9caf77cd59ca82d73105017590dea3dcb87");
+    assert_eq!(
+        key.id(),
+        "4fef2b5a82d134d058c1883c72d6d9caf77cd59ca82d73105017590dea3dcb87"
+    );
 }
 
 #[test]
@@ -32,7 +35,10 @@ fn interop_signature_recovers_signer() {
     let key =
         PrivateKey::from_hex("d6eb959e9aec2e6fdc44b5862b269e987b8a4d6f2baca542d8acaa97ee5e74f6")
             .unwrap();
-    assert_eq!(key.id(), "5d6568f883451ae2e407d1a0a7992e414f2a67b69d0e6e9176d353b98f06f696");
+    assert_eq!(
+        key.id(),
+        "5d6568f883451ae2e407d1a0a7992e414f2a67b69d0e6e9176d353b98f06f696"
+    );
     assert_eq!(
         key.public_key_hex(),
         "0458d9f552e9794ad73bd4ab77dfe1c7509542ab3121991e20233955f8fc79c266fd55390ddf3b3309417c7\
@@ -139,12 +145,18 @@ fn high_s_signature_is_rejected() {
     let mut bytes = high.to_bytes().to_vec();
     bytes.push(low[64] ^ 1);
     let err = recover_id("hello", &hex::encode(bytes)).unwrap_err();
-    assert_eq!(err, CryptoError::Signature("high-S signatures are not accepted"));
+    assert_eq!(
+        err,
+        CryptoError::Signature("high-S signatures are not accepted")
+    );
 }
 
 #[test]
 fn malformed_signatures_are_rejected_with_reasons() {
-    assert_eq!(recover_id("x", "zz").unwrap_err(), CryptoError::Signature("not hex"));
+    assert_eq!(
+        recover_id("x", "zz").unwrap_err(),
+        CryptoError::Signature("not hex")
+    );
     assert_eq!(
         recover_id("x", "00ff").unwrap_err(),
         CryptoError::Signature("must be 65 bytes (130 hex chars)")
@@ -165,7 +177,10 @@ fn malformed_signatures_are_rejected_with_reasons() {
 
 #[test]
 fn private_key_parsing_names_the_problem() {
-    assert_eq!(PrivateKey::from_hex("xyz").unwrap_err(), CryptoError::PrivateKey("not hex"));
+    assert_eq!(
+        PrivateKey::from_hex("xyz").unwrap_err(),
+        CryptoError::PrivateKey("not hex")
+    );
     assert_eq!(
         PrivateKey::from_hex("00").unwrap_err(),
         CryptoError::PrivateKey("must be 32 bytes (64 hex chars)")

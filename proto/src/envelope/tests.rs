@@ -4,7 +4,8 @@ use super::*;
 use crate::msgs::{ColonyNameMsg, Request};
 
 fn executor_key() -> PrivateKey {
-    PrivateKey::from_hex("ddf7f7791208083b6a9ed975a72684f6406a269cfa36f1b1c32045c0a71fff05").unwrap()
+    PrivateKey::from_hex("ddf7f7791208083b6a9ed975a72684f6406a269cfa36f1b1c32045c0a71fff05")
+        .unwrap()
 }
 
 #[test]
@@ -17,13 +18,17 @@ fn go_envelope_vector_opens() {
         payload: "eyJjb2xvbnluYW1lIjoiZGV2IiwibXNndHlwZSI6ImdldGNvbG9ueW1zZyJ9".to_string(),
     };
     assert_eq!(msg.caller_id().unwrap(), executor_key().id());
-    let Request::GetColony(inner) = msg.request().unwrap() else { panic!("wrong variant") };
+    let Request::GetColony(inner) = msg.request().unwrap() else {
+        panic!("wrong variant")
+    };
     assert_eq!(inner.colonyname, "dev");
 }
 
 #[test]
 fn signed_request_round_trips() {
-    let request = Request::GetColony(ColonyNameMsg { colonyname: "dev".into() });
+    let request = Request::GetColony(ColonyNameMsg {
+        colonyname: "dev".into(),
+    });
     let msg = RpcMsg::sign(&request, &executor_key());
     assert_eq!(msg.payloadtype, "getcolonymsg");
     assert_eq!(msg.caller_id().unwrap(), executor_key().id());
@@ -32,7 +37,9 @@ fn signed_request_round_trips() {
 
 #[test]
 fn mismatched_msgtype_is_refused() {
-    let request = Request::GetColony(ColonyNameMsg { colonyname: "dev".into() });
+    let request = Request::GetColony(ColonyNameMsg {
+        colonyname: "dev".into(),
+    });
     let mut msg = RpcMsg::sign(&request, &executor_key());
     msg.payloadtype = "getcoloniesmsg".to_string();
     assert_eq!(
@@ -46,10 +53,21 @@ fn mismatched_msgtype_is_refused() {
 
 #[test]
 fn bad_base64_and_unknown_types_are_named() {
-    let msg = RpcMsg { payloadtype: "x".into(), payload: "!!!".into(), ..RpcMsg::default() };
-    assert!(matches!(msg.request().unwrap_err(), EnvelopeError::Base64(_)));
+    let msg = RpcMsg {
+        payloadtype: "x".into(),
+        payload: "!!!".into(),
+        ..RpcMsg::default()
+    };
+    assert!(matches!(
+        msg.request().unwrap_err(),
+        EnvelopeError::Base64(_)
+    ));
     let payload = BASE64.encode(r#"{"msgtype":"getnodesmsg"}"#);
-    let msg = RpcMsg { payloadtype: "getnodesmsg".into(), payload, ..RpcMsg::default() };
+    let msg = RpcMsg {
+        payloadtype: "getnodesmsg".into(),
+        payload,
+        ..RpcMsg::default()
+    };
     assert_eq!(
         msg.request().unwrap_err().to_string(),
         "invalid rpcMsg.PayloadType: \"getnodesmsg\""
@@ -60,8 +78,17 @@ fn bad_base64_and_unknown_types_are_named() {
 fn failure_reply_matches_go_shape() {
     let reply = RpcReply::failure(403, "access denied");
     let text = serde_json::to_string(&reply).unwrap();
-    assert!(text.starts_with(r#"{"payloadtype":"error","payload":""#), "{text}");
+    assert!(
+        text.starts_with(r#"{"payloadtype":"error","payload":""#),
+        "{text}"
+    );
     assert!(text.ends_with(r#","error":true}"#), "{text}");
     let failure = reply.failure_payload().unwrap();
-    assert_eq!(failure, Failure { status: 403, message: "access denied".into() });
+    assert_eq!(
+        failure,
+        Failure {
+            status: 403,
+            message: "access denied".into()
+        }
+    );
 }

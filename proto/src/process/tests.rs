@@ -35,17 +35,36 @@ fn encoding_uses_lists_and_go_zero_times() {
     assert_eq!(value["state"], 0);
     assert_eq!(value["spec"]["args"], serde_json::json!([]));
     assert_eq!(value["spec"]["env"], serde_json::json!({}));
-    assert_eq!(value["spec"]["conditions"]["dependencies"], serde_json::json!([]));
-    assert!(value["spec"].get("channels").is_none(), "channels is omitempty");
+    assert_eq!(
+        value["spec"]["conditions"]["dependencies"],
+        serde_json::json!([])
+    );
+    assert!(
+        value["spec"].get("channels").is_none(),
+        "channels is omitempty"
+    );
     assert!(value["spec"]["conditions"].get("locationname").is_none());
 }
 
 #[test]
 fn field_order_is_gos() {
     let text = serde_json::to_string(&Process::default()).unwrap();
-    let order = ["processid", "initiatorid", "assignedexecutorid", "state", "prioritytime",
-        "submissiontime", "retries", "attributes", "spec", "waitforparents", "processgraphid",
-        "\"in\"", "\"out\"", "errors"];
+    let order = [
+        "processid",
+        "initiatorid",
+        "assignedexecutorid",
+        "state",
+        "prioritytime",
+        "submissiontime",
+        "retries",
+        "attributes",
+        "spec",
+        "waitforparents",
+        "processgraphid",
+        "\"in\"",
+        "\"out\"",
+        "errors",
+    ];
     let positions: Vec<usize> = order.iter().map(|k| text.find(k).unwrap()).collect();
     assert!(positions.windows(2).all(|w| w[0] < w[1]), "{text}");
 }
