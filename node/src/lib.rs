@@ -4,7 +4,7 @@
 //! # Layout
 //! - `state`: the replicated state machine's logic, sans IO (`apply`, queries, roles).
 //! - `store`: RocksDB: the raft log and the state tables (the only `rocksdb` importer).
-//! - `raft`: openraft wiring: type config, storage adaptors, network (the only `openraft` importer).
+//! - `raft`: openraft wiring: type config, storage, network (the only `openraft` importer).
 //! - `sched`: local long-poll waiters, woken one per enqueued process.
 //! - `api`: the ColonyOS HTTP API (the only `axum` importer).
 //! - `node`: `Node::start` wires everything and owns the background tasks.

@@ -32,6 +32,8 @@ pub struct NodeHandle {
     pub store: Store,
     /// The recorded server owner id.
     pub server_id: Option<String>,
+    /// Long-poll registry, exposed for observation (tests, metrics).
+    waiters: Arc<Waiters>,
     shutdown: Shutdown,
     /// API server and tick loop; drained on stop.
     tasks: JoinSet<()>,
@@ -61,7 +63,7 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> anyhow::Result<
     let state = Arc::new(ApiState {
         store: store.clone(),
         raft: raft.clone(),
-        waiters,
+        waiters: waiters.clone(),
         clock: clock.clone(),
         config: config.api.clone(),
         advertised_host: api_addr.ip().to_string(),
@@ -82,6 +84,7 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> anyhow::Result<
         raft,
         store,
         server_id,
+        waiters,
         shutdown,
         tasks,
     })
@@ -100,7 +103,8 @@ async fn init_server(raft: &RaftNode, clock: &dyn Clock, id: &str) -> anyhow::Re
     match raft.propose(command).await?.0 {
         Ok(Reply::ServerId(recorded)) => {
             if !recorded.eq_ignore_ascii_case(id) {
-                tracing::warn!(%recorded, requested = %id, "server id already recorded; keeping it");
+                let message = "server id already recorded; keeping it";
+                tracing::warn!(%recorded, requested = %id, "{message}");
             }
             Ok(recorded)
         }
@@ -152,6 +156,11 @@ async fn tick_loop(
 }
 
 impl NodeHandle {
+    /// Assign long-polls currently waiting on this node.
+    pub fn long_polls(&self) -> usize {
+        self.waiters.live()
+    }
+
     /// Stops the API and tick loop, then raft; waits for all of them.
     pub async fn stop(mut self) {
         self.shutdown.trigger();

@@ -1,1 +1,187 @@
-//! Placeholder
+//! Test harness for Colonymesh integration tests.
+//!
+//! How to write a test: start a real in-process node with `TestNode::start()` (RocksDB in a
+//! temp dir, API on port 0, a server owner, colony `dev` and one approved executor), talk to
+//! it through `node::client::Client` like any user, and wait for conditions with `wait_for`
+//! (bounded polling) instead of sleeping. `colonymesh_binary()` builds and finds the real
+//! binary for tests that need a separate process (kill -9).
+
+use node::client::Client;
+use node::clock::{Clock, ManualClock, SystemClock};
+use node::config::NodeConfig;
+use node::node::NodeHandle;
+use proto::msgs::{ColonyMsg, ExecutorMsg, ExecutorNameMsg};
+use proto::{Colony, Executor, FunctionSpec, PrivateKey, Request};
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+/// A deterministic, distinct private key per call within a test binary.
+pub fn test_key() -> PrivateKey {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let mut seed = [0u8; 32];
+    seed[..8].copy_from_slice(&NEXT.fetch_add(1, Ordering::SeqCst).to_le_bytes());
+    PrivateKey::from_entropy(seed)
+}
+
+/// Options of a test node.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Drive time by hand (for maxexectime / maxwaittime) instead of the system clock.
+    pub manual_clock: bool,
+    /// Override `api.body_bytes_max`.
+    pub body_bytes_max: Option<usize>,
+}
+
+/// A running node with a provisioned colony `dev` and executor `worker` of type `cli`.
+pub struct TestNode {
+    pub handle: NodeHandle,
+    pub dir: tempfile::TempDir,
+    pub client: Client,
+    pub server: PrivateKey,
+    pub colony: PrivateKey,
+    pub executor: PrivateKey,
+    /// Present with `Options::manual_clock`.
+    pub clock: Option<ManualClock>,
+}
+
+impl TestNode {
+    pub async fn start() -> TestNode {
+        TestNode::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(options: Options) -> TestNode {
+        let dir = tempfile::tempdir().expect("create temp dir");
+        let server = test_key();
+        let mut config = NodeConfig::new(dir.path());
+        config.api.port = 0;
+        config.server_id = Some(server.id());
+        config.raft.tick_ms = 20;
+        config.raft.election_timeout_min_ms = 250;
+        config.raft.election_timeout_max_ms = 400;
+        if let Some(limit) = options.body_bytes_max {
+            config.api.body_bytes_max = limit;
+        }
+        let manual = options
+            .manual_clock
+            .then(|| ManualClock::new(1_700_000_000_000_000_000));
+        let clock: Arc<dyn Clock> = match &manual {
+            Some(clock) => Arc::new(clock.clone()),
+            None => Arc::new(SystemClock),
+        };
+        let config = config.validate().expect("valid test config");
+        let handle = node::node::start(config, clock).await.expect("start node");
+        let client = Client::new("127.0.0.1", handle.api_addr.port(), false);
+        let node = TestNode {
+            handle,
+            dir,
+            client,
+            server,
+            colony: test_key(),
+            executor: test_key(),
+            clock: manual,
+        };
+        let colony = Colony {
+            colonyid: node.colony.id(),
+            name: "dev".into(),
+        };
+        let _: Colony = node
+            .client
+            .call(&Request::AddColony(ColonyMsg { colony }), &node.server)
+            .await
+            .expect("add colony");
+        node.register_executor(&node.executor, "worker", "cli")
+            .await;
+        node
+    }
+
+    /// Registers and approves an executor in `dev` (signed by the colony owner).
+    pub async fn register_executor(&self, key: &PrivateKey, name: &str, executortype: &str) {
+        let executor = Executor {
+            executorid: key.id(),
+            executorname: name.into(),
+            executortype: executortype.into(),
+            colonyname: "dev".into(),
+            ..Executor::default()
+        };
+        let add = Request::AddExecutor(ExecutorMsg { executor });
+        let _: Executor = self
+            .client
+            .call(&add, &self.colony)
+            .await
+            .expect("add executor");
+        let approve = Request::ApproveExecutor(ExecutorNameMsg {
+            colonyname: "dev".into(),
+            executorname: name.into(),
+        });
+        let _: serde_json::Value = self
+            .client
+            .call(&approve, &self.colony)
+            .await
+            .expect("approve executor");
+    }
+
+    /// A spec for `funcname` on executors of `executortype` in `dev`, without limits.
+    pub fn spec(funcname: &str, executortype: &str) -> FunctionSpec {
+        let mut spec = FunctionSpec {
+            funcname: funcname.into(),
+            maxwaittime: -1,
+            maxexectime: -1,
+            maxretries: -1,
+            ..FunctionSpec::default()
+        };
+        spec.conditions.colonyname = "dev".into();
+        spec.conditions.executortype = executortype.into();
+        spec
+    }
+
+    pub async fn stop(self) {
+        self.handle.stop().await;
+    }
+}
+
+/// Polls `check` every 10 ms until it returns `Some`, failing the test after `timeout`.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let poll = async {
+        loop {
+            if let Some(value) = check().await {
+                return value;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    match tokio::time::timeout(timeout, poll).await {
+        Ok(value) => value,
+        Err(_) => panic!("timed out after {timeout:?} waiting for {what}"),
+    }
+}
+
+/// The `colonymesh` binary, built once per test run with the cargo that runs the tests.
+pub fn colonymesh_binary() -> PathBuf {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY
+        .get_or_init(|| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let status = std::process::Command::new(cargo)
+                .args(["build", "--quiet", "-p", "node", "--bin", "colonymesh"])
+                .status()
+                .expect("run cargo build");
+            assert!(status.success(), "cargo build of colonymesh failed");
+            // Test binaries live in target/<profile>/deps; the binary one level up.
+            let exe = std::env::current_exe().expect("current exe");
+            let profile_dir = exe
+                .parent()
+                .and_then(|deps| deps.parent())
+                .expect("target dir");
+            let binary = profile_dir.join("colonymesh");
+            assert!(binary.exists(), "{} missing after build", binary.display());
+            binary
+        })
+        .clone()
+}

@@ -171,13 +171,19 @@ async fn provision(client: &Client, identity: &Identity) -> anyhow::Result<()> {
             .await?;
         match colonies.iter().find(|c| c.name == identity.colony_name) {
             Some(colony) if colony.colonyid != colony_key.id() => anyhow::bail!(
-                "colony {:?} already exists with another owner; use its key in COLONIES_COLONY_PRVKEY",
+                "colony {:?} already exists with another owner; \
+                 use its key in COLONIES_COLONY_PRVKEY",
                 identity.colony_name
             ),
             Some(_) => {}
             None => {
-                let colony = Colony { colonyid: colony_key.id(), name: identity.colony_name.clone() };
-                let _: Colony = client.call(&Request::AddColony(ColonyMsg { colony }), &server_key).await?;
+                let name = identity.colony_name.clone();
+                let colony = Colony {
+                    colonyid: colony_key.id(),
+                    name,
+                };
+                let add = Request::AddColony(ColonyMsg { colony });
+                let _: Colony = client.call(&add, &server_key).await?;
             }
         }
     }

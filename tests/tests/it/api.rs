@@ -1,0 +1,355 @@
+//! API scenarios against a real in-process node: lifecycle, long-poll wake-ups, timeouts,
+//! roles, listings, statistics, unsigned calls, and the tick-driven limits.
+
+use node::client::ClientError;
+use proto::msgs::{
+    AssignMsg, AttributeIdMsg, AttributeMsg, CloseFailedMsg, CloseSuccessfulMsg, ColonyNameMsg,
+    EmptyMsg, GetProcessesMsg, ProcessIdMsg, SubmitMsg, VersionMsg,
+};
+use proto::process::process_state as ps;
+use proto::{Attribute, FunctionSpec, PrivateKey, Process, Request, Statistics};
+use std::time::Duration;
+use tests::{test_key, wait_for, Options, TestNode};
+
+fn submit(spec: FunctionSpec) -> Request {
+    Request::Submit(SubmitMsg { spec })
+}
+
+fn assign(timeout: i64) -> Request {
+    Request::Assign(AssignMsg {
+        colonyname: "dev".into(),
+        timeout,
+        ..AssignMsg::default()
+    })
+}
+
+async fn get(node: &TestNode, id: &str) -> Process {
+    let request = Request::GetProcess(ProcessIdMsg {
+        processid: id.into(),
+    });
+    node.client
+        .call(&request, &node.executor)
+        .await
+        .expect("get process")
+}
+
+fn status(error: ClientError) -> i32 {
+    match error {
+        ClientError::Api { status, .. } => status,
+        other => panic!("expected an API error, got {other}"),
+    }
+}
+
+/// - submit, assign, close successful; the output is stored
+/// - a second executor cannot close it; closing again as failed is refused
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submit_assign_close() {
+    let node = TestNode::start().await;
+    tracing::info!("--- submit");
+    let submitted: Process = node
+        .client
+        .call(&submit(TestNode::spec("echo", "cli")), &node.executor)
+        .await
+        .unwrap();
+    assert_eq!(submitted.state, ps::WAITING);
+    tracing::info!("--- assign");
+    let assigned = node
+        .client
+        .assign(&assign(5), &node.executor, 5)
+        .await
+        .unwrap();
+    assert_eq!(assigned.processid, submitted.processid);
+    assert_eq!(assigned.state, ps::RUNNING);
+    let other = test_key();
+    node.register_executor(&other, "other", "cli").await;
+    let close = Request::CloseSuccessful(CloseSuccessfulMsg {
+        processid: submitted.processid.clone(),
+        out: vec!["done".into()],
+    });
+    let refused = node
+        .client
+        .call::<serde_json::Value>(&close, &other)
+        .await
+        .unwrap_err();
+    assert_eq!(status(refused), 403);
+    let _: serde_json::Value = node.client.call(&close, &node.executor).await.unwrap();
+    let closed = get(&node, &submitted.processid).await;
+    assert_eq!(
+        (closed.state, closed.output),
+        (ps::SUCCESS, vec!["done".into()])
+    );
+    let fail = Request::CloseFailed(CloseFailedMsg {
+        processid: submitted.processid.clone(),
+        errors: vec!["late".into()],
+    });
+    let refused = node
+        .client
+        .call::<serde_json::Value>(&fail, &node.executor)
+        .await
+        .unwrap_err();
+    assert_eq!(status(refused), 400);
+    node.stop().await;
+}
+
+/// - an executor long-polls on an empty queue
+/// - a submit made while it waits is handed to it, well before its timeout
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_poll_is_woken_by_submit() {
+    let node = TestNode::start().await;
+    let client = node.client.clone();
+    let executor = node.executor.clone();
+    let waiting = tokio::spawn(async move { client.assign(&assign(30), &executor, 30).await });
+    wait_for(
+        "the long-poll to register",
+        Duration::from_secs(10),
+        || async { (node.handle.long_polls() == 1).then_some(()) },
+    )
+    .await;
+    let submitted: Process = node
+        .client
+        .call(&submit(TestNode::spec("late", "cli")), &node.executor)
+        .await
+        .unwrap();
+    let assigned = tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .expect("woken before the 30 s timeout")
+        .unwrap()
+        .unwrap();
+    assert_eq!(assigned.processid, submitted.processid);
+    node.stop().await;
+}
+
+/// - timeout 0 is refused; a negative timeout tries once; a short timeout expires with 404
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn assign_timeouts() {
+    let node = TestNode::start().await;
+    let zero = node
+        .client
+        .assign(&assign(0), &node.executor, 0)
+        .await
+        .unwrap_err();
+    assert_eq!(status(zero), 400);
+    let once = node
+        .client
+        .assign(&assign(-1), &node.executor, 0)
+        .await
+        .unwrap_err();
+    assert!(once.to_string().contains("No process available"), "{once}");
+    let expired = node
+        .client
+        .assign(&assign(1), &node.executor, 1)
+        .await
+        .unwrap_err();
+    assert_eq!(status(expired), 404);
+    node.stop().await;
+}
+
+/// - processes targeted at another executor name are skipped, not lost
+/// - priority orders the queue
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn targeting_and_priority() {
+    let node = TestNode::start().await;
+    let other = test_key();
+    node.register_executor(&other, "other", "cli").await;
+    let mut targeted = TestNode::spec("for-other", "cli");
+    targeted.conditions.executornames = vec!["other".into()];
+    let targeted: Process = node
+        .client
+        .call(&submit(targeted), &node.executor)
+        .await
+        .unwrap();
+    let low: Process = node
+        .client
+        .call(&submit(TestNode::spec("low", "cli")), &node.executor)
+        .await
+        .unwrap();
+    let high_spec = FunctionSpec {
+        priority: 5,
+        ..TestNode::spec("high", "cli")
+    };
+    let high: Process = node
+        .client
+        .call(&submit(high_spec), &node.executor)
+        .await
+        .unwrap();
+    let first = node
+        .client
+        .assign(&assign(-1), &node.executor, 0)
+        .await
+        .unwrap();
+    let second = node
+        .client
+        .assign(&assign(-1), &node.executor, 0)
+        .await
+        .unwrap();
+    assert_eq!(
+        (first.processid, second.processid),
+        (high.processid, low.processid)
+    );
+    assert!(node
+        .client
+        .assign(&assign(-1), &node.executor, 0)
+        .await
+        .is_err());
+    let theirs = node.client.assign(&assign(-1), &other, 0).await.unwrap();
+    assert_eq!(theirs.processid, targeted.processid);
+    node.stop().await;
+}
+
+/// - maxexectime re-queues with retries + 1, then fails at maxretries, driven by the tick
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maxexectime_requeues_then_fails() {
+    let node = TestNode::start_with(Options {
+        manual_clock: true,
+        ..Options::default()
+    })
+    .await;
+    let clock = node.clock.clone().expect("manual clock");
+    let spec = FunctionSpec {
+        maxexectime: 5,
+        maxretries: 1,
+        ..TestNode::spec("slow", "cli")
+    };
+    let p: Process = node
+        .client
+        .call(&submit(spec), &node.executor)
+        .await
+        .unwrap();
+    node.client
+        .assign(&assign(-1), &node.executor, 0)
+        .await
+        .unwrap();
+    clock.advance_nanos(6_000_000_000);
+    let requeued = wait_for("re-queue", Duration::from_secs(10), || async {
+        let p = get(&node, &p.processid).await;
+        (p.state == ps::WAITING).then_some(p)
+    })
+    .await;
+    assert_eq!(requeued.retries, 1);
+    node.client
+        .assign(&assign(-1), &node.executor, 0)
+        .await
+        .unwrap();
+    clock.advance_nanos(6_000_000_000);
+    let failed = wait_for("failure", Duration::from_secs(10), || async {
+        let p = get(&node, &p.processid).await;
+        (p.state == ps::FAILED).then_some(p)
+    })
+    .await;
+    assert_eq!(
+        failed.errors,
+        vec!["Maximum execution time limit exceeded".to_string()]
+    );
+    node.stop().await;
+}
+
+/// - listing by state, statistics, attributes, unsigned version and server info
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_statistics_attributes_and_unsigned_calls() {
+    let node = TestNode::start().await;
+    for i in 0..3 {
+        let spec = TestNode::spec(&format!("f{i}"), "cli");
+        let _: Process = node
+            .client
+            .call(&submit(spec), &node.executor)
+            .await
+            .unwrap();
+    }
+    let running = node
+        .client
+        .assign(&assign(-1), &node.executor, 0)
+        .await
+        .unwrap();
+    let list = Request::GetProcesses(GetProcessesMsg {
+        colonyname: "dev".into(),
+        count: 10,
+        state: ps::WAITING,
+        ..GetProcessesMsg::default()
+    });
+    let waiting: Vec<Process> = node.client.call(&list, &node.executor).await.unwrap();
+    assert_eq!(waiting.len(), 2);
+    let stats = Request::GetColonyStats(ColonyNameMsg {
+        colonyname: "dev".into(),
+    });
+    let stats: Statistics = node.client.call(&stats, &node.executor).await.unwrap();
+    assert_eq!(
+        (
+            stats.waitingprocesses,
+            stats.runningprocesses,
+            stats.executors
+        ),
+        (2, 1, 1)
+    );
+    let global: Statistics = node
+        .client
+        .call(&Request::GetStatistics(EmptyMsg {}), &node.server)
+        .await
+        .unwrap();
+    assert_eq!(global.colonies, 1);
+    let denied = node
+        .client
+        .call::<Statistics>(&Request::GetStatistics(EmptyMsg {}), &node.executor);
+    assert_eq!(status(denied.await.unwrap_err()), 403);
+
+    let attribute = Attribute {
+        targetid: running.processid.clone(),
+        key: "progress".into(),
+        value: "50%".into(),
+        attributetype: 1,
+        ..Attribute::default()
+    };
+    let added: Attribute = node
+        .client
+        .call(
+            &Request::AddAttribute(AttributeMsg { attribute }),
+            &node.executor,
+        )
+        .await
+        .unwrap();
+    let fetched: Attribute = node
+        .client
+        .call(
+            &Request::GetAttribute(AttributeIdMsg {
+                attributeid: added.attributeid.clone(),
+            }),
+            &node.executor,
+        )
+        .await
+        .unwrap();
+    assert_eq!(fetched.value, "50%");
+    assert_eq!(
+        get(&node, &running.processid).await.attributes,
+        vec![fetched]
+    );
+
+    let version = Request::Version(VersionMsg::default());
+    let json = node
+        .client
+        .call_raw(&version, None, Duration::ZERO)
+        .await
+        .unwrap();
+    assert!(json.contains("\"buildversion\""), "{json}");
+    let info = node
+        .client
+        .call_raw(&Request::GetServerInfo(EmptyMsg {}), None, Duration::ZERO);
+    assert!(info
+        .await
+        .unwrap()
+        .contains(&node.handle.api_addr.port().to_string()));
+    node.stop().await;
+}
+
+/// - a key nobody registered is refused with a message naming the problem
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strangers_are_refused() {
+    let node = TestNode::start().await;
+    let stranger = PrivateKey::from_entropy([42; 32]);
+    let err = node
+        .client
+        .call::<Process>(&submit(TestNode::spec("x", "cli")), &stranger)
+        .await;
+    let err = err.unwrap_err();
+    assert!(err.to_string().contains("not a member of colony"), "{err}");
+    assert_eq!(status(err), 403);
+    node.stop().await;
+}

@@ -1,0 +1,7 @@
+//! The single integration test binary: one module per topic.
+
+mod api;
+mod bad_input;
+mod colonyos_crate;
+mod restart;
+mod tidy;
