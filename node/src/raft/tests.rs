@@ -82,3 +82,51 @@ async fn single_voter_commits_and_restarts() {
     assert!(node.status().applied_index >= Some(2));
     node.shutdown().await.unwrap();
 }
+
+/// - a state machine with state builds a snapshot
+/// - a fresh state machine installs it and then holds the same state and applied log id
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_builds_and_installs() {
+    use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
+    use openraft::{Entry, EntryPayload, LogId};
+    let source_dir = tempfile::tempdir().unwrap();
+    let source_store = Store::open(source_dir.path()).unwrap();
+    let mut source = StateMachine::new(source_store.clone(), Arc::new(Waiters::new(4)));
+    let entry = Entry::<TypeConfig> {
+        log_id: LogId::new(openraft::CommittedLeaderId::new(1, 1), 1),
+        payload: EntryPayload::Normal(command(
+            1,
+            Op::InitServer {
+                server_id: "ab".repeat(32),
+            },
+        )),
+    };
+    source.apply(vec![entry]).await.unwrap();
+    let snapshot = source
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
+    assert_eq!(snapshot.meta.last_log_id.map(|id| id.index), Some(1));
+
+    let target_dir = tempfile::tempdir().unwrap();
+    let target_store = Store::open(target_dir.path()).unwrap();
+    let mut target = StateMachine::new(target_store.clone(), Arc::new(Waiters::new(4)));
+    target
+        .install_snapshot(&snapshot.meta, snapshot.snapshot)
+        .await
+        .unwrap();
+    let (applied, _) = target.applied_state().await.unwrap();
+    assert_eq!(applied, snapshot.meta.last_log_id);
+    assert_eq!(
+        target_store.export_state().unwrap(),
+        source_store.export_state().unwrap()
+    );
+    let current = target
+        .get_current_snapshot()
+        .await
+        .unwrap()
+        .expect("snapshot kept");
+    assert_eq!(current.meta, snapshot.meta);
+}
