@@ -66,6 +66,7 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> anyhow::Result<
         waiters: waiters.clone(),
         clock: clock.clone(),
         config: config.api.clone(),
+        shutdown: signal.clone(),
         advertised_host: api_addr.ip().to_string(),
         advertised_port: api_addr.port(),
     });

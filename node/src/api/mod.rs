@@ -41,6 +41,8 @@ pub struct ApiState {
     /// Time and request ids for proposed commands.
     pub clock: Arc<dyn Clock>,
     pub config: ApiConfig,
+    /// Fires when the node stops; long-polls end early on it so shutdown never waits for them.
+    pub shutdown: crate::shutdown::Signal,
     /// The address clients reach this API at (reported by `getserverinfomsg`).
     pub advertised_host: String,
     pub advertised_port: u16,

@@ -194,6 +194,9 @@ pub(super) async fn assign(
         tokio::select! {
             woken = ticket.notified() => hops = Some(woken),
             () = &mut deadline => return Err(no_process()),
+            () = state.shutdown.clone().wait() => {
+                return Err(ApiError::unavailable("node is shutting down"));
+            }
         }
     }
 }

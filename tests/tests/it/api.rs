@@ -353,3 +353,23 @@ async fn strangers_are_refused() {
     assert_eq!(status(err), 403);
     node.stop().await;
 }
+
+/// - an executor long-polls with a one-hour timeout
+/// - stopping the node ends the poll with 503 at once instead of waiting for the timeout
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_ends_long_polls() {
+    let node = TestNode::start().await;
+    let client = node.client.clone();
+    let executor = node.executor.clone();
+    let waiting = tokio::spawn(async move { client.assign(&assign(3600), &executor, 60).await });
+    wait_for(
+        "the long-poll to register",
+        Duration::from_secs(10),
+        || async { (node.handle.long_polls() == 1).then_some(()) },
+    )
+    .await;
+    let stopped = tokio::time::timeout(Duration::from_secs(10), node.stop()).await;
+    stopped.expect("stop does not wait for long-polls");
+    let refused = waiting.await.unwrap().unwrap_err();
+    assert_eq!(status(refused), 503);
+}
