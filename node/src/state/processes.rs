@@ -283,15 +283,17 @@ pub(super) fn assign<R: StateRead + ?Sized>(
     Ok(Ok(Reply::Process(Box::new(process))))
 }
 
+/// Loads a process, checking the caller is a member of its colony.
+fn load_as_member<R: StateRead + ?Sized>(ctx: &Ctx<'_, R>, id: &str) -> Outcome<Process> {
+    let p = refuse_unless!(load(ctx, id)?);
+    let colony = &p.spec.conditions.colonyname;
+    refuse_unless!(auth::require_member(&ctx.tx, colony, ctx.caller(), true)?);
+    Ok(Ok(p))
+}
+
 /// Loads a process the caller is assigned to, checking membership of its colony.
 fn assigned_to_caller<R: StateRead + ?Sized>(ctx: &Ctx<'_, R>, id: &str) -> Outcome<Process> {
-    let p = refuse_unless!(load(ctx, id)?);
-    refuse_unless!(auth::require_member(
-        &ctx.tx,
-        &p.spec.conditions.colonyname,
-        ctx.caller(),
-        true
-    )?);
+    let p = refuse_unless!(load_as_member(ctx, id)?);
     if !p.isassigned || p.assignedexecutorid != ctx.caller() {
         let message =
             format!("access denied, caller is not the executor assigned to process {id:?}");
@@ -371,15 +373,9 @@ pub(super) fn set_output<R: StateRead + ?Sized>(
     Ok(Ok(Reply::Done))
 }
 
-/// Loads a process and checks the caller is a member of its colony.
+/// Loads a process outside any workflow, checking the caller is a member of its colony.
 fn member_process<R: StateRead + ?Sized>(ctx: &Ctx<'_, R>, id: &str) -> Outcome<Process> {
-    let p = refuse_unless!(load(ctx, id)?);
-    refuse_unless!(auth::require_member(
-        &ctx.tx,
-        &p.spec.conditions.colonyname,
-        ctx.caller(),
-        true
-    )?);
+    let p = refuse_unless!(load_as_member(ctx, id)?);
     if !p.processgraphid.is_empty() {
         let message = "process is part of a workflow; cancel or remove the workflow instead";
         return Ok(Err(ApiError::bad_request(message)));
