@@ -15,6 +15,11 @@ use tokio::process::{Child, Command};
 
 /// Starts `colonymesh dev` and returns it with the `export` lines it printed.
 async fn start_dev(data_dir: &Path) -> (Child, HashMap<String, String>) {
+    start_dev_with(data_dir, &[]).await
+}
+
+/// Like `start_dev`, with `COLONIES_*` variables set for the node.
+async fn start_dev_with(data_dir: &Path, env: &[(&str, &str)]) -> (Child, HashMap<String, String>) {
     let mut command = Command::new(tests::colonymesh_binary());
     command
         .args(["dev", "--api-port", "0", "--data-dir"])
@@ -25,6 +30,7 @@ async fn start_dev(data_dir: &Path) -> (Child, HashMap<String, String>) {
     for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("COLONIES_")) {
         command.env_remove(name);
     }
+    command.envs(env.iter().copied());
     let mut child = command.spawn().expect("spawn colonymesh dev");
     let stdout = child.stdout.take().expect("piped stdout");
     let mut lines = BufReader::new(stdout).lines();
@@ -120,4 +126,50 @@ async fn acknowledged_writes_survive_kill_9() {
         "the queue index survived too"
     );
     second.kill().await.expect("stop the node");
+}
+
+/// - with a ColonyOS user's keys and names in the environment (the ColonyOS dev keys),
+///   `colonymesh dev` uses them instead of making new ones
+/// - the server owner key works: it lists the colony it created
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_uses_keys_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        (
+            "COLONIES_SERVER_PRVKEY",
+            "fcc79953d8a751bf41db661592dc34d30004b1a651ffa0725b03ac227641499d",
+        ),
+        ("COLONIES_COLONY_NAME", "lab"),
+        (
+            "COLONIES_COLONY_PRVKEY",
+            "ba949fa134981372d6da62b6a56f336ab4d843b22c02a4257dcf7d0d73097514",
+        ),
+        ("COLONIES_EXECUTOR_NAME", "dev-docker"),
+        ("COLONIES_EXECUTOR_TYPE", "container"),
+        (
+            "COLONIES_PRVKEY",
+            "ddf7f7791208083b6a9ed975a72684f6406a269cfa36f1b1c32045c0a71fff05",
+        ),
+    ];
+    let (mut child, exports) = start_dev_with(dir.path(), &env).await;
+    for (name, value) in env {
+        assert_eq!(exports[name], value, "{name}");
+    }
+    assert_eq!(
+        exports["COLONIES_SERVER_ID"],
+        "039231c7644e04b6895471dd5335cf332681c54e27f81fac54f9067b3f2c0103"
+    );
+    let (client, _) = connect(&exports);
+    let server = PrivateKey::from_hex(env[0].1).unwrap();
+    let colonies: Vec<proto::Colony> = client
+        .call(&Request::GetColonies(proto::msgs::EmptyMsg {}), &server)
+        .await
+        .unwrap();
+    assert_eq!(colonies.len(), 1);
+    assert_eq!(colonies[0].name, "lab");
+    assert_eq!(
+        colonies[0].colonyid,
+        "4787a5071856a4acf702b2ffcea422e3237a679c681314113d86139461290cf4"
+    );
+    child.kill().await.expect("stop the node");
 }
