@@ -23,6 +23,51 @@ pub struct NodeConfig {
     pub api: ApiConfig,
     #[serde(default)]
     pub raft: RaftConfig,
+    #[serde(default)]
+    pub mesh: MeshConfig,
+}
+
+/// The libp2p mesh and membership.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MeshConfig {
+    /// Multiaddrs to listen on for peers (TCP and QUIC).
+    pub listen: Vec<String>,
+    /// Peers to join through, as multiaddrs ending in `/p2p/<peer id>`. Empty: this node
+    /// bootstraps a new mesh (when its store is fresh).
+    pub join: Vec<String>,
+    /// This node's name (default: the start of its peer id).
+    pub name: String,
+    /// Site label; voters are spread over sites.
+    pub site: String,
+    /// Voters the leader's autopilot keeps (odd; fewer when fewer nodes exist).
+    pub voters_target: usize,
+    /// Log entries a learner may lag behind the leader and still be promoted.
+    pub learner_lag_max: u64,
+    /// Period of the leader's autopilot.
+    pub autopilot_ms: u64,
+    /// How long a starting node waits to join the mesh and see a leader.
+    pub join_timeout_ms: u64,
+}
+
+impl Default for MeshConfig {
+    /// TCP and QUIC on loopback with OS-chosen ports, no peers (bootstrap), site `default`,
+    /// 3 voters, promotion within 100 entries of the leader, autopilot every second.
+    fn default() -> MeshConfig {
+        MeshConfig {
+            listen: vec![
+                "/ip4/127.0.0.1/tcp/0".into(),
+                "/ip4/127.0.0.1/udp/0/quic-v1".into(),
+            ],
+            join: Vec::new(),
+            name: String::new(),
+            site: "default".into(),
+            voters_target: 3,
+            learner_lag_max: 100,
+            autopilot_ms: 1000,
+            join_timeout_ms: 30_000,
+        }
+    }
 }
 
 /// The HTTP API.
@@ -59,8 +104,6 @@ impl Default for ApiConfig {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RaftConfig {
-    /// This node's raft id.
-    pub node_id: u64,
     pub heartbeat_ms: u64,
     pub election_timeout_min_ms: u64,
     pub election_timeout_max_ms: u64,
@@ -72,14 +115,17 @@ pub struct RaftConfig {
     pub snapshot_logs_kept: u64,
     /// Most entries in one append-entries request.
     pub append_entries_max: u64,
+    /// Snapshot chunk size; far below `net::MESSAGE_BYTES_MAX`.
+    pub snapshot_chunk_bytes: u64,
+    /// How long one snapshot chunk may take to send and install.
+    pub snapshot_chunk_timeout_ms: u64,
 }
 
 impl Default for RaftConfig {
-    /// Node 1; heartbeat 100 ms; elections after 400-800 ms (a single node re-elects itself
+    /// Heartbeat 100 ms; elections after 400-800 ms (a single node re-elects itself
     /// quickly on restart); 1 s ticks like ColonyOS; snapshots every 50,000 entries.
     fn default() -> RaftConfig {
         RaftConfig {
-            node_id: 1,
             heartbeat_ms: 100,
             election_timeout_min_ms: 400,
             election_timeout_max_ms: 800,
@@ -87,6 +133,8 @@ impl Default for RaftConfig {
             snapshot_logs: 50_000,
             snapshot_logs_kept: 1_000,
             append_entries_max: 300,
+            snapshot_chunk_bytes: 4 << 20,
+            snapshot_chunk_timeout_ms: 5_000,
         }
     }
 }
@@ -119,6 +167,7 @@ impl NodeConfig {
             server_id: None,
             api: ApiConfig::default(),
             raft: RaftConfig::default(),
+            mesh: MeshConfig::default(),
         }
     }
 
@@ -168,6 +217,16 @@ impl NodeConfig {
         }
         if self.api.body_bytes_max < 1024 {
             return Err(invalid("api.body_bytes_max", "must be at least 1024"));
+        }
+        let mesh = &self.mesh;
+        if mesh.voters_target == 0 || mesh.voters_target % 2 == 0 || mesh.voters_target > 7 {
+            return Err(invalid("mesh.voters_target", "must be odd, from 1 to 7"));
+        }
+        if mesh.listen.is_empty() {
+            return Err(invalid("mesh.listen", "needs at least one address"));
+        }
+        if mesh.join.iter().any(|a| !a.contains("/p2p/")) {
+            return Err(invalid("mesh.join", "addresses must end in /p2p/<peer id>"));
         }
         if self.api.long_polls_max == 0 {
             return Err(invalid("api.long_polls_max", "must be positive"));

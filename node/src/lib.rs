@@ -17,6 +17,8 @@ pub mod cli;
 pub mod client;
 pub mod clock;
 pub mod config;
+pub mod mesh;
+pub mod net;
 pub mod node;
 pub mod raft;
 pub mod sched;

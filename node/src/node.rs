@@ -1,14 +1,18 @@
-//! `Node::start` wires the modules into a running node: store, raft, waiters, API listener and
-//! the leader's tick task. The returned `NodeHandle` owns every background task.
+//! `node::start` wires the modules into a running node: store, network, raft, waiters, API
+//! listener, peer service, autopilot and the leader's tick. The returned `NodeHandle` owns
+//! every background task.
 //!
 //! ```text
-//!   Store::open --> RaftNode::start (bootstrap one voter if new) --> wait for leadership
-//!     --> InitServer (server owner id) --> bind API --> spawn api::serve, tick loop
+//!   Store::open --> net::new (spawn EventLoop) --> bind API --> RaftNode::start
+//!     --> spawn mesh::serve_peers --> mesh::join (first start with join peers)
+//!     --> wait for a leader --> InitServer --> spawn api::serve, tick loop, autopilot
 //! ```
 
 use crate::api::{self, ApiState};
 use crate::clock::Clock;
 use crate::config::NodeConfig;
+use crate::mesh;
+use crate::net;
 use crate::raft::RaftNode;
 use crate::sched::Waiters;
 use crate::shutdown::{Shutdown, Signal};
@@ -16,13 +20,14 @@ use crate::state::query;
 use crate::store::Store;
 use anyhow::Context as _;
 use proto::command::{Command, Op, Reply};
+use proto::mesh::NodeInfo;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinSet;
 
-/// How long a starting node waits to become leader of its (one-voter) group.
-const LEADERSHIP_WAIT: Duration = Duration::from_secs(10);
+/// How long a node waits for its listeners to report their addresses.
+const LISTEN_WAIT: Duration = Duration::from_secs(5);
 
 /// A running node.
 pub struct NodeHandle {
@@ -30,36 +35,97 @@ pub struct NodeHandle {
     pub api_addr: SocketAddr,
     pub raft: RaftNode,
     pub store: Store,
+    /// This node as peers see it (peer id, addresses, name, site).
+    pub info: NodeInfo,
     /// The recorded server owner id.
     pub server_id: Option<String>,
     /// Long-poll registry, exposed for observation (tests, metrics).
     waiters: Arc<Waiters>,
     shutdown: Shutdown,
-    /// API server and tick loop; drained on stop.
+    /// Network loop, peer service, API server, tick loop and autopilot; drained on stop.
     tasks: JoinSet<()>,
 }
 
-/// Starts a node from a validated config. Fails if the store cannot be opened or raft does
-/// not elect this node within `LEADERSHIP_WAIT`.
+/// The listen addresses once the OS has bound them.
+async fn listen_addrs(net: &net::Client, expected: usize) -> anyhow::Result<Vec<String>> {
+    let poll = async {
+        loop {
+            let addrs = net.listen_addrs().await?;
+            if addrs.len() >= expected {
+                return anyhow::Ok(addrs);
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    tokio::time::timeout(LISTEN_WAIT, poll)
+        .await
+        .context("wait for mesh listeners")?
+}
+
+/// Starts a node from a validated config. Fails if the store cannot be opened, the mesh
+/// cannot be joined, or no leader appears within `mesh.join_timeout_ms`.
 pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> anyhow::Result<NodeHandle> {
     let db_path = config.data_dir.join("db");
     std::fs::create_dir_all(&db_path)
         .with_context(|| format!("create data dir {}", db_path.display()))?;
     let store = tokio::task::spawn_blocking(move || Store::open(&db_path)).await??;
-    let waiters = Arc::new(Waiters::new(config.api.long_polls_max));
-    let raft = RaftNode::start(&config.raft, store.clone(), waiters.clone()).await?;
-    raft.wait_ready(LEADERSHIP_WAIT)
-        .await
-        .context("wait for raft leadership")?;
-    let server_id = match &config.server_id {
-        Some(id) => Some(init_server(&raft, clock.as_ref(), id).await?),
-        None => crate::state::auth::server_id(&store)?,
+    let keypair = net::load_or_create_keypair(&config.data_dir.join("node.key"))?;
+    let peer_id = net::peer_id_of(&keypair);
+    let (shutdown, signal) = Shutdown::new();
+    let mut tasks = JoinSet::new();
+    let net_config = net::NetConfig {
+        listen: config.mesh.listen.clone(),
     };
+    let (net_client, net_events, event_loop) = net::new(keypair, &net_config)?;
+    tasks.spawn(event_loop.run(signal.clone().wait()));
+    let addrs = listen_addrs(&net_client, config.mesh.listen.len()).await?;
     let listener = tokio::net::TcpListener::bind((config.api.host, config.api.port))
         .await
         .with_context(|| format!("bind API on {}:{}", config.api.host, config.api.port))?;
     let api_addr = listener.local_addr()?;
-    let (shutdown, signal) = Shutdown::new();
+    let name = match config.mesh.name.as_str() {
+        "" => peer_id
+            .chars()
+            .rev()
+            .take(8)
+            .collect::<String>()
+            .chars()
+            .rev()
+            .collect(),
+        name => name.to_string(),
+    };
+    let info = NodeInfo {
+        peer_id,
+        addrs,
+        name,
+        site: config.mesh.site.clone(),
+        api_addr: api_addr.to_string(),
+    };
+    let waiters = Arc::new(Waiters::new(config.api.long_polls_max));
+    let bootstrap = config.mesh.join.is_empty();
+    let raft = RaftNode::start(
+        &config.raft,
+        store.clone(),
+        waiters.clone(),
+        net_client.clone(),
+        info.clone(),
+        bootstrap,
+    )
+    .await?;
+    tasks.spawn(mesh::serve_peers(raft.clone(), net_events, signal.clone()));
+    let join_timeout = Duration::from_millis(config.mesh.join_timeout_ms);
+    let member = raft.status().voters.contains(&raft.node_id())
+        || raft.status().learners.contains(&raft.node_id());
+    if !bootstrap && !member {
+        mesh::join(&net_client, &config.mesh, &info, join_timeout).await?;
+    }
+    raft.wait_ready(join_timeout)
+        .await
+        .context("wait for the mesh")?;
+    let server_id = match &config.server_id {
+        Some(id) => Some(init_server(&raft, clock.as_ref(), id).await?),
+        None => crate::state::auth::server_id(&store)?,
+    };
     let state = Arc::new(ApiState {
         store: store.clone(),
         raft: raft.clone(),
@@ -70,7 +136,6 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> anyhow::Result<
         advertised_host: api_addr.ip().to_string(),
         advertised_port: api_addr.port(),
     });
-    let mut tasks = JoinSet::new();
     let api_signal = signal.clone();
     tasks.spawn(async move {
         if let Err(error) = api::serve(listener, state, api_signal.wait()).await {
@@ -78,12 +143,20 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> anyhow::Result<
         }
     });
     let tick = Duration::from_millis(config.raft.tick_ms);
-    tasks.spawn(tick_loop(raft.clone(), store.clone(), clock, tick, signal));
-    tracing::info!(%api_addr, node_id = config.raft.node_id, "node ready");
+    tasks.spawn(tick_loop(
+        raft.clone(),
+        store.clone(),
+        clock,
+        tick,
+        signal.clone(),
+    ));
+    tasks.spawn(mesh::autopilot(raft.clone(), config.mesh.clone(), signal));
+    tracing::info!(%api_addr, node_id = raft.node_id(), name = %info.name, "node ready");
     Ok(NodeHandle {
         api_addr,
         raft,
         store,
+        info,
         server_id,
         waiters,
         shutdown,
@@ -143,9 +216,10 @@ async fn tick_loop(
                 continue;
             }
         }
+        let request_id = clock.request_id();
         let command = Command {
             now_nanos: now,
-            request_id: clock.request_id(),
+            request_id,
             caller_id: String::new(),
             op: Op::Tick,
         };
@@ -162,7 +236,16 @@ impl NodeHandle {
         self.waiters.live()
     }
 
-    /// Stops the API and tick loop, then raft; waits for all of them.
+    /// Addresses other nodes can join through (`.../p2p/<peer id>`).
+    pub fn join_addrs(&self) -> Vec<String> {
+        self.info
+            .addrs
+            .iter()
+            .map(|a| format!("{a}/p2p/{}", self.info.peer_id))
+            .collect()
+    }
+
+    /// Stops the API, peer service, loops and network, then raft; waits for all of them.
     pub async fn stop(mut self) {
         self.shutdown.trigger();
         while let Some(result) = self.tasks.join_next().await {

@@ -9,6 +9,7 @@
 //! - `msgs`: request payload structs and the closed `Request` enum.
 //! - `colony`, `executor`, `process`: the ColonyOS objects.
 //! - `command`: replicated `Command` / `Op` / `Reply` applied by the state machine.
+//! - `mesh`: requests and responses between mesh nodes.
 //! - `error`: `ErrorCode` and `ApiError`.
 //! - `gotime`, `lenient`, `units`: Go-compatible time, null-tolerant decoding, quantities.
 
@@ -20,6 +21,7 @@ pub mod error;
 pub mod executor;
 pub mod gotime;
 pub mod lenient;
+pub mod mesh;
 pub mod msgs;
 pub mod process;
 pub mod units;

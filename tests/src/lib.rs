@@ -4,7 +4,9 @@
 //! temp dir, API on port 0, a server owner, colony `dev` and one approved executor), talk to
 //! it through `node::client::Client` like any user, and wait for conditions with `wait_for`
 //! (bounded polling) instead of sleeping. `colonymesh_binary()` builds and finds the real
-//! binary for tests that need a separate process (kill -9).
+//! binary for tests that need a separate process (kill -9). `cluster::Cluster` starts a mesh.
+
+pub mod cluster;
 
 use node::client::Client;
 use node::clock::{Clock, ManualClock, SystemClock};
@@ -55,12 +57,7 @@ impl TestNode {
     pub async fn start_with(options: Options) -> TestNode {
         let dir = tempfile::tempdir().expect("create temp dir");
         let server = test_key();
-        let mut config = NodeConfig::new(dir.path());
-        config.api.port = 0;
-        config.server_id = Some(server.id());
-        config.raft.tick_ms = 20;
-        config.raft.election_timeout_min_ms = 250;
-        config.raft.election_timeout_max_ms = 400;
+        let mut config = test_config(dir.path(), &server);
         if let Some(limit) = options.body_bytes_max {
             config.api.body_bytes_max = limit;
         }
@@ -73,7 +70,7 @@ impl TestNode {
         };
         let config = config.validate().expect("valid test config");
         let handle = node::node::start(config, clock).await.expect("start node");
-        let client = Client::new("127.0.0.1", handle.api_addr.port(), false);
+        let client = client_of(&handle);
         let node = TestNode {
             handle,
             dir,
@@ -83,44 +80,20 @@ impl TestNode {
             executor: test_key(),
             clock: manual,
         };
-        let colony = Colony {
-            colonyid: node.colony.id(),
-            name: "dev".into(),
-        };
-        let _: Colony = node
-            .client
-            .call(&Request::AddColony(ColonyMsg { colony }), &node.server)
-            .await
-            .expect("add colony");
-        node.register_executor(&node.executor, "worker", "cli")
-            .await;
+        node.provision().await;
         node
+    }
+
+    /// Adds colony `dev` and the approved executor `worker` of type `cli`.
+    async fn provision(&self) {
+        add_colony(&self.client, &self.server, &self.colony).await;
+        self.register_executor(&self.executor, "worker", "cli")
+            .await;
     }
 
     /// Registers and approves an executor in `dev` (signed by the colony owner).
     pub async fn register_executor(&self, key: &PrivateKey, name: &str, executortype: &str) {
-        let executor = Executor {
-            executorid: key.id(),
-            executorname: name.into(),
-            executortype: executortype.into(),
-            colonyname: "dev".into(),
-            ..Executor::default()
-        };
-        let add = Request::AddExecutor(ExecutorMsg { executor });
-        let _: Executor = self
-            .client
-            .call(&add, &self.colony)
-            .await
-            .expect("add executor");
-        let approve = Request::ApproveExecutor(ExecutorNameMsg {
-            colonyname: "dev".into(),
-            executorname: name.into(),
-        });
-        let _: serde_json::Value = self
-            .client
-            .call(&approve, &self.colony)
-            .await
-            .expect("approve executor");
+        register_executor(&self.client, &self.colony, key, name, executortype).await;
     }
 
     /// A spec for `funcname` on executors of `executortype` in `dev`, without limits.
@@ -140,6 +113,60 @@ impl TestNode {
     pub async fn stop(self) {
         self.handle.stop().await;
     }
+}
+
+/// Adds colony `dev` owned by `colony`, signed by the server owner.
+pub async fn add_colony(client: &Client, server: &PrivateKey, colony: &PrivateKey) {
+    let colony = Colony {
+        colonyid: colony.id(),
+        name: "dev".into(),
+    };
+    let add = Request::AddColony(ColonyMsg { colony });
+    let _: Colony = client.call(&add, server).await.expect("add colony");
+}
+
+/// Registers and approves executor `name` with `key` in `dev`, signed by the colony owner.
+pub async fn register_executor(
+    client: &Client,
+    colony: &PrivateKey,
+    key: &PrivateKey,
+    name: &str,
+    executortype: &str,
+) {
+    let executor = Executor {
+        executorid: key.id(),
+        executorname: name.into(),
+        executortype: executortype.into(),
+        colonyname: "dev".into(),
+        ..Executor::default()
+    };
+    let add = Request::AddExecutor(ExecutorMsg { executor });
+    let _: Executor = client.call(&add, colony).await.expect("add executor");
+    let approve = Request::ApproveExecutor(ExecutorNameMsg {
+        colonyname: "dev".into(),
+        executorname: name.into(),
+    });
+    let _: serde_json::Value = client
+        .call(&approve, colony)
+        .await
+        .expect("approve executor");
+}
+
+/// A node config for tests: temp data dir, API port 0, loopback mesh, fast timers.
+pub fn test_config(data_dir: &std::path::Path, server: &PrivateKey) -> NodeConfig {
+    let mut config = NodeConfig::new(data_dir);
+    config.api.port = 0;
+    config.server_id = Some(server.id());
+    config.raft.tick_ms = 20;
+    config.mesh.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
+    config.mesh.autopilot_ms = 100;
+    config.mesh.join_timeout_ms = 20_000;
+    config
+}
+
+/// A client for a node's API.
+pub fn client_of(handle: &NodeHandle) -> Client {
+    Client::new("127.0.0.1", handle.api_addr.port(), false)
 }
 
 /// Polls `check` every 10 ms until it returns `Some`, failing the test after `timeout`.

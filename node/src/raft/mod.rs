@@ -1,11 +1,12 @@
 //! openraft wiring: the one place that imports `openraft`. Declares the type config, starts a
-//! raft node over the RocksDB store, bootstraps a one-voter cluster, and proposes commands.
+//! raft node over the RocksDB store and the libp2p mesh, bootstraps or joins, proposes commands
+//! (forwarding them to the leader), serves peers' raft RPCs, and runs the leader's autopilot.
 //!
 //! ```text
-//!   api --propose(Command)--> Raft::client_write --> log_storage::append (fsync)
-//!                                                 --> commit --> state_machine::apply
-//!                                                              --> state::apply --> store
-//!                                                              --> sched::Waiters (events)
+//!   api --propose(Command)--> leader? Raft::client_write --> log_storage::append (fsync)
+//!                                     --> commit --> state_machine::apply --> store, waiters
+//!                        \--> follower: net PeerRequest::Forward --> leader's serve_forward
+//!   peer raft RPC --> serve_rpc --> Raft::{append_entries, vote, install_snapshot}
 //! ```
 
 mod log_storage;
@@ -16,34 +17,41 @@ mod state_machine;
 mod tests;
 
 use crate::config::RaftConfig;
+use crate::net;
 use crate::sched::Waiters;
 use crate::store::Store;
 use openraft::error::{ClientWriteError, RaftError};
-use openraft::{BasicNode, Raft as OpenRaft};
+use openraft::{ChangeMembers, Raft as OpenRaft, ServerState};
 use proto::command::{Command, Response};
-use std::collections::BTreeMap;
+use proto::mesh::{NodeInfo, PeerRequest, PeerResponse, RaftRpcKind};
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Cursor;
 use std::sync::Arc;
 use std::time::Duration;
 
 openraft::declare_raft_types!(
-    /// Colonymesh's raft types: commands in, responses out.
+    /// Colonymesh's raft types: commands in, responses out, nodes described by `NodeInfo`.
     pub TypeConfig:
         D = Command,
         R = Response,
         NodeId = u64,
-        Node = BasicNode,
+        Node = NodeInfo,
         SnapshotData = Cursor<Vec<u8>>,
 );
 
-/// A node's id in the raft group.
+/// A node's id in the raft group, derived from its libp2p peer id.
 pub type NodeId = u64;
 
-/// Why a proposal failed. `NotLeader` and `Timeout` are operational; `Fatal` stops the node.
+/// Attempts to deliver one proposal while the leader changes; each waits for a leader.
+const FORWARD_ATTEMPTS_MAX: usize = 5;
+
+/// Why a proposal failed. `NotLeader` and `Unavailable` are operational; `Fatal` stops the node.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("this node is not the leader (leader: {leader:?})")]
+    #[error("no leader reachable (last known leader: {leader:?})")]
     NotLeader { leader: Option<NodeId> },
+    #[error("write outcome unknown: {0}")]
+    Unavailable(String),
     #[error("raft stopped: {0}")]
     Fatal(String),
     #[error("store: {0}")]
@@ -52,12 +60,22 @@ pub enum Error {
     Config(String),
 }
 
+/// The raft id of the node with libp2p peer id `peer_id`: the first 8 bytes of its SHA3-256.
+pub fn node_id_of(peer_id: &str) -> NodeId {
+    let digest = proto::crypto::sha3_hex(peer_id.as_bytes());
+    u64::from_str_radix(&digest[..16], 16).expect("sha3 hex is valid hex")
+}
+
 /// A running raft node and what it needs to propose.
 #[derive(Clone)]
 pub struct RaftNode {
     /// The openraft handle; cheap to clone.
     raft: OpenRaft<TypeConfig>,
     node_id: NodeId,
+    /// Used to forward writes to the leader.
+    net: net::Client,
+    /// How long to wait for a leader between forwarding attempts.
+    election_timeout: Duration,
 }
 
 impl std::fmt::Debug for RaftNode {
@@ -77,56 +95,75 @@ fn openraft_config(config: &RaftConfig) -> Result<openraft::Config, Error> {
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(config.snapshot_logs),
         max_in_snapshot_log_to_keep: config.snapshot_logs_kept,
         max_payload_entries: config.append_entries_max,
+        snapshot_max_chunk_size: config.snapshot_chunk_bytes,
+        install_snapshot_timeout: config.snapshot_chunk_timeout_ms,
         ..openraft::Config::default()
     };
     config.validate().map_err(|e| Error::Config(e.to_string()))
 }
 
+fn fatal(error: impl std::fmt::Display) -> Error {
+    Error::Fatal(error.to_string())
+}
+
 impl RaftNode {
-    /// Starts raft over `store`; on a fresh store, bootstraps a one-voter cluster of this node.
-    /// Committed entries' events go to `waiters`.
+    /// Starts raft for this node (`me`) over `store` and the mesh. With `bootstrap` and a fresh
+    /// store, it initializes a one-voter cluster of itself; otherwise it waits to be added.
     pub async fn start(
         config: &RaftConfig,
         store: Store,
         waiters: Arc<Waiters>,
+        net: net::Client,
+        me: NodeInfo,
+        bootstrap: bool,
     ) -> Result<RaftNode, Error> {
-        let node_id = config.node_id;
+        let node_id = node_id_of(&me.peer_id);
         let log_store = log_storage::LogStore::new(store.clone());
         let state_machine = state_machine::StateMachine::new(store, waiters);
-        let raft = OpenRaft::new(
-            node_id,
-            Arc::new(openraft_config(config)?),
-            network::NoPeers,
-            log_store,
-            state_machine,
-        )
-        .await
-        .map_err(|e| Error::Fatal(e.to_string()))?;
-        let node = RaftNode { raft, node_id };
-        if !node
-            .raft
-            .is_initialized()
+        let network = network::MeshNetwork {
+            client: net.clone(),
+        };
+        let raft_config = Arc::new(openraft_config(config)?);
+        let raft = OpenRaft::new(node_id, raft_config, network, log_store, state_machine)
             .await
-            .map_err(|e| Error::Fatal(e.to_string()))?
-        {
-            let members = BTreeMap::from([(node_id, BasicNode::default())]);
+            .map_err(fatal)?;
+        let election_timeout = Duration::from_millis(config.election_timeout_max_ms);
+        let node = RaftNode {
+            raft,
+            node_id,
+            net,
+            election_timeout,
+        };
+        if bootstrap && !node.raft.is_initialized().await.map_err(fatal)? {
             node.raft
-                .initialize(members)
+                .initialize(BTreeMap::from([(node_id, me)]))
                 .await
-                .map_err(|e| Error::Fatal(e.to_string()))?;
+                .map_err(fatal)?;
         }
         Ok(node)
     }
 
-    /// Waits until this node is leader with everything committed applied, or `timeout`.
-    /// Cancel-safe.
+    pub fn node_id(&self) -> NodeId {
+        self.node_id
+    }
+
+    /// Waits until a leader is known and this node is a member, or `timeout`. Cancel-safe.
     pub async fn wait_ready(&self, timeout: Duration) -> Result<(), Error> {
         let node_id = self.node_id;
         self.raft
             .wait(Some(timeout))
-            .metrics(|m| m.current_leader == Some(node_id), "leader elected")
+            .metrics(
+                |m| {
+                    m.current_leader.is_some()
+                        && m.membership_config
+                            .membership()
+                            .get_node(&node_id)
+                            .is_some()
+                },
+                "leader known and this node a member",
+            )
             .await
-            .map_err(|e| Error::Fatal(format!("waiting for leadership: {e}")))?;
+            .map_err(|e| Error::Fatal(format!("waiting for the mesh: {e}")))?;
         Ok(())
     }
 
@@ -135,9 +172,68 @@ impl RaftNode {
         self.raft.metrics().borrow().current_leader == Some(self.node_id)
     }
 
-    /// Proposes `command` and waits until it is committed (fsynced) and applied, returning
-    /// its response. Cancel-safe for the caller, but the command may still be applied.
+    /// The leader's id and description, as this node last heard.
+    fn leader(&self) -> Option<(NodeId, NodeInfo)> {
+        let metrics = self.raft.metrics().borrow().clone();
+        let leader = metrics.current_leader?;
+        let info = metrics
+            .membership_config
+            .membership()
+            .get_node(&leader)?
+            .clone();
+        Some((leader, info))
+    }
+
+    /// Proposes `command` on this node if it leads, else forwards it to the leader; waits until
+    /// it is committed (fsynced on a majority) and applied there. Retries across a leader
+    /// change only when the command was certainly not applied. Cancel-safe for the caller,
+    /// but the command may still be applied.
     pub async fn propose(&self, command: Command) -> Result<Response, Error> {
+        let mut last_leader = None;
+        for attempt in 0..FORWARD_ATTEMPTS_MAX {
+            if attempt > 0 {
+                self.wait_for_leader_change(last_leader).await;
+            }
+            let leader = match self.leader() {
+                Some((id, _)) if id == self.node_id => return self.propose_local(command).await,
+                Some(leader) => leader,
+                None => continue,
+            };
+            last_leader = Some(leader.0);
+            let request = PeerRequest::Forward(command.clone());
+            match self
+                .net
+                .request(&leader.1.peer_id, &leader.1.addrs, request)
+                .await
+            {
+                Ok(PeerResponse::Forwarded(response)) => return Ok(response),
+                Ok(PeerResponse::NotLeader { .. }) => continue,
+                Ok(other) => return Err(Error::Unavailable(format!("leader answered {other:?}"))),
+                // The request may or may not have reached the leader: do not retry.
+                Err(net::Error::Unreachable { reason, .. }) => {
+                    return Err(Error::Unavailable(format!(
+                        "forward to leader {}: {reason}",
+                        leader.0
+                    )));
+                }
+                Err(other) => return Err(Error::Unavailable(other.to_string())),
+            }
+        }
+        Err(Error::NotLeader {
+            leader: last_leader,
+        })
+    }
+
+    async fn wait_for_leader_change(&self, previous: Option<NodeId>) {
+        let wait = self.raft.wait(Some(self.election_timeout * 2));
+        let changed = |m: &openraft::RaftMetrics<NodeId, NodeInfo>| {
+            m.current_leader.is_some() && m.current_leader != previous
+        };
+        // A timeout just means "try again with what we know".
+        let _ = wait.metrics(changed, "leader change").await;
+    }
+
+    async fn propose_local(&self, command: Command) -> Result<Response, Error> {
         match self.raft.client_write(command).await {
             Ok(written) => Ok(written.data),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
@@ -145,29 +241,159 @@ impl RaftNode {
                     leader: forward.leader_id,
                 })
             }
-            Err(RaftError::APIError(other)) => Err(Error::Fatal(other.to_string())),
-            Err(RaftError::Fatal(fatal)) => Err(Error::Fatal(fatal.to_string())),
+            Err(RaftError::APIError(other)) => Err(fatal(other)),
+            Err(RaftError::Fatal(error)) => Err(fatal(error)),
         }
     }
 
-    /// Summary figures for health and server info.
+    /// Answers a forwarded write: proposes it if this node leads.
+    pub async fn serve_forward(&self, command: Command) -> PeerResponse {
+        match self.propose_local(command).await {
+            Ok(response) => PeerResponse::Forwarded(response),
+            Err(Error::NotLeader { leader }) => PeerResponse::NotLeader { leader },
+            Err(error) => PeerResponse::Refused {
+                reason: error.to_string(),
+            },
+        }
+    }
+
+    /// Answers a peer's raft RPC.
+    pub async fn serve_rpc(&self, kind: RaftRpcKind, body: &str) -> PeerResponse {
+        fn reply<T: serde::Serialize, E: serde::Serialize>(result: Result<T, E>) -> PeerResponse {
+            let (ok, body) = match result {
+                Ok(value) => (true, serde_json::to_string(&value)),
+                Err(error) => (false, serde_json::to_string(&error)),
+            };
+            match body {
+                Ok(body) => PeerResponse::Raft { ok, body },
+                Err(e) => PeerResponse::Refused {
+                    reason: format!("encode raft reply: {e}"),
+                },
+            }
+        }
+        let bad = |e: serde_json::Error| PeerResponse::Refused {
+            reason: format!("bad raft rpc: {e}"),
+        };
+        match kind {
+            RaftRpcKind::AppendEntries => match serde_json::from_str(body) {
+                Ok(rpc) => reply(self.raft.append_entries(rpc).await),
+                Err(e) => bad(e),
+            },
+            RaftRpcKind::Vote => match serde_json::from_str(body) {
+                Ok(rpc) => reply(self.raft.vote(rpc).await),
+                Err(e) => bad(e),
+            },
+            RaftRpcKind::InstallSnapshot => match serde_json::from_str(body) {
+                Ok(rpc) => reply(self.raft.install_snapshot(rpc).await),
+                Err(e) => bad(e),
+            },
+        }
+    }
+
+    /// On the leader: adds `node_id` as a learner (no-op when already a member).
+    pub async fn serve_join(&self, node_id: NodeId, info: NodeInfo) -> PeerResponse {
+        if !self.is_leader() {
+            return match self.leader() {
+                Some((leader, leader_info)) => {
+                    let request = PeerRequest::Join { node_id, info };
+                    let sent = self
+                        .net
+                        .request(&leader_info.peer_id, &leader_info.addrs, request);
+                    match sent.await {
+                        Ok(response) => response,
+                        Err(e) => PeerResponse::Refused {
+                            reason: format!("forward join to {leader}: {e}"),
+                        },
+                    }
+                }
+                None => PeerResponse::NotLeader { leader: None },
+            };
+        }
+        if node_id != node_id_of(&info.peer_id) {
+            return PeerResponse::Refused {
+                reason: "node id does not match the peer id".into(),
+            };
+        }
+        let known = self
+            .raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .get_node(&node_id)
+            .is_some();
+        if known {
+            return PeerResponse::Joined;
+        }
+        match self.raft.add_learner(node_id, info, false).await {
+            Ok(_) => PeerResponse::Joined,
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                PeerResponse::NotLeader {
+                    leader: f.leader_id,
+                }
+            }
+            Err(error) => PeerResponse::Refused {
+                reason: error.to_string(),
+            },
+        }
+    }
+
+    /// One autopilot step on the leader: promote caught-up learners until `voters_target`
+    /// voters exist. Returns the promoted node, if any.
+    pub async fn autopilot_step(&self, voters_target: usize, lag_max: u64) -> Option<NodeId> {
+        let metrics = self.raft.metrics().borrow().clone();
+        if metrics.current_leader != Some(self.node_id) || metrics.state != ServerState::Leader {
+            return None;
+        }
+        let membership = metrics.membership_config.membership();
+        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        if voters.len() >= voters_target {
+            return None;
+        }
+        let last = metrics.last_log_index.unwrap_or(0);
+        let replication = metrics.replication.unwrap_or_default();
+        let candidate = membership.learner_ids().find(|id| {
+            let matched = replication
+                .get(id)
+                .cloned()
+                .flatten()
+                .map(|l| l.index)
+                .unwrap_or(0);
+            last.saturating_sub(matched) <= lag_max
+        })?;
+        let mut next = voters;
+        next.insert(candidate);
+        match self
+            .raft
+            .change_membership(ChangeMembers::ReplaceAllVoters(next), true)
+            .await
+        {
+            Ok(_) => Some(candidate),
+            Err(error) => {
+                tracing::warn!(node = candidate, "failed to promote learner: {error}");
+                None
+            }
+        }
+    }
+
+    /// Summary figures for status and health.
     pub fn status(&self) -> Status {
         let metrics = self.raft.metrics().borrow().clone();
+        let membership = metrics.membership_config.membership();
         Status {
             node_id: self.node_id,
             leader: metrics.current_leader,
             term: metrics.current_term,
             last_log_index: metrics.last_log_index,
             applied_index: metrics.last_applied.map(|id| id.index),
+            voters: membership.voter_ids().collect(),
+            learners: membership.learner_ids().collect(),
         }
     }
 
     /// Stops raft and waits for its tasks to end.
     pub async fn shutdown(&self) -> Result<(), Error> {
-        self.raft
-            .shutdown()
-            .await
-            .map_err(|e| Error::Fatal(e.to_string()))
+        self.raft.shutdown().await.map_err(fatal)
     }
 }
 
@@ -179,4 +405,6 @@ pub struct Status {
     pub term: u64,
     pub last_log_index: Option<u64>,
     pub applied_index: Option<u64>,
+    pub voters: Vec<NodeId>,
+    pub learners: Vec<NodeId>,
 }

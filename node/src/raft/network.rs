@@ -1,61 +1,124 @@
-//! The raft network of a single-node mesh: there are no peers to reach, so every RPC reports
-//! the target unreachable. The libp2p transport replaces this when nodes join a mesh.
+//! openraft's network over the libp2p mesh: each RPC is JSON in a `PeerRequest::Raft`, sent
+//! with `net::Client` to the target's peer id and addresses, bounded by openraft's hard TTL.
+//! The receiving side is `RaftNode::serve_rpc`.
 
 use super::{NodeId, TypeConfig};
-use openraft::error::{InstallSnapshotError, RPCError, RaftError, Unreachable};
+use crate::net;
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
-use openraft::BasicNode;
+use proto::mesh::{NodeInfo, PeerRequest, PeerResponse, RaftRpcKind};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
-/// Network factory for a node without peers.
-pub(super) struct NoPeers;
-
-fn unreachable<E: std::error::Error>(target: NodeId) -> RPCError<NodeId, BasicNode, E> {
-    let error = std::io::Error::other(format!("node {target} is not reachable: no peer transport"));
-    RPCError::Unreachable(Unreachable::new(&error))
+/// Creates connections to raft peers over the mesh.
+pub(super) struct MeshNetwork {
+    pub(super) client: net::Client,
 }
 
-impl RaftNetworkFactory<TypeConfig> for NoPeers {
-    type Network = NoPeer;
+impl RaftNetworkFactory<TypeConfig> for MeshNetwork {
+    type Network = MeshPeer;
 
-    async fn new_client(&mut self, target: NodeId, _node: &BasicNode) -> NoPeer {
-        NoPeer { target }
+    async fn new_client(&mut self, target: NodeId, node: &NodeInfo) -> MeshPeer {
+        MeshPeer {
+            client: self.client.clone(),
+            target,
+            node: node.clone(),
+        }
     }
 }
 
-/// A connection to a peer that cannot be reached.
-pub(super) struct NoPeer {
+/// One raft peer.
+pub(super) struct MeshPeer {
+    client: net::Client,
     target: NodeId,
+    node: NodeInfo,
 }
 
-impl RaftNetwork<TypeConfig> for NoPeer {
+fn unreachable<E: std::error::Error>(message: String) -> RPCError<NodeId, NodeInfo, E> {
+    RPCError::Unreachable(Unreachable::new(&std::io::Error::other(message)))
+}
+
+impl MeshPeer {
+    async fn call<Req, Resp, E>(
+        &self,
+        kind: RaftRpcKind,
+        request: &Req,
+        option: &RPCOption,
+    ) -> Result<Resp, RPCError<NodeId, NodeInfo, E>>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        let body =
+            serde_json::to_string(request).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let send = self.client.request(
+            &self.node.peer_id,
+            &self.node.addrs,
+            PeerRequest::Raft { kind, body },
+        );
+        let response = match tokio::time::timeout(option.hard_ttl(), send).await {
+            Err(_) => {
+                return Err(unreachable(format!(
+                    "raft rpc to {} timed out",
+                    self.target
+                )))
+            }
+            Ok(Err(error)) => return Err(unreachable(error.to_string())),
+            Ok(Ok(response)) => response,
+        };
+        match response {
+            PeerResponse::Raft { ok: true, body } => {
+                serde_json::from_str(&body).map_err(|e| RPCError::Network(NetworkError::new(&e)))
+            }
+            PeerResponse::Raft { ok: false, body } => {
+                let error: E = serde_json::from_str(&body)
+                    .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+                Err(RPCError::RemoteError(RemoteError::new_with_node(
+                    self.target,
+                    self.node.clone(),
+                    error,
+                )))
+            }
+            other => Err(unreachable(format!(
+                "peer {} refused raft rpc: {other:?}",
+                self.target
+            ))),
+        }
+    }
+}
+
+impl RaftNetwork<TypeConfig> for MeshPeer {
     async fn append_entries(
         &mut self,
-        _rpc: AppendEntriesRequest<TypeConfig>,
-        _option: RPCOption,
-    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        Err(unreachable(self.target))
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, NodeInfo, RaftError<NodeId>>> {
+        self.call(RaftRpcKind::AppendEntries, &rpc, &option).await
     }
 
     async fn install_snapshot(
         &mut self,
-        _rpc: InstallSnapshotRequest<TypeConfig>,
-        _option: RPCOption,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
     ) -> Result<
         InstallSnapshotResponse<NodeId>,
-        RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>,
+        RPCError<NodeId, NodeInfo, RaftError<NodeId, InstallSnapshotError>>,
     > {
-        Err(unreachable(self.target))
+        self.call(RaftRpcKind::InstallSnapshot, &rpc, &option).await
     }
 
     async fn vote(
         &mut self,
-        _rpc: VoteRequest<NodeId>,
-        _option: RPCOption,
-    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        Err(unreachable(self.target))
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, NodeInfo, RaftError<NodeId>>> {
+        self.call(RaftRpcKind::Vote, &rpc, &option).await
     }
 }

@@ -11,14 +11,14 @@ use crate::state;
 use crate::store::Store;
 use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine, Snapshot, SnapshotMeta};
 use openraft::{
-    BasicNode, Entry, EntryPayload, LogId, OptionalSend, StorageError, StorageIOError,
-    StoredMembership,
+    Entry, EntryPayload, LogId, OptionalSend, StorageError, StorageIOError, StoredMembership,
 };
 use proto::command::{Reply, Response};
+use proto::mesh::NodeInfo;
 use std::io::Cursor;
 use std::sync::Arc;
 
-type Applied = (Option<LogId<NodeId>>, StoredMembership<NodeId, BasicNode>);
+type Applied = (Option<LogId<NodeId>>, StoredMembership<NodeId, NodeInfo>);
 
 /// The state machine of this node. Cloning shares the store and waiters.
 #[derive(Clone)]
@@ -118,7 +118,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn install_snapshot(
         &mut self,
-        meta: &SnapshotMeta<NodeId, BasicNode>,
+        meta: &SnapshotMeta<NodeId, NodeInfo>,
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError<NodeId>> {
         let blob = snapshot.into_inner();

@@ -39,18 +39,35 @@ fn command(request_id: u8, op: Op) -> Command {
     }
 }
 
+/// Starts a raft node with a real network on loopback, identity from `key_path`.
+async fn start_node(store: Store, key_path: &std::path::Path) -> RaftNode {
+    let keypair = net::load_or_create_keypair(key_path).unwrap();
+    let peer_id = net::peer_id_of(&keypair);
+    let config = net::NetConfig {
+        listen: vec!["/ip4/127.0.0.1/tcp/0".into()],
+    };
+    let (client, _events, event_loop) = net::new(keypair, &config).unwrap();
+    tokio::spawn(event_loop.run(std::future::pending()));
+    let me = NodeInfo {
+        peer_id,
+        ..NodeInfo::default()
+    };
+    let waiters = Arc::new(Waiters::new(4));
+    RaftNode::start(&RaftConfig::default(), store, waiters, client, me, true)
+        .await
+        .unwrap()
+}
+
 /// - a fresh one-voter node elects itself and commits a command
 /// - after shutdown and restart on the same store, the state is still there
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn single_voter_commits_and_restarts() {
     let dir = tempfile::tempdir().unwrap();
-    let config = RaftConfig::default();
+    let key_path = dir.path().join("node.key");
     let server_id = "ab".repeat(32);
     {
-        let store = Store::open(dir.path()).unwrap();
-        let node = RaftNode::start(&config, store.clone(), Arc::new(Waiters::new(4)))
-            .await
-            .unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let node = start_node(store, &key_path).await;
         node.wait_ready(Duration::from_secs(10)).await.unwrap();
         let response = node.propose(command(
             1,
@@ -64,10 +81,8 @@ async fn single_voter_commits_and_restarts() {
         );
         node.shutdown().await.unwrap();
     }
-    let store = Store::open(dir.path()).unwrap();
-    let node = RaftNode::start(&config, store.clone(), Arc::new(Waiters::new(4)))
-        .await
-        .unwrap();
+    let store = Store::open(&dir.path().join("db")).unwrap();
+    let node = start_node(store, &key_path).await;
     node.wait_ready(Duration::from_secs(10)).await.unwrap();
     let other = "cd".repeat(32);
     let response = node
@@ -80,6 +95,7 @@ async fn single_voter_commits_and_restarts() {
         "first recorded id is kept"
     );
     assert!(node.status().applied_index >= Some(2));
+    assert_eq!(node.status().voters, vec![node.node_id()]);
     node.shutdown().await.unwrap();
 }
 

@@ -2,6 +2,7 @@
 
 mod api;
 mod bad_input;
+mod cluster;
 mod colonyos_crate;
 mod restart;
 mod tidy;

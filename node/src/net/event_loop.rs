@@ -1,0 +1,179 @@
+//! The task that owns the libp2p `Swarm`: it turns client commands into swarm calls and
+//! swarm events into replies and node events. Nothing else touches the swarm.
+
+use super::{Command, Error, Event, Responder, MESSAGE_BYTES_MAX};
+use libp2p::futures::StreamExt as _;
+use libp2p::request_response::{self, OutboundRequestId};
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::{identify, ping, Multiaddr, Swarm};
+use proto::mesh::{PeerRequest, PeerResponse};
+use std::collections::HashMap;
+use tokio::sync::{mpsc, oneshot};
+
+/// The node's libp2p behaviours.
+#[derive(NetworkBehaviour)]
+pub(super) struct Behaviour {
+    pub(super) rpc: request_response::cbor::Behaviour<PeerRequest, PeerResponse>,
+    pub(super) identify: identify::Behaviour,
+    pub(super) ping: ping::Behaviour,
+}
+
+type Reply = oneshot::Sender<Result<PeerResponse, Error>>;
+
+/// Owns the swarm; run it with `run` on its own task.
+pub struct EventLoop {
+    swarm: Swarm<Behaviour>,
+    /// Commands from `Client`s (bounded).
+    commands: mpsc::Receiver<Command>,
+    /// A sender for `Responder`s handed out with inbound requests.
+    responder_commands: mpsc::Sender<Command>,
+    /// Inbound requests to the node (bounded; the loop waits when it is full).
+    events: mpsc::Sender<Event>,
+    /// Replies awaiting responses to outbound requests.
+    pending: HashMap<OutboundRequestId, Reply>,
+}
+
+impl EventLoop {
+    pub(super) fn new(
+        swarm: Swarm<Behaviour>,
+        commands: mpsc::Receiver<Command>,
+        responder_commands: mpsc::Sender<Command>,
+        events: mpsc::Sender<Event>,
+    ) -> EventLoop {
+        EventLoop {
+            swarm,
+            commands,
+            responder_commands,
+            events,
+            pending: HashMap::new(),
+        }
+    }
+
+    /// Runs until `stop` completes or every client is gone. Cancel-safe.
+    pub async fn run(mut self, stop: impl std::future::Future<Output = ()>) {
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                event = self.swarm.select_next_some() => self.on_swarm_event(event).await,
+                command = self.commands.recv() => match command {
+                    Some(command) => self.on_command(command),
+                    None => return,
+                },
+                () = &mut stop => return,
+            }
+        }
+    }
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Request {
+                peer,
+                addrs,
+                request,
+                reply,
+            } => {
+                let size = approximate_size(&request);
+                if size > MESSAGE_BYTES_MAX as usize {
+                    let _ = reply.send(Err(Error::TooLarge { size }));
+                    return;
+                }
+                for addr in &addrs {
+                    self.swarm.add_peer_address(peer, addr.clone());
+                }
+                let id = self.swarm.behaviour_mut().rpc.send_request(&peer, request);
+                self.pending.insert(id, reply);
+            }
+            Command::Respond { channel, response } => {
+                // Fails only if the peer is gone; it then sees the stream closed.
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .rpc
+                    .send_response(channel, response);
+            }
+            Command::ListenAddrs { reply } => {
+                let addrs: Vec<Multiaddr> = self.swarm.listeners().cloned().collect();
+                let _ = reply.send(addrs);
+            }
+        }
+    }
+
+    async fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        use request_response::{Event as Rr, Message};
+        match event {
+            SwarmEvent::Behaviour(BehaviourEvent::Rpc(event)) => match event {
+                Rr::Message {
+                    peer,
+                    message:
+                        Message::Request {
+                            request, channel, ..
+                        },
+                    ..
+                } => {
+                    let responder = Responder {
+                        channel,
+                        commands: self.responder_commands.clone(),
+                    };
+                    let event = Event::Request {
+                        peer,
+                        request,
+                        responder,
+                    };
+                    // Waiting here applies backpressure to peers when the node is busy.
+                    let _ = self.events.send(event).await;
+                }
+                Rr::Message {
+                    message:
+                        Message::Response {
+                            request_id,
+                            response,
+                        },
+                    ..
+                } => {
+                    if let Some(reply) = self.pending.remove(&request_id) {
+                        let _ = reply.send(Ok(response));
+                    }
+                }
+                Rr::OutboundFailure {
+                    peer,
+                    request_id,
+                    error,
+                    ..
+                } => {
+                    if let Some(reply) = self.pending.remove(&request_id) {
+                        let reason = error.to_string();
+                        let _ = reply.send(Err(Error::Unreachable {
+                            peer: peer.to_string(),
+                            reason,
+                        }));
+                    }
+                }
+                Rr::InboundFailure { peer, error, .. } => {
+                    tracing::debug!(%peer, "inbound request failed: {error}");
+                }
+                Rr::ResponseSent { .. } => {}
+            },
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) => {
+                for addr in info.listen_addrs {
+                    self.swarm.add_peer_address(peer_id, addr);
+                }
+            }
+            SwarmEvent::NewListenAddr { address, .. } => {
+                tracing::info!(%address, "listening");
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A cheap upper-bound-ish estimate of the encoded size: the raft body dominates.
+fn approximate_size(request: &PeerRequest) -> usize {
+    match request {
+        PeerRequest::Raft { body, .. } => body.len() + 64,
+        PeerRequest::Forward(_) | PeerRequest::Join { .. } => 0,
+    }
+}

@@ -1,0 +1,245 @@
+//! The libp2p network: the one place that imports `libp2p`. One `EventLoop` task owns the
+//! `Swarm`; the rest of the node talks to it through a cloneable `Client` (commands with reply
+//! channels) and receives inbound requests as `Event`s.
+//!
+//! ```text
+//!   raft::network / api forwarding --Client::request--> Command::Request --> EventLoop
+//!        EventLoop --swarm (TCP+Noise+Yamux, QUIC)--> peer;  response --> oneshot reply
+//!   peer request --> EventLoop --Event::Request{request, responder}--> mesh service
+//!        mesh service --Responder::respond--> Command::Respond --> EventLoop --> peer
+//! ```
+
+mod event_loop;
+
+use libp2p::identity::Keypair;
+use libp2p::request_response::{self, ProtocolSupport};
+use libp2p::{Multiaddr, PeerId, StreamProtocol};
+use proto::mesh::{PeerRequest, PeerResponse, MESH_PROTOCOL};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+pub use event_loop::EventLoop;
+
+/// Largest encoded request or response on the mesh protocol. Raft batches and snapshots are
+/// kept below it by the raft module; the codec would otherwise truncate silently.
+pub const MESSAGE_BYTES_MAX: u64 = 32 << 20;
+/// How long a request may wait for its response.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Commands queued to the event loop before callers wait.
+const COMMANDS_QUEUED_MAX: usize = 1024;
+/// Inbound requests queued to the node before the event loop waits.
+const EVENTS_QUEUED_MAX: usize = 1024;
+/// Concurrent request streams per connection.
+const STREAMS_PER_CONNECTION_MAX: usize = 256;
+/// Idle connections are kept this long (raft heartbeats keep used ones alive).
+const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Why a request failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Error {
+    #[error("peer {peer} unreachable: {reason}")]
+    Unreachable { peer: String, reason: String },
+    #[error("request of {size} bytes exceeds the mesh message limit of {MESSAGE_BYTES_MAX}")]
+    TooLarge { size: usize },
+    #[error("network stopped")]
+    Stopped,
+    #[error("invalid address {0:?}")]
+    Address(String),
+}
+
+/// The network's settings.
+#[derive(Clone, Debug)]
+pub struct NetConfig {
+    /// Multiaddrs to listen on, e.g. `/ip4/127.0.0.1/tcp/0` and `/ip4/127.0.0.1/udp/0/quic-v1`.
+    pub listen: Vec<String>,
+}
+
+/// Commands from `Client`s to the event loop.
+enum Command {
+    Request {
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+        request: PeerRequest,
+        reply: oneshot::Sender<Result<PeerResponse, Error>>,
+    },
+    Respond {
+        channel: request_response::ResponseChannel<PeerResponse>,
+        response: PeerResponse,
+    },
+    ListenAddrs {
+        reply: oneshot::Sender<Vec<Multiaddr>>,
+    },
+}
+
+/// Something the network tells the node.
+pub enum Event {
+    /// A peer sent a request; answer it through `responder`.
+    Request {
+        peer: PeerId,
+        request: PeerRequest,
+        responder: Responder,
+    },
+}
+
+/// Answers one inbound request (dropping it answers nothing; the peer sees a failure).
+pub struct Responder {
+    channel: request_response::ResponseChannel<PeerResponse>,
+    commands: mpsc::Sender<Command>,
+}
+
+impl Responder {
+    /// Sends the response. Cancel-safe.
+    pub async fn respond(self, response: PeerResponse) {
+        let command = Command::Respond {
+            channel: self.channel,
+            response,
+        };
+        // The loop has stopped when this fails; the peer then sees a closed stream.
+        let _ = self.commands.send(command).await;
+    }
+}
+
+/// A handle to the network; cheap to clone.
+#[derive(Clone)]
+pub struct Client {
+    /// Bounded queue to the event loop (`COMMANDS_QUEUED_MAX`).
+    commands: mpsc::Sender<Command>,
+    local_peer_id: PeerId,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("peer_id", &self.local_peer_id)
+            .finish()
+    }
+}
+
+impl Client {
+    pub fn local_peer_id(&self) -> PeerId {
+        self.local_peer_id
+    }
+
+    /// Sends `request` to `peer` (dialing `addrs` if not connected) and waits for the answer.
+    /// Cancel-safe: a cancelled call drops its reply.
+    pub async fn request(
+        &self,
+        peer: &str,
+        addrs: &[String],
+        request: PeerRequest,
+    ) -> Result<PeerResponse, Error> {
+        let peer_id: PeerId = peer.parse().map_err(|_| Error::Address(peer.to_string()))?;
+        let addrs = addrs
+            .iter()
+            .map(|a| {
+                a.parse::<Multiaddr>()
+                    .map_err(|_| Error::Address(a.clone()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let (reply, response) = oneshot::channel();
+        let command = Command::Request {
+            peer: peer_id,
+            addrs,
+            request,
+            reply,
+        };
+        self.commands
+            .send(command)
+            .await
+            .map_err(|_| Error::Stopped)?;
+        response.await.map_err(|_| Error::Stopped)?
+    }
+
+    /// The addresses the node listens on (with the ports the OS chose).
+    pub async fn listen_addrs(&self) -> Result<Vec<String>, Error> {
+        let (reply, addrs) = oneshot::channel();
+        self.commands
+            .send(Command::ListenAddrs { reply })
+            .await
+            .map_err(|_| Error::Stopped)?;
+        let addrs = addrs.await.map_err(|_| Error::Stopped)?;
+        Ok(addrs.iter().map(|a| a.to_string()).collect())
+    }
+}
+
+/// The libp2p keypair of a node, stored in `path` (created on first use).
+pub fn load_or_create_keypair(path: &std::path::Path) -> anyhow::Result<Keypair> {
+    use anyhow::Context as _;
+    match std::fs::read(path) {
+        Ok(bytes) => Keypair::from_protobuf_encoding(&bytes)
+            .with_context(|| format!("decode node key {}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let keypair = Keypair::generate_ed25519();
+            let bytes = keypair.to_protobuf_encoding().context("encode node key")?;
+            write_private(path, &bytes)?;
+            Ok(keypair)
+        }
+        Err(e) => Err(e).with_context(|| format!("read node key {}", path.display())),
+    }
+}
+
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("create {}", path.display()))?;
+    file.write_all(bytes)
+        .with_context(|| format!("write {}", path.display()))?;
+    file.sync_all()
+        .with_context(|| format!("sync {}", path.display()))
+}
+
+/// The peer id of a keypair, as text.
+pub fn peer_id_of(keypair: &Keypair) -> String {
+    keypair.public().to_peer_id().to_string()
+}
+
+/// Builds the swarm and returns the client, the inbound events and the loop to spawn.
+pub fn new(
+    keypair: Keypair,
+    config: &NetConfig,
+) -> anyhow::Result<(Client, mpsc::Receiver<Event>, EventLoop)> {
+    let protocols = [(StreamProtocol::new(MESH_PROTOCOL), ProtocolSupport::Full)];
+    let rr_config = request_response::Config::default()
+        .with_request_timeout(REQUEST_TIMEOUT)
+        .with_max_concurrent_streams(STREAMS_PER_CONNECTION_MAX);
+    let codec = request_response::cbor::codec::Codec::<PeerRequest, PeerResponse>::default()
+        .set_request_size_maximum(MESSAGE_BYTES_MAX)
+        .set_response_size_maximum(MESSAGE_BYTES_MAX);
+    let local_peer_id = keypair.public().to_peer_id();
+    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
+        .with_tokio()
+        .with_tcp(
+            libp2p::tcp::Config::default().nodelay(true),
+            libp2p::noise::Config::new,
+            libp2p::yamux::Config::default,
+        )?
+        .with_quic()
+        .with_behaviour(|key| event_loop::Behaviour {
+            rpc: request_response::Behaviour::with_codec(codec, protocols, rr_config),
+            identify: libp2p::identify::Behaviour::new(libp2p::identify::Config::new(
+                MESH_PROTOCOL.to_string(),
+                key.public(),
+            )),
+            ping: libp2p::ping::Behaviour::default(),
+        })?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))
+        .build();
+    for addr in &config.listen {
+        let addr: Multiaddr = addr.parse().map_err(|_| Error::Address(addr.clone()))?;
+        swarm.listen_on(addr)?;
+    }
+    let (commands_tx, commands_rx) = mpsc::channel(COMMANDS_QUEUED_MAX);
+    let (events_tx, events_rx) = mpsc::channel(EVENTS_QUEUED_MAX);
+    let client = Client {
+        commands: commands_tx.clone(),
+        local_peer_id,
+    };
+    let event_loop = EventLoop::new(swarm, commands_rx, commands_tx, events_tx);
+    Ok((client, events_rx, event_loop))
+}

@@ -1,0 +1,58 @@
+//! Messages between mesh nodes, carried by the libp2p request-response protocol
+//! `MESH_PROTOCOL`. Raft RPC bodies are openraft types, which `proto` does not know: they travel
+//! as JSON text that only the raft module encodes and decodes.
+
+use crate::command::{Command, Response};
+use serde::{Deserialize, Serialize};
+
+/// The request-response protocol name.
+pub const MESH_PROTOCOL: &str = "/colonymesh/rpc/1";
+
+/// Which raft RPC a `RaftRpc` carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RaftRpcKind {
+    AppendEntries,
+    Vote,
+    InstallSnapshot,
+}
+
+/// What a node can find out about another to reach it and place it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct NodeInfo {
+    /// libp2p peer id (base58).
+    pub peer_id: String,
+    /// Multiaddrs the node listens on.
+    pub addrs: Vec<String>,
+    /// Human name of the node.
+    pub name: String,
+    /// Site label (voters are spread over sites).
+    pub site: String,
+    /// `host:port` of the node's ColonyOS API.
+    pub api_addr: String,
+}
+
+/// A request from one node to another.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum PeerRequest {
+    /// A raft RPC; `body` is the JSON of the openraft request.
+    Raft { kind: RaftRpcKind, body: String },
+    /// A client write to propose on the leader.
+    Forward(Command),
+    /// A node asks to join the mesh as a learner.
+    Join { node_id: u64, info: NodeInfo },
+}
+
+/// The answer to a `PeerRequest`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum PeerResponse {
+    /// JSON of the openraft response (or of its error).
+    Raft { ok: bool, body: String },
+    /// The forwarded command's response.
+    Forwarded(Response),
+    /// The receiver is not the leader; try `leader` (raft id) if known.
+    NotLeader { leader: Option<u64> },
+    /// Joined (as a learner, or already a member).
+    Joined,
+    /// The request was refused; `reason` says why.
+    Refused { reason: String },
+}

@@ -1,0 +1,101 @@
+//! An in-process mesh of real nodes: real libp2p on loopback, real RocksDB in temp dirs,
+//! ports 0. Node 0 bootstraps; the others join through it.
+
+use crate::{add_colony, client_of, register_executor, test_config, test_key, wait_for};
+use node::client::Client;
+use node::clock::SystemClock;
+use node::node::NodeHandle;
+use proto::PrivateKey;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A running mesh. `nodes[i]` is `None` after `stop(i)`.
+pub struct Cluster {
+    pub nodes: Vec<Option<NodeHandle>>,
+    /// Keep the data dirs for restarts; removed on drop.
+    pub dirs: Vec<tempfile::TempDir>,
+    pub server: PrivateKey,
+    pub colony: PrivateKey,
+    pub executor: PrivateKey,
+}
+
+impl Cluster {
+    /// Starts `size` nodes, waits for `min(size, 3)` voters, and provisions colony `dev` with
+    /// the approved executor `worker` (type `cli`) through node 0.
+    pub async fn start(size: usize) -> Cluster {
+        let server = test_key();
+        let mut cluster = Cluster {
+            nodes: Vec::new(),
+            dirs: Vec::new(),
+            server,
+            colony: test_key(),
+            executor: test_key(),
+        };
+        for i in 0..size {
+            let dir = tempfile::tempdir().expect("create temp dir");
+            let mut config = test_config(dir.path(), &cluster.server);
+            config.mesh.name = format!("n{i}");
+            if i > 0 {
+                config.mesh.join = cluster.node(0).join_addrs();
+            }
+            let config = config.validate().expect("valid config");
+            let handle = node::node::start(config, Arc::new(SystemClock))
+                .await
+                .expect("start node");
+            cluster.nodes.push(Some(handle));
+            cluster.dirs.push(dir);
+        }
+        let voters = size.min(3);
+        wait_for(
+            "the autopilot to reach its voter target",
+            Duration::from_secs(30),
+            || async { (cluster.node(0).raft.status().voters.len() == voters).then_some(()) },
+        )
+        .await;
+        let client = cluster.client(0);
+        add_colony(&client, &cluster.server, &cluster.colony).await;
+        register_executor(&client, &cluster.colony, &cluster.executor, "worker", "cli").await;
+        cluster
+    }
+
+    pub fn node(&self, i: usize) -> &NodeHandle {
+        self.nodes[i].as_ref().expect("node is running")
+    }
+
+    pub fn client(&self, i: usize) -> Client {
+        client_of(self.node(i))
+    }
+
+    /// The index of the node every running node agrees leads.
+    pub async fn leader(&self) -> usize {
+        wait_for("an agreed leader", Duration::from_secs(30), || async {
+            let running: Vec<_> = self
+                .nodes
+                .iter()
+                .enumerate()
+                .filter_map(|(i, n)| Some((i, n.as_ref()?)))
+                .collect();
+            let leader = running[0].1.raft.status().leader?;
+            let agreed = running
+                .iter()
+                .all(|(_, n)| n.raft.status().leader == Some(leader));
+            let index = running.iter().find(|(_, n)| n.raft.node_id() == leader)?.0;
+            agreed.then_some(index)
+        })
+        .await
+    }
+
+    /// Stops node `i` (its data dir is kept).
+    pub async fn stop(&mut self, i: usize) {
+        if let Some(handle) = self.nodes[i].take() {
+            handle.stop().await;
+        }
+    }
+
+    /// Stops every node.
+    pub async fn shutdown(mut self) {
+        for i in 0..self.nodes.len() {
+            self.stop(i).await;
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! A mesh of three real nodes (libp2p on loopback, RocksDB in temp dirs): joining, replication,
+//! any node serving the API, and failover of the leader during assignments.
+
+use proto::msgs::{AssignMsg, CloseSuccessfulMsg, ProcessIdMsg, SubmitMsg};
+use proto::process::process_state as ps;
+use proto::{Process, Request};
+use std::collections::BTreeSet;
+use std::time::Duration;
+use tests::cluster::Cluster;
+use tests::{wait_for, TestNode};
+
+fn submit(name: &str) -> Request {
+    Request::Submit(SubmitMsg {
+        spec: TestNode::spec(name, "cli"),
+    })
+}
+
+fn assign(timeout: i64) -> Request {
+    Request::Assign(AssignMsg {
+        colonyname: "dev".into(),
+        timeout,
+        ..AssignMsg::default()
+    })
+}
+
+/// - three nodes form a mesh with three voters
+/// - a process submitted on node 0 is replicated to every node
+/// - an executor long-polling on node 2 is assigned it, and closes it through node 1
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_replicate_and_serve_from_any_node() {
+    let cluster = Cluster::start(3).await;
+    tracing::info!("--- long-poll on node 2, submit on node 0");
+    let (client2, executor) = (cluster.client(2), cluster.executor.clone());
+    let waiting = tokio::spawn(async move { client2.assign(&assign(20), &executor, 20).await });
+    let submitted: Process = cluster
+        .client(0)
+        .call(&submit("hop"), &cluster.executor)
+        .await
+        .unwrap();
+    let assigned = tokio::time::timeout(Duration::from_secs(20), waiting)
+        .await
+        .expect("assigned within the long-poll")
+        .unwrap()
+        .unwrap();
+    assert_eq!(assigned.processid, submitted.processid);
+    tracing::info!("--- close through node 1, read on every node");
+    let close = Request::CloseSuccessful(CloseSuccessfulMsg {
+        processid: submitted.processid.clone(),
+        out: vec!["ok".into()],
+    });
+    let _: serde_json::Value = cluster
+        .client(1)
+        .call(&close, &cluster.executor)
+        .await
+        .unwrap();
+    for i in 0..3 {
+        let client = cluster.client(i);
+        let get = Request::GetProcess(ProcessIdMsg {
+            processid: submitted.processid.clone(),
+        });
+        let key = cluster.executor.clone();
+        wait_for("the close to replicate", Duration::from_secs(10), || {
+            let (client, get, key) = (client.clone(), get.clone(), key.clone());
+            async move {
+                let process: Process = client.call(&get, &key).await.ok()?;
+                (process.state == ps::SUCCESS).then_some(())
+            }
+        })
+        .await;
+    }
+    cluster.shutdown().await;
+}
+
+/// - processes are submitted; the leader is stopped while an executor assigns them
+/// - a new leader takes over; every process is assigned exactly once and none is lost
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_loss_during_assignments_loses_nothing() {
+    let mut cluster = Cluster::start(3).await;
+    let leader = cluster.leader().await;
+    let follower = (leader + 1) % 3;
+    let client = cluster.client(follower);
+    let mut submitted = BTreeSet::new();
+    for i in 0..10 {
+        let p: Process = client
+            .call(&submit(&format!("p{i}")), &cluster.executor)
+            .await
+            .unwrap();
+        submitted.insert(p.processid);
+    }
+    let mut assigned = BTreeSet::new();
+    for _ in 0..4 {
+        let p = client
+            .assign(&assign(5), &cluster.executor, 5)
+            .await
+            .unwrap();
+        assert!(assigned.insert(p.processid), "assigned twice");
+    }
+    tracing::info!("--- stop the leader (node {leader})");
+    cluster.stop(leader).await;
+    let survivor = (0..3).find(|i| *i != leader).unwrap();
+    let client = cluster.client(survivor);
+    let drain = async {
+        while assigned.len() < submitted.len() {
+            match client.assign(&assign(5), &cluster.executor, 5).await {
+                Ok(p) => assert!(assigned.insert(p.processid), "assigned twice"),
+                // While a new leader is elected a write may be refused; the client retries.
+                Err(error) => tracing::info!("assign refused during failover: {error}"),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), drain)
+        .await
+        .expect("drained within 60 s");
+    assert_eq!(assigned, submitted);
+    let new_leader = cluster.leader().await;
+    assert_ne!(new_leader, leader);
+    cluster.shutdown().await;
+}
