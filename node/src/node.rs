@@ -133,6 +133,7 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> anyhow::Result<
         clock: clock.clone(),
         config: config.api.clone(),
         shutdown: signal.clone(),
+        node_name: info.name.clone(),
         advertised_host: api_addr.ip().to_string(),
         advertised_port: api_addr.port(),
     });

@@ -56,3 +56,35 @@ pub enum PeerResponse {
     /// The request was refused; `reason` says why.
     Refused { reason: String },
 }
+
+/// One member in `getclustermsg`'s reply: ColonyOS's `Node` fields plus the mesh's own.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterNode {
+    pub name: String,
+    pub host: String,
+    /// ColonyOS's etcd ports; a mesh has none (0).
+    pub port: i64,
+    pub peerport: i64,
+    pub relayport: i64,
+    pub apiport: i64,
+    pub nodeid: u64,
+    pub peerid: String,
+    pub site: String,
+    /// `voter` or `learner`.
+    pub role: String,
+    pub addrs: Vec<String>,
+    /// The leader's replication progress for this node (known on the leader only).
+    pub matchedindex: Option<u64>,
+}
+
+/// Reply of `getclustermsg`, as seen by the node that served it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterReply {
+    pub nodes: Vec<ClusterNode>,
+    pub leader: Option<ClusterNode>,
+    /// Name of the node that answered, and its raft view.
+    pub servedby: String,
+    pub term: u64,
+    pub lastlogindex: Option<u64>,
+    pub appliedindex: Option<u64>,
+}

@@ -204,6 +204,7 @@ requests! {
     Version = "versionmsg" => VersionMsg,
     GetServerInfo = "getserverinfomsg" => EmptyMsg,
     GetStatistics = "getstatisticsmsg" => EmptyMsg,
+    GetCluster = "getclustermsg" => EmptyMsg,
     AddColony = "addcolonymsg" => ColonyMsg,
     RemoveColony = "removecolonymsg" => ColonyNameMsg,
     GetColonies = "getcoloniesmsg" => EmptyMsg,

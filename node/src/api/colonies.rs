@@ -28,6 +28,10 @@ pub(super) fn server(state: &ApiState, caller: &str, request: Request) -> Result
             checked(auth::require_server_owner(&state.store, caller))?;
             json(&query::statistics(&state.store).map_err(internal)?)
         }
+        Request::GetCluster(_) => {
+            checked(auth::require_server_owner(&state.store, caller))?;
+            json(&state.raft.cluster(&state.node_name))
+        }
         other => unreachable!("{} is not a server request", other.msgtype()),
     }
 }

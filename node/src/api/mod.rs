@@ -43,6 +43,8 @@ pub struct ApiState {
     pub config: ApiConfig,
     /// Fires when the node stops; long-polls end early on it so shutdown never waits for them.
     pub shutdown: crate::shutdown::Signal,
+    /// This node's mesh name (reported by `getclustermsg`).
+    pub node_name: String,
     /// The address clients reach this API at (reported by `getserverinfomsg`).
     pub advertised_host: String,
     pub advertised_port: u16,

@@ -69,7 +69,7 @@ async fn handle(
 async fn dispatch(state: &ApiState, caller: &str, request: Request) -> Result<String, ApiError> {
     use Request as R;
     match request {
-        R::Version(_) | R::GetServerInfo(_) | R::GetStatistics(_) => {
+        R::Version(_) | R::GetServerInfo(_) | R::GetStatistics(_) | R::GetCluster(_) => {
             colonies::server(state, caller, request)
         }
         R::AddColony(_)

@@ -7,6 +7,7 @@ mod dev;
 mod env;
 mod executor;
 mod key;
+mod mesh;
 mod output;
 mod process;
 mod serve;
@@ -32,6 +33,14 @@ enum Command {
     Dev(dev::DevArgs),
     /// Run a node from a TOML config file and/or flags.
     Node(serve::NodeArgs),
+    /// Print this node's peer id (creating its key if missing).
+    PeerId {
+        #[arg(long)]
+        data_dir: std::path::PathBuf,
+    },
+    /// The mesh: members, roles, leader, replication.
+    #[command(subcommand)]
+    Mesh(mesh::MeshCommand),
     /// Private keys and ids.
     #[command(subcommand)]
     Key(key::KeyCommand),
@@ -58,6 +67,8 @@ pub async fn run(cli: Cli, vars: HashMap<String, String>) -> anyhow::Result<()> 
     match cli.command {
         Command::Dev(args) => dev::run(args, &vars).await,
         Command::Node(args) => serve::run(args, &vars).await,
+        Command::PeerId { data_dir } => serve::peer_id(&data_dir),
+        Command::Mesh(command) => mesh::run(command, &env::ClientEnv::new(&vars), &out).await,
         Command::Key(command) => key::run(command, &vars, &out),
         Command::Colony(command) => {
             colony::run_colony(command, &env::ClientEnv::new(&vars), &out).await

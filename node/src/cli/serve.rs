@@ -24,6 +24,18 @@ pub(crate) struct NodeArgs {
     /// ColonyOS server owner id (default: COLONIES_SERVER_ID).
     #[arg(long)]
     server_id: Option<String>,
+    /// Mesh listen multiaddr (repeatable), e.g. /ip4/0.0.0.0/tcp/7001.
+    #[arg(long)]
+    listen: Vec<String>,
+    /// Peer to join through, `<multiaddr>/p2p/<peer id>` (repeatable). None: bootstrap.
+    #[arg(long)]
+    join: Vec<String>,
+    /// Node name shown in `mesh status`.
+    #[arg(long)]
+    name: Option<String>,
+    /// Site label; voters are spread over sites.
+    #[arg(long)]
+    site: Option<String>,
 }
 
 /// The config from file and flags, validated.
@@ -42,6 +54,18 @@ fn config(args: NodeArgs, vars: &HashMap<String, String>) -> anyhow::Result<Node
     if let Some(port) = args.api_port {
         config.api.port = port;
     }
+    if !args.listen.is_empty() {
+        config.mesh.listen = args.listen;
+    }
+    if !args.join.is_empty() {
+        config.mesh.join = args.join;
+    }
+    if let Some(name) = args.name {
+        config.mesh.name = name;
+    }
+    if let Some(site) = args.site {
+        config.mesh.site = site;
+    }
     let server_id = args
         .server_id
         .or_else(|| vars.get("COLONIES_SERVER_ID").cloned());
@@ -49,6 +73,15 @@ fn config(args: NodeArgs, vars: &HashMap<String, String>) -> anyhow::Result<Node
         config.server_id = Some(id);
     }
     Ok(config.validate()?)
+}
+
+/// `colonymesh peer-id`: the node's libp2p peer id (its key is created if missing), so that
+/// scripts can write join addresses before starting nodes.
+pub(crate) fn peer_id(data_dir: &std::path::Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(data_dir).with_context(|| format!("create {}", data_dir.display()))?;
+    let keypair = crate::net::load_or_create_keypair(&data_dir.join("node.key"))?;
+    println!("{}", crate::net::peer_id_of(&keypair));
+    Ok(())
 }
 
 pub(crate) async fn run(args: NodeArgs, vars: &HashMap<String, String>) -> anyhow::Result<()> {

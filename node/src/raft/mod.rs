@@ -44,6 +44,9 @@ pub type NodeId = u64;
 
 /// Attempts to deliver one proposal while the leader changes; each waits for a leader.
 const FORWARD_ATTEMPTS_MAX: usize = 5;
+/// Longest a proposal waits to be committed: without a quorum (a minority partition) the
+/// write is refused after this instead of hanging.
+const COMMIT_WAIT: Duration = Duration::from_secs(8);
 
 /// Why a proposal failed. `NotLeader` and `Unavailable` are operational; `Fatal` stops the node.
 #[derive(Debug, thiserror::Error)]
@@ -194,26 +197,26 @@ impl RaftNode {
             if attempt > 0 {
                 self.wait_for_leader_change(last_leader).await;
             }
-            let leader = match self.leader() {
-                Some((id, _)) if id == self.node_id => return self.propose_local(command).await,
-                Some(leader) => leader,
-                None => continue,
+            let Some((leader, info)) = self.leader() else {
+                continue;
             };
-            last_leader = Some(leader.0);
+            last_leader = Some(leader);
+            if leader == self.node_id {
+                match self.propose_local(command.clone()).await {
+                    // Our view of the leader was stale (e.g. just restarted): look again.
+                    Err(Error::NotLeader { .. }) => continue,
+                    other => return other,
+                }
+            }
             let request = PeerRequest::Forward(command.clone());
-            match self
-                .net
-                .request(&leader.1.peer_id, &leader.1.addrs, request)
-                .await
-            {
+            match self.net.request(&info.peer_id, &info.addrs, request).await {
                 Ok(PeerResponse::Forwarded(response)) => return Ok(response),
                 Ok(PeerResponse::NotLeader { .. }) => continue,
                 Ok(other) => return Err(Error::Unavailable(format!("leader answered {other:?}"))),
                 // The request may or may not have reached the leader: do not retry.
                 Err(net::Error::Unreachable { reason, .. }) => {
                     return Err(Error::Unavailable(format!(
-                        "forward to leader {}: {reason}",
-                        leader.0
+                        "forward to leader {leader}: {reason}"
                     )));
                 }
                 Err(other) => return Err(Error::Unavailable(other.to_string())),
@@ -234,7 +237,13 @@ impl RaftNode {
     }
 
     async fn propose_local(&self, command: Command) -> Result<Response, Error> {
-        match self.raft.client_write(command).await {
+        let written = tokio::time::timeout(COMMIT_WAIT, self.raft.client_write(command)).await;
+        let Ok(written) = written else {
+            return Err(Error::Unavailable(format!(
+                "not committed within {COMMIT_WAIT:?}: no quorum of voters reachable"
+            )));
+        };
+        match written {
             Ok(written) => Ok(written.data),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
                 Err(Error::NotLeader {
@@ -373,6 +382,58 @@ impl RaftNode {
                 tracing::warn!(node = candidate, "failed to promote learner: {error}");
                 None
             }
+        }
+    }
+
+    /// The mesh as this node sees it: members with roles, and who leads.
+    pub fn cluster(&self, served_by: &str) -> proto::mesh::ClusterReply {
+        use proto::mesh::{ClusterNode, ClusterReply};
+        let metrics = self.raft.metrics().borrow().clone();
+        let membership = metrics.membership_config.membership();
+        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        let replication = metrics.replication.clone().unwrap_or_default();
+        let nodes: Vec<ClusterNode> = membership
+            .nodes()
+            .map(|(id, info)| {
+                let (host, apiport) = match info.api_addr.rsplit_once(':') {
+                    Some((host, port)) => (host.to_string(), port.parse().unwrap_or(0)),
+                    None => (info.api_addr.clone(), 0),
+                };
+                let matched = match (metrics.current_leader == Some(*id), replication.get(id)) {
+                    (true, _) => metrics.last_log_index,
+                    (false, Some(log_id)) => Some(log_id.map(|l| l.index).unwrap_or(0)),
+                    (false, None) => None,
+                };
+                ClusterNode {
+                    name: info.name.clone(),
+                    host,
+                    apiport,
+                    nodeid: *id,
+                    peerid: info.peer_id.clone(),
+                    site: info.site.clone(),
+                    role: if voters.contains(id) {
+                        "voter"
+                    } else {
+                        "learner"
+                    }
+                    .to_string(),
+                    addrs: info.addrs.clone(),
+                    matchedindex: matched,
+                    ..ClusterNode::default()
+                }
+            })
+            .collect();
+        let leader = nodes
+            .iter()
+            .find(|n| Some(n.nodeid) == metrics.current_leader)
+            .cloned();
+        ClusterReply {
+            nodes,
+            leader,
+            servedby: served_by.to_string(),
+            term: metrics.current_term,
+            lastlogindex: metrics.last_log_index,
+            appliedindex: metrics.last_applied.map(|l| l.index),
         }
     }
 
