@@ -48,6 +48,11 @@ pub struct MeshConfig {
     pub autopilot_ms: u64,
     /// How long a starting node waits to join the mesh and see a leader.
     pub join_timeout_ms: u64,
+    /// Directory with the mesh's `mesh.json` and, on admission nodes, `mesh-root.key`
+    /// (made by `colonymesh init`). Default: `<data_dir>/mesh`, created when bootstrapping.
+    pub mesh_dir: Option<PathBuf>,
+    /// Join token (`colonymesh token create`) presented on first join.
+    pub token: Option<String>,
 }
 
 impl Default for MeshConfig {
@@ -66,6 +71,8 @@ impl Default for MeshConfig {
             learner_lag_max: 100,
             autopilot_ms: 1000,
             join_timeout_ms: 30_000,
+            mesh_dir: None,
+            token: None,
         }
     }
 }

@@ -25,3 +25,4 @@ pub mod sched;
 pub mod shutdown;
 pub mod state;
 pub mod store;
+pub mod trust;

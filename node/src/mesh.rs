@@ -1,17 +1,22 @@
-//! Mesh membership and peer service: answers peers' requests (raft RPCs, forwarded writes,
-//! joins), joins an existing mesh on first start, and runs the leader's autopilot.
+//! Mesh membership and peer service: admits peers by certificate, answers their requests
+//! (raft RPCs, forwarded writes, joins), joins an existing mesh on first start, and runs the
+//! leader's autopilot.
 //!
 //! ```text
-//!   net::Event::Request --serve_peers--> RaftNode::{serve_rpc, serve_forward, serve_join}
-//!   first start with mesh.join --join--> PeerRequest::Join to a join peer (relayed to leader)
+//!   net::Event::Request --serve_peers--> trust check (certificate, or token for a join)
+//!       --> RaftNode::{serve_rpc, serve_forward, add_learner}; refusals are logged
+//!   first start with a token --join--> PeerRequest::Join to an admission node, which signs
+//!       the certificate and relays the join to the leader
 //!   leader, every autopilot_ms --autopilot--> promote caught-up learners to voters
 //! ```
 
+use crate::clock::Clock;
 use crate::config::MeshConfig;
 use crate::net;
 use crate::raft::{node_id_of, RaftNode};
 use crate::shutdown::Signal;
-use proto::mesh::{NodeInfo, PeerRequest, PeerResponse};
+use crate::trust::{self, RootKey, Verifier};
+use proto::mesh::{Certificate, NodeInfo, PeerRequest, PeerResponse};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, Semaphore};
@@ -20,9 +25,23 @@ use tokio::sync::{mpsc, Semaphore};
 const PEER_REQUESTS_MAX: usize = 256;
 /// Pause between rounds of join attempts over the join peers.
 const JOIN_RETRY: Duration = Duration::from_millis(250);
+const NANOS_PER_SECOND: i64 = 1_000_000_000;
+
+/// What the peer service needs to decide who may do what.
+pub struct Admission {
+    pub verifier: Verifier,
+    /// Present on admission nodes: they sign certificates for joiners with valid tokens.
+    pub root: Option<RootKey>,
+    pub clock: Arc<dyn Clock>,
+}
 
 /// Serves peers' requests until `stop` or the network ends. Cancel-safe.
-pub async fn serve_peers(raft: RaftNode, mut events: mpsc::Receiver<net::Event>, stop: Signal) {
+pub async fn serve_peers(
+    raft: RaftNode,
+    admission: Arc<Admission>,
+    mut events: mpsc::Receiver<net::Event>,
+    stop: Signal,
+) {
     let permits = Arc::new(Semaphore::new(PEER_REQUESTS_MAX));
     let stopped = stop.wait();
     tokio::pin!(stopped);
@@ -33,6 +52,7 @@ pub async fn serve_peers(raft: RaftNode, mut events: mpsc::Receiver<net::Event>,
         };
         let Some(net::Event::Request {
             peer,
+            certificate,
             request,
             responder,
         }) = event
@@ -42,19 +62,100 @@ pub async fn serve_peers(raft: RaftNode, mut events: mpsc::Receiver<net::Event>,
         let Ok(permit) = permits.clone().acquire_owned().await else {
             return;
         };
-        let raft = raft.clone();
+        let (raft, admission) = (raft.clone(), admission.clone());
         tokio::spawn(async move {
-            let response = match request {
-                PeerRequest::Raft { kind, body } => raft.serve_rpc(kind, &body).await,
-                PeerRequest::Forward(command) => raft.serve_forward(command).await,
-                PeerRequest::Join { node_id, info } => {
-                    tracing::info!(%peer, node_id, name = %info.name, "join request");
-                    raft.serve_join(node_id, info).await
-                }
-            };
+            let response = serve(&raft, &admission, &peer, certificate.as_ref(), request).await;
             responder.respond(response).await;
             drop(permit);
         });
+    }
+}
+
+async fn serve(
+    raft: &RaftNode,
+    admission: &Admission,
+    peer: &str,
+    certificate: Option<&Certificate>,
+    request: PeerRequest,
+) -> PeerResponse {
+    let certified = admission.verifier.check(peer, certificate);
+    match (request, certified) {
+        (PeerRequest::Raft { kind, body }, Ok(())) => raft.serve_rpc(kind, &body).await,
+        (PeerRequest::Forward(command), Ok(())) => raft.serve_forward(command).await,
+        (
+            PeerRequest::Join {
+                node_id,
+                info,
+                token,
+            },
+            certified,
+        ) => {
+            tracing::info!(%peer, node_id, name = %info.name, "join request");
+            join_request(
+                raft,
+                admission,
+                peer,
+                certified.is_ok(),
+                node_id,
+                info,
+                token,
+            )
+            .await
+        }
+        (_, Err(refusal)) => {
+            tracing::warn!(%peer, "refused peer request: {refusal}");
+            PeerResponse::Refused {
+                reason: format!("refused: {refusal}"),
+            }
+        }
+    }
+}
+
+/// A join: a certified sender (a member relaying, or a node rejoining) is trusted; anyone
+/// else needs a valid token and an admission node to sign its certificate.
+async fn join_request(
+    raft: &RaftNode,
+    admission: &Admission,
+    peer: &str,
+    certified: bool,
+    node_id: u64,
+    info: NodeInfo,
+    token: Option<String>,
+) -> PeerResponse {
+    let identity = admission.verifier.identity();
+    let mut issued = None;
+    if !certified {
+        let now = admission.clock.now_nanos() / NANOS_PER_SECOND;
+        let checked = match token.as_deref() {
+            Some(token) => trust::check_token(identity, token, now).map_err(|e| e.to_string()),
+            None => Err("no certificate and no join token".to_string()),
+        };
+        if let Err(reason) = checked {
+            tracing::warn!(%peer, "refused join: {reason}");
+            return PeerResponse::Refused {
+                reason: format!("join refused: {reason}"),
+            };
+        }
+        if info.peer_id != peer {
+            return PeerResponse::Refused {
+                reason: "join refused: info names another peer".into(),
+            };
+        }
+        let Some(root) = &admission.root else {
+            let reason = "this node holds no mesh root key; join through an admission node";
+            return PeerResponse::Refused {
+                reason: reason.into(),
+            };
+        };
+        issued = Some(root.certify(&identity.mesh_id, peer, now));
+    }
+    match raft.add_learner(node_id, info).await {
+        Ok(()) => PeerResponse::Joined {
+            certificate: issued,
+        },
+        Err(reason) => PeerResponse::Refused {
+            reason: format!("join failed: {reason}"),
+        },
     }
 }
 
@@ -64,13 +165,15 @@ fn split_peer_addr(addr: &str) -> Option<(String, String)> {
     Some((peer.to_string(), address.to_string()))
 }
 
-/// Asks the join peers, in turn, to add this node, until one says it joined or `timeout`.
+/// Asks the join peers, in turn, to add this node, until one accepts or `timeout` passes.
+/// Returns the certificate the admission node issued (none when already certified).
 pub async fn join(
     net: &net::Client,
     config: &MeshConfig,
     me: &NodeInfo,
+    token: Option<String>,
     timeout: Duration,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<Certificate>> {
     let node_id = node_id_of(&me.peer_id);
     let attempts = async {
         loop {
@@ -81,9 +184,13 @@ pub async fn join(
                 let request = PeerRequest::Join {
                     node_id,
                     info: me.clone(),
+                    token: token.clone(),
                 };
                 match net.request(&peer, &[address], request).await {
-                    Ok(PeerResponse::Joined) => return,
+                    Ok(PeerResponse::Joined { certificate }) => return anyhow::Ok(certificate),
+                    Ok(PeerResponse::Refused { reason }) if reason.starts_with("join refused") => {
+                        anyhow::bail!("{addr}: {reason}");
+                    }
                     Ok(other) => tracing::info!(%addr, "join not accepted yet: {other:?}"),
                     Err(error) => tracing::info!(%addr, "join peer unreachable: {error}"),
                 }
@@ -93,7 +200,7 @@ pub async fn join(
     };
     tokio::time::timeout(timeout, attempts)
         .await
-        .map_err(|_| anyhow::anyhow!("no join peer accepted this node within {timeout:?}"))
+        .map_err(|_| anyhow::anyhow!("no join peer accepted this node within {timeout:?}"))?
 }
 
 /// On the leader, promotes caught-up learners until the voter target is met. Cancel-safe.

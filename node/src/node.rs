@@ -18,6 +18,7 @@ use crate::sched::Waiters;
 use crate::shutdown::{Shutdown, Signal};
 use crate::state::query;
 use crate::store::Store;
+use crate::trust::{self, MeshIdentity, RootKey, Verifier};
 use anyhow::Context as _;
 use proto::command::{Command, Op, Reply};
 use proto::mesh::NodeInfo;
@@ -103,6 +104,20 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> anyhow::Result<
     };
     let waiters = Arc::new(Waiters::new(config.api.long_polls_max));
     let bootstrap = config.mesh.join.is_empty();
+    let (identity, root) = mesh_identity(&config, bootstrap)?;
+    let mut certificate = trust::load_certificate(&config.data_dir)?;
+    if let (None, Some(root)) = (&certificate, &root) {
+        let cert = root.certify(
+            &identity.mesh_id,
+            &info.peer_id,
+            clock.now_nanos() / 1_000_000_000,
+        );
+        trust::save_certificate(&config.data_dir, &cert)?;
+        certificate = Some(cert);
+    }
+    if let Some(cert) = &certificate {
+        net_client.set_certificate(cert.clone());
+    }
     let raft = RaftNode::start(
         &config.raft,
         store.clone(),
@@ -112,17 +127,38 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> anyhow::Result<
         bootstrap,
     )
     .await?;
-    tasks.spawn(mesh::serve_peers(raft.clone(), net_events, signal.clone()));
+    let server_id_default = identity.server_id.clone();
+    let admission = Arc::new(mesh::Admission {
+        verifier: Verifier::new(identity.clone()),
+        root,
+        clock: clock.clone(),
+    });
+    tasks.spawn(mesh::serve_peers(
+        raft.clone(),
+        admission,
+        net_events,
+        signal.clone(),
+    ));
     let join_timeout = Duration::from_millis(config.mesh.join_timeout_ms);
     let member = raft.status().voters.contains(&raft.node_id())
         || raft.status().learners.contains(&raft.node_id());
     if !bootstrap && !member {
-        mesh::join(&net_client, &config.mesh, &info, join_timeout).await?;
+        let token = config.mesh.token.clone();
+        if certificate.is_none() && token.is_none() {
+            anyhow::bail!("joining a mesh needs a join token (colonymesh token create)");
+        }
+        let issued = mesh::join(&net_client, &config.mesh, &info, token, join_timeout).await?;
+        if let Some(cert) = issued {
+            trust::check_certificate(&identity, &cert, &info.peer_id)
+                .context("check the certificate the admission node issued")?;
+            trust::save_certificate(&config.data_dir, &cert)?;
+            net_client.set_certificate(cert);
+        }
     }
     raft.wait_ready(join_timeout)
         .await
         .context("wait for the mesh")?;
-    let server_id = match &config.server_id {
+    let server_id = match config.server_id.as_ref().or(server_id_default.as_ref()) {
         Some(id) => Some(init_server(&raft, clock.as_ref(), id).await?),
         None => crate::state::auth::server_id(&store)?,
     };
@@ -163,6 +199,47 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> anyhow::Result<
         shutdown,
         tasks,
     })
+}
+
+/// The mesh this node belongs to, and the root key if this is an admission node. A node's
+/// own copy of `mesh.json` wins; else the mesh dir's; else the join token's; else (when
+/// bootstrapping) a new mesh is made in the mesh dir.
+fn mesh_identity(
+    config: &NodeConfig,
+    bootstrap: bool,
+) -> anyhow::Result<(MeshIdentity, Option<RootKey>)> {
+    let mesh_dir = config
+        .mesh
+        .mesh_dir
+        .clone()
+        .unwrap_or_else(|| config.data_dir.join("mesh"));
+    let identity = match trust::load_identity(&config.data_dir)? {
+        Some(identity) => identity,
+        None => {
+            let identity = match (trust::load_identity(&mesh_dir)?, &config.mesh.token) {
+                (Some(identity), _) => identity,
+                (None, Some(token)) => {
+                    let claims = trust::parse_token(token).context("read the join token")?;
+                    MeshIdentity {
+                        mesh_id: claims.mesh_id,
+                        root_public_key: claims.root_public_key,
+                        server_id: None,
+                    }
+                }
+                (None, None) if bootstrap => {
+                    let entropy = crate::clock::key_entropy();
+                    let mesh_entropy = crate::clock::key_entropy();
+                    let mesh_id: [u8; 16] = mesh_entropy[..16].try_into().expect("16 of 32 bytes");
+                    trust::init(&mesh_dir, config.server_id.clone(), entropy, mesh_id)?
+                }
+                (None, None) => anyhow::bail!("joining a mesh needs a join token or a mesh dir"),
+            };
+            trust::save_identity(&config.data_dir, &identity)?;
+            identity
+        }
+    };
+    let root = trust::load_root_key(&mesh_dir, &identity)?;
+    Ok((identity, root))
 }
 
 /// Records the server owner id (first start) or reports the recorded one.

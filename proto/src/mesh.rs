@@ -38,8 +38,13 @@ pub enum PeerRequest {
     Raft { kind: RaftRpcKind, body: String },
     /// A client write to propose on the leader.
     Forward(Command),
-    /// A node asks to join the mesh as a learner.
-    Join { node_id: u64, info: NodeInfo },
+    /// A node asks to join the mesh as a learner, presenting a join token (first join) or
+    /// its certificate (in the envelope, on a rejoin).
+    Join {
+        node_id: u64,
+        info: NodeInfo,
+        token: Option<String>,
+    },
 }
 
 /// The answer to a `PeerRequest`.
@@ -51,8 +56,9 @@ pub enum PeerResponse {
     Forwarded(Response),
     /// The receiver is not the leader; try `leader` (raft id) if known.
     NotLeader { leader: Option<u64> },
-    /// Joined (as a learner, or already a member).
-    Joined,
+    /// Joined (as a learner, or already a member), with the certificate issued to a new
+    /// node (none when the joiner was already certified or the join was relayed).
+    Joined { certificate: Option<Certificate> },
     /// The request was refused; `reason` says why.
     Refused { reason: String },
 }
@@ -87,4 +93,42 @@ pub struct ClusterReply {
     pub term: u64,
     pub lastlogindex: Option<u64>,
     pub appliedindex: Option<u64>,
+}
+
+/// A node certificate: the mesh root's Ed25519 signature over the node's peer id.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Certificate {
+    pub mesh_id: String,
+    pub peer_id: String,
+    /// When it was issued (Unix seconds).
+    pub issued_unix: i64,
+    /// Hex Ed25519 signature of `Certificate::signed_text`.
+    pub signature: String,
+}
+
+impl Certificate {
+    /// The exact text the root signs.
+    pub fn signed_text(mesh_id: &str, peer_id: &str, issued_unix: i64) -> String {
+        format!("colonymesh-certificate/1\n{mesh_id}\n{peer_id}\n{issued_unix}")
+    }
+}
+
+/// What a join token grants: joining `mesh_id` until `expires_unix`. The token carries the
+/// root public key, so a new node learns whom to trust from the operator who gave it the token.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenClaims {
+    pub mesh_id: String,
+    /// Hex Ed25519 public key of the mesh root.
+    pub root_public_key: String,
+    pub expires_unix: i64,
+    /// Makes every token distinct.
+    pub nonce: String,
+}
+
+/// Every request between nodes: the sender's certificate (none before it has joined) and
+/// the request.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PeerEnvelope {
+    pub certificate: Option<Certificate>,
+    pub request: PeerRequest,
 }

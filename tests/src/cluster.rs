@@ -3,8 +3,9 @@
 
 use crate::{add_colony, client_of, register_executor, test_config, test_key, wait_for};
 use node::client::Client;
-use node::clock::SystemClock;
+use node::clock::{Clock as _, SystemClock};
 use node::node::NodeHandle;
+use node::trust;
 use proto::PrivateKey;
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,6 +38,7 @@ impl Cluster {
             config.mesh.name = format!("n{i}");
             if i > 0 {
                 config.mesh.join = cluster.node(0).join_addrs();
+                config.mesh.token = Some(cluster.token(3600));
             }
             let config = config.validate().expect("valid config");
             let handle = node::node::start(config, Arc::new(SystemClock))
@@ -56,6 +58,20 @@ impl Cluster {
         add_colony(&client, &cluster.server, &cluster.colony).await;
         register_executor(&client, &cluster.colony, &cluster.executor, "worker", "cli").await;
         cluster
+    }
+
+    /// A join token signed by node 0's mesh root (node 0 bootstrapped the mesh), valid for
+    /// `ttl_seconds` (negative: already expired).
+    pub fn token(&self, ttl_seconds: i64) -> String {
+        let mesh_dir = self.dirs[0].path().join("mesh");
+        let identity = trust::load_identity(&mesh_dir)
+            .expect("read mesh")
+            .expect("mesh exists");
+        let root = trust::load_root_key(&mesh_dir, &identity)
+            .expect("read root")
+            .expect("root");
+        let now = SystemClock.now_nanos() / 1_000_000_000;
+        root.token(&identity, now + ttl_seconds, [0; 16])
     }
 
     pub fn node(&self, i: usize) -> &NodeHandle {

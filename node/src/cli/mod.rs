@@ -6,6 +6,7 @@ mod colony;
 mod dev;
 mod env;
 mod executor;
+mod init;
 mod key;
 mod mesh;
 mod output;
@@ -33,6 +34,11 @@ enum Command {
     Dev(dev::DevArgs),
     /// Run a node from a TOML config file and/or flags.
     Node(serve::NodeArgs),
+    /// Create a mesh: root key, mesh id and server owner.
+    Init(init::InitArgs),
+    /// Join tokens.
+    #[command(subcommand)]
+    Token(init::TokenCommand),
     /// Print this node's peer id (creating its key if missing).
     PeerId {
         #[arg(long)]
@@ -67,6 +73,8 @@ pub async fn run(cli: Cli, vars: HashMap<String, String>) -> anyhow::Result<()> 
     match cli.command {
         Command::Dev(args) => dev::run(args, &vars).await,
         Command::Node(args) => serve::run(args, &vars).await,
+        Command::Init(args) => init::init(args, &out),
+        Command::Token(command) => init::token(command),
         Command::PeerId { data_dir } => serve::peer_id(&data_dir),
         Command::Mesh(command) => mesh::run(command, &env::ClientEnv::new(&vars), &out).await,
         Command::Key(command) => key::run(command, &vars, &out),

@@ -36,6 +36,12 @@ pub(crate) struct NodeArgs {
     /// Site label; voters are spread over sites.
     #[arg(long)]
     site: Option<String>,
+    /// Mesh dir from `colonymesh init` (`mesh.json`; `mesh-root.key` on admission nodes).
+    #[arg(long)]
+    mesh_dir: Option<PathBuf>,
+    /// Join token from `colonymesh token create`, for the first join.
+    #[arg(long)]
+    token: Option<String>,
 }
 
 /// The config from file and flags, validated.
@@ -65,6 +71,12 @@ fn config(args: NodeArgs, vars: &HashMap<String, String>) -> anyhow::Result<Node
     }
     if let Some(site) = args.site {
         config.mesh.site = site;
+    }
+    if args.mesh_dir.is_some() {
+        config.mesh.mesh_dir = args.mesh_dir;
+    }
+    if args.token.is_some() {
+        config.mesh.token = args.token;
     }
     let server_id = args
         .server_id

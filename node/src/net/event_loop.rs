@@ -6,14 +6,14 @@ use libp2p::futures::StreamExt as _;
 use libp2p::request_response::{self, OutboundRequestId};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{identify, ping, Multiaddr, Swarm};
-use proto::mesh::{PeerRequest, PeerResponse};
+use proto::mesh::{PeerEnvelope, PeerRequest, PeerResponse};
 use std::collections::HashMap;
 use tokio::sync::{mpsc, oneshot};
 
 /// The node's libp2p behaviours.
 #[derive(NetworkBehaviour)]
 pub(super) struct Behaviour {
-    pub(super) rpc: request_response::cbor::Behaviour<PeerRequest, PeerResponse>,
+    pub(super) rpc: request_response::cbor::Behaviour<PeerEnvelope, PeerResponse>,
     pub(super) identify: identify::Behaviour,
     pub(super) ping: ping::Behaviour,
 }
@@ -80,7 +80,7 @@ impl EventLoop {
                 for addr in &addrs {
                     self.swarm.add_peer_address(peer, addr.clone());
                 }
-                let id = self.swarm.behaviour_mut().rpc.send_request(&peer, request);
+                let id = self.swarm.behaviour_mut().rpc.send_request(&peer, *request);
                 self.pending.insert(id, reply);
             }
             Command::Respond { channel, response } => {
@@ -115,8 +115,9 @@ impl EventLoop {
                         commands: self.responder_commands.clone(),
                     };
                     let event = Event::Request {
-                        peer,
-                        request,
+                        peer: peer.to_string(),
+                        certificate: request.certificate,
+                        request: request.request,
                         responder,
                     };
                     // Waiting here applies backpressure to peers when the node is busy.
@@ -171,8 +172,8 @@ impl EventLoop {
 }
 
 /// A cheap upper-bound-ish estimate of the encoded size: the raft body dominates.
-fn approximate_size(request: &PeerRequest) -> usize {
-    match request {
+fn approximate_size(envelope: &PeerEnvelope) -> usize {
+    match &envelope.request {
         PeerRequest::Raft { body, .. } => body.len() + 64,
         PeerRequest::Forward(_) | PeerRequest::Join { .. } => 0,
     }

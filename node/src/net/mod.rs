@@ -14,7 +14,8 @@ mod event_loop;
 use libp2p::identity::Keypair;
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::{Multiaddr, PeerId, StreamProtocol};
-use proto::mesh::{PeerRequest, PeerResponse, MESH_PROTOCOL};
+use proto::mesh::{Certificate, PeerEnvelope, PeerRequest, PeerResponse, MESH_PROTOCOL};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
@@ -59,7 +60,7 @@ enum Command {
     Request {
         peer: PeerId,
         addrs: Vec<Multiaddr>,
-        request: PeerRequest,
+        request: Box<PeerEnvelope>,
         reply: oneshot::Sender<Result<PeerResponse, Error>>,
     },
     Respond {
@@ -73,9 +74,11 @@ enum Command {
 
 /// Something the network tells the node.
 pub enum Event {
-    /// A peer sent a request; answer it through `responder`.
+    /// A peer (authenticated by Noise or TLS as `peer`) sent a request with the certificate
+    /// it presents; answer it through `responder`.
     Request {
-        peer: PeerId,
+        peer: String,
+        certificate: Option<Certificate>,
         request: PeerRequest,
         responder: Responder,
     },
@@ -105,6 +108,8 @@ pub struct Client {
     /// Bounded queue to the event loop (`COMMANDS_QUEUED_MAX`).
     commands: mpsc::Sender<Command>,
     local_peer_id: PeerId,
+    /// This node's mesh certificate, attached to every request once it has one.
+    certificate: Arc<RwLock<Option<Certificate>>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -136,6 +141,11 @@ impl Client {
                     .map_err(|_| Error::Address(a.clone()))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let certificate = self.certificate.read().expect("certificate lock").clone();
+        let request = Box::new(PeerEnvelope {
+            certificate,
+            request,
+        });
         let (reply, response) = oneshot::channel();
         let command = Command::Request {
             peer: peer_id,
@@ -148,6 +158,11 @@ impl Client {
             .await
             .map_err(|_| Error::Stopped)?;
         response.await.map_err(|_| Error::Stopped)?
+    }
+
+    /// Sets the certificate sent with every request from now on.
+    pub fn set_certificate(&self, certificate: Certificate) {
+        *self.certificate.write().expect("certificate lock") = Some(certificate);
     }
 
     /// The addresses the node listens on (with the ports the OS chose).
@@ -208,7 +223,7 @@ pub fn new(
     let rr_config = request_response::Config::default()
         .with_request_timeout(REQUEST_TIMEOUT)
         .with_max_concurrent_streams(STREAMS_PER_CONNECTION_MAX);
-    let codec = request_response::cbor::codec::Codec::<PeerRequest, PeerResponse>::default()
+    let codec = request_response::cbor::codec::Codec::<PeerEnvelope, PeerResponse>::default()
         .set_request_size_maximum(MESSAGE_BYTES_MAX)
         .set_response_size_maximum(MESSAGE_BYTES_MAX);
     let local_peer_id = keypair.public().to_peer_id();
@@ -239,6 +254,7 @@ pub fn new(
     let client = Client {
         commands: commands_tx.clone(),
         local_peer_id,
+        certificate: Arc::default(),
     };
     let event_loop = EventLoop::new(swarm, commands_rx, commands_tx, events_tx);
     Ok((client, events_rx, event_loop))

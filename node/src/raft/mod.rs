@@ -299,51 +299,46 @@ impl RaftNode {
         }
     }
 
-    /// On the leader: adds `node_id` as a learner (no-op when already a member).
-    pub async fn serve_join(&self, node_id: NodeId, info: NodeInfo) -> PeerResponse {
-        if !self.is_leader() {
-            return match self.leader() {
-                Some((leader, leader_info)) => {
-                    let request = PeerRequest::Join { node_id, info };
-                    let sent = self
-                        .net
-                        .request(&leader_info.peer_id, &leader_info.addrs, request);
-                    match sent.await {
-                        Ok(response) => response,
-                        Err(e) => PeerResponse::Refused {
-                            reason: format!("forward join to {leader}: {e}"),
-                        },
-                    }
-                }
-                None => PeerResponse::NotLeader { leader: None },
-            };
-        }
+    /// Adds `node_id` as a learner (a no-op for members): on the leader directly, else by
+    /// relaying the join to the leader. Cancel-safe.
+    pub async fn add_learner(&self, node_id: NodeId, info: NodeInfo) -> Result<(), String> {
         if node_id != node_id_of(&info.peer_id) {
-            return PeerResponse::Refused {
-                reason: "node id does not match the peer id".into(),
-            };
+            return Err("node id does not match the peer id".into());
         }
-        let known = self
-            .raft
-            .metrics()
-            .borrow()
-            .membership_config
-            .membership()
-            .get_node(&node_id)
-            .is_some();
+        let known = {
+            let metrics = self.raft.metrics();
+            let metrics = metrics.borrow();
+            metrics
+                .membership_config
+                .membership()
+                .get_node(&node_id)
+                .is_some()
+        };
         if known {
-            return PeerResponse::Joined;
+            return Ok(());
+        }
+        if !self.is_leader() {
+            let Some((leader, leader_info)) = self.leader() else {
+                return Err("no leader known".into());
+            };
+            let request = PeerRequest::Join {
+                node_id,
+                info,
+                token: None,
+            };
+            return match self
+                .net
+                .request(&leader_info.peer_id, &leader_info.addrs, request)
+                .await
+            {
+                Ok(PeerResponse::Joined { .. }) => Ok(()),
+                Ok(other) => Err(format!("leader {leader} answered {other:?}")),
+                Err(e) => Err(format!("relay join to leader {leader}: {e}")),
+            };
         }
         match self.raft.add_learner(node_id, info, false).await {
-            Ok(_) => PeerResponse::Joined,
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                PeerResponse::NotLeader {
-                    leader: f.leader_id,
-                }
-            }
-            Err(error) => PeerResponse::Refused {
-                reason: error.to_string(),
-            },
+            Ok(_) => Ok(()),
+            Err(error) => Err(error.to_string()),
         }
     }
 
@@ -360,16 +355,28 @@ impl RaftNode {
             return None;
         }
         let last = metrics.last_log_index.unwrap_or(0);
-        let replication = metrics.replication.unwrap_or_default();
-        let candidate = membership.learner_ids().find(|id| {
-            let matched = replication
-                .get(id)
-                .cloned()
-                .flatten()
-                .map(|l| l.index)
-                .unwrap_or(0);
-            last.saturating_sub(matched) <= lag_max
-        })?;
+        let replication = metrics.replication.clone().unwrap_or_default();
+        let site_of = |id: &NodeId| {
+            membership
+                .get_node(id)
+                .map(|n| n.site.clone())
+                .unwrap_or_default()
+        };
+        let voters_at = |site: &str| voters.iter().filter(|v| site_of(v) == site).count();
+        // Caught-up learners, preferring sites with the fewest voters, then the least lag.
+        let candidate = membership
+            .learner_ids()
+            .filter_map(|id| {
+                let matched = replication
+                    .get(&id)
+                    .cloned()
+                    .flatten()
+                    .map_or(0, |l| l.index);
+                let lag = last.saturating_sub(matched);
+                (lag <= lag_max).then(|| (voters_at(&site_of(&id)), lag, id))
+            })
+            .min()?
+            .2;
         let mut next = voters;
         next.insert(candidate);
         match self

@@ -81,7 +81,18 @@ async fn single_voter_commits_and_restarts() {
         );
         node.shutdown().await.unwrap();
     }
-    let store = Store::open(&dir.path().join("db")).unwrap();
+    // openraft's worker tasks release the store shortly after shutdown returns.
+    let reopen = async {
+        loop {
+            match Store::open(&dir.path().join("db")) {
+                Ok(store) => return store,
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+    };
+    let store = tokio::time::timeout(Duration::from_secs(10), reopen)
+        .await
+        .expect("store released");
     let node = start_node(store, &key_path).await;
     node.wait_ready(Duration::from_secs(10)).await.unwrap();
     let other = "cd".repeat(32);

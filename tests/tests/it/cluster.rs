@@ -116,3 +116,77 @@ async fn leader_loss_during_assignments_loses_nothing() {
     assert_ne!(new_leader, leader);
     cluster.shutdown().await;
 }
+
+/// - a peer without a certificate gets no raft or forwarding service, only a refusal
+/// - a join with an expired or forged token is refused
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_without_certificates_are_refused() {
+    use node::net;
+    use proto::mesh::{PeerRequest, PeerResponse, RaftRpcKind};
+    let cluster = Cluster::start(1).await;
+    let stranger_dir = tempfile::tempdir().unwrap();
+    let keypair = net::load_or_create_keypair(&stranger_dir.path().join("node.key")).unwrap();
+    let stranger_peer = net::peer_id_of(&keypair);
+    let config = net::NetConfig {
+        listen: vec!["/ip4/127.0.0.1/tcp/0".into()],
+    };
+    let (client, _events, event_loop) = net::new(keypair, &config).unwrap();
+    let stop = tokio::spawn(event_loop.run(std::future::pending()));
+    let target = &cluster.node(0).info;
+    let vote = PeerRequest::Raft {
+        kind: RaftRpcKind::Vote,
+        body: "{}".into(),
+    };
+    let refused = client
+        .request(&target.peer_id, &target.addrs, vote)
+        .await
+        .unwrap();
+    let PeerResponse::Refused { reason } = refused else {
+        panic!("served: {refused:?}")
+    };
+    assert!(reason.contains("no mesh certificate"), "{reason}");
+
+    let info = proto::mesh::NodeInfo {
+        peer_id: stranger_peer.clone(),
+        ..Default::default()
+    };
+    let node_id = node::raft::node_id_of(&stranger_peer);
+    for (token, why) in [
+        (cluster.token(-10), "expired"),
+        (format!("{}x", cluster.token(60)), "signature"),
+    ] {
+        let join = PeerRequest::Join {
+            node_id,
+            info: info.clone(),
+            token: Some(token),
+        };
+        let refused = client
+            .request(&target.peer_id, &target.addrs, join)
+            .await
+            .unwrap();
+        let PeerResponse::Refused { reason } = refused else {
+            panic!("joined: {refused:?}")
+        };
+        assert!(reason.contains(why), "{reason}");
+    }
+    let join = PeerRequest::Join {
+        node_id,
+        info,
+        token: Some(cluster.token(60)),
+    };
+    let joined = client
+        .request(&target.peer_id, &target.addrs, join)
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            joined,
+            PeerResponse::Joined {
+                certificate: Some(_)
+            }
+        ),
+        "{joined:?}"
+    );
+    stop.abort();
+    cluster.shutdown().await;
+}
