@@ -82,6 +82,7 @@ async fn serve(
     match (request, certified) {
         (PeerRequest::Raft { kind, body }, Ok(())) => raft.serve_rpc(kind, &body).await,
         (PeerRequest::Forward(command), Ok(())) => raft.serve_forward(command).await,
+        (PeerRequest::ReadIndex, Ok(())) => raft.serve_read_index().await,
         (
             PeerRequest::Join {
                 node_id,

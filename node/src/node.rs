@@ -140,8 +140,9 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> anyhow::Result<
         signal.clone(),
     ));
     let join_timeout = Duration::from_millis(config.mesh.join_timeout_ms);
-    let member = raft.status().voters.contains(&raft.node_id())
-        || raft.status().learners.contains(&raft.node_id());
+    // A certified node with a raft log (or snapshot) joined before: the leader will contact it.
+    let has_state = store.log_last()?.is_some() || store.load_snapshot()?.is_some();
+    let member = certificate.is_some() && has_state;
     if !bootstrap && !member {
         let token = config.mesh.token.clone();
         if certificate.is_none() && token.is_none() {
@@ -158,9 +159,19 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> anyhow::Result<
     raft.wait_ready(join_timeout)
         .await
         .context("wait for the mesh")?;
-    let server_id = match config.server_id.as_ref().or(server_id_default.as_ref()) {
-        Some(id) => Some(init_server(&raft, clock.as_ref(), id).await?),
-        None => crate::state::auth::server_id(&store)?,
+    let recorded = crate::state::auth::server_id(&store)?;
+    let server_id = match (
+        recorded,
+        config.server_id.as_ref().or(server_id_default.as_ref()),
+    ) {
+        (Some(recorded), requested) => {
+            if requested.is_some_and(|id| !id.eq_ignore_ascii_case(&recorded)) {
+                tracing::warn!(%recorded, "server id already recorded; keeping it");
+            }
+            Some(recorded)
+        }
+        (None, Some(id)) => Some(init_server(&raft, clock.as_ref(), id).await?),
+        (None, None) => None,
     };
     let state = Arc::new(ApiState {
         store: store.clone(),

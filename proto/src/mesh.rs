@@ -38,6 +38,8 @@ pub enum PeerRequest {
     Raft { kind: RaftRpcKind, body: String },
     /// A client write to propose on the leader.
     Forward(Command),
+    /// Asks the leader for a read index: the commit index a linearizable read must see.
+    ReadIndex,
     /// A node asks to join the mesh as a learner, presenting a join token (first join) or
     /// its certificate (in the envelope, on a rejoin).
     Join {
@@ -54,6 +56,8 @@ pub enum PeerResponse {
     Raft { ok: bool, body: String },
     /// The forwarded command's response.
     Forwarded(Response),
+    /// The leader's read index.
+    ReadIndex { index: u64 },
     /// The receiver is not the leader; try `leader` (raft id) if known.
     NotLeader { leader: Option<u64> },
     /// Joined (as a learner, or already a member), with the certificate issued to a new

@@ -4,6 +4,7 @@
 use crate::{add_colony, client_of, register_executor, test_config, test_key, wait_for};
 use node::client::Client;
 use node::clock::{Clock as _, SystemClock};
+use node::config::NodeConfig;
 use node::node::NodeHandle;
 use node::trust;
 use proto::PrivateKey;
@@ -13,6 +14,8 @@ use std::time::Duration;
 /// A running mesh. `nodes[i]` is `None` after `stop(i)`.
 pub struct Cluster {
     pub nodes: Vec<Option<NodeHandle>>,
+    /// Each node's config, to restart it on its data dir.
+    pub configs: Vec<NodeConfig>,
     /// Keep the data dirs for restarts; removed on drop.
     pub dirs: Vec<tempfile::TempDir>,
     pub server: PrivateKey,
@@ -24,8 +27,14 @@ impl Cluster {
     /// Starts `size` nodes, waits for `min(size, 3)` voters, and provisions colony `dev` with
     /// the approved executor `worker` (type `cli`) through node 0.
     pub async fn start(size: usize) -> Cluster {
+        Cluster::start_with(size, |_| {}).await
+    }
+
+    /// Like `start`, with `adjust` applied to every node's config.
+    pub async fn start_with(size: usize, adjust: impl Fn(&mut NodeConfig)) -> Cluster {
         let server = test_key();
         let mut cluster = Cluster {
+            configs: Vec::new(),
             nodes: Vec::new(),
             dirs: Vec::new(),
             server,
@@ -40,10 +49,12 @@ impl Cluster {
                 config.mesh.join = cluster.node(0).join_addrs();
                 config.mesh.token = Some(cluster.token(3600));
             }
+            adjust(&mut config);
             let config = config.validate().expect("valid config");
-            let handle = node::node::start(config, Arc::new(SystemClock))
+            let handle = node::node::start(config.clone(), Arc::new(SystemClock))
                 .await
                 .expect("start node");
+            cluster.configs.push(config);
             cluster.nodes.push(Some(handle));
             cluster.dirs.push(dir);
         }
@@ -106,6 +117,28 @@ impl Cluster {
         if let Some(handle) = self.nodes[i].take() {
             handle.stop().await;
         }
+    }
+
+    /// Starts stopped node `i` again on its data dir.
+    pub async fn restart(&mut self, i: usize) {
+        assert!(self.nodes[i].is_none(), "node {i} is running");
+        let config = self.configs[i].clone();
+        // A stopped node's RocksDB lock is released by background tasks shortly after stop.
+        let start = async {
+            loop {
+                match node::node::start(config.clone(), Arc::new(SystemClock)).await {
+                    Ok(handle) => return handle,
+                    Err(error) if format!("{error:#}").contains("lock") => {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    Err(error) => panic!("restart node {i}: {error:#}"),
+                }
+            }
+        };
+        let handle = tokio::time::timeout(Duration::from_secs(60), start)
+            .await
+            .expect("restarted");
+        self.nodes[i] = Some(handle);
     }
 
     /// Stops every node.

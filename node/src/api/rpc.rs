@@ -62,8 +62,46 @@ async fn handle(
         false => msg.caller_id().map_err(envelope_error)?,
     };
     let request = msg.request().map_err(envelope_error)?;
-    let json = dispatch(state, &caller, request).await?;
+    let json = match dispatch(state, &caller, request.clone()).await {
+        // The local replica may lag the writes a client made through another node: before
+        // saying "not found" or "denied", catch up to the leader's commit index and look again.
+        Err(error) if may_lag(&request, &error) => match state.raft.linearize().await {
+            Ok(()) => dispatch(state, &caller, request).await?,
+            Err(_) => return Err(error),
+        },
+        other => other?,
+    };
     Ok((payloadtype, json))
+}
+
+/// True when `error` may come from this replica lagging behind writes made elsewhere: a read
+/// that found nothing or no role, or an assign refused by the local membership pre-check.
+/// Writes are decided on the leader and an assign that timed out has waited enough.
+fn may_lag(request: &Request, error: &ApiError) -> bool {
+    use Request as R;
+    let read = matches!(
+        request,
+        R::GetColonies(_)
+            | R::GetColony(_)
+            | R::GetColonyStats(_)
+            | R::GetStatistics(_)
+            | R::GetExecutors(_)
+            | R::GetExecutor(_)
+            | R::GetExecutorById(_)
+            | R::GetUsers(_)
+            | R::GetUser(_)
+            | R::GetUserById(_)
+            | R::GetProcess(_)
+            | R::GetProcesses(_)
+            | R::GetProcessHist(_)
+            | R::GetAttribute(_)
+            | R::GetCluster(_)
+    );
+    match error.code {
+        ErrorCode::NotFound => read,
+        ErrorCode::Forbidden => read || matches!(request, R::Assign(_)),
+        _ => false,
+    }
 }
 
 async fn dispatch(state: &ApiState, caller: &str, request: Request) -> Result<String, ApiError> {

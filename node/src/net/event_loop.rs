@@ -142,11 +142,15 @@ impl EventLoop {
                     ..
                 } => {
                     if let Some(reply) = self.pending.remove(&request_id) {
-                        let reason = error.to_string();
-                        let _ = reply.send(Err(Error::Unreachable {
-                            peer: peer.to_string(),
-                            reason,
-                        }));
+                        let (peer, reason) = (peer.to_string(), error.to_string());
+                        let error = match error {
+                            request_response::OutboundFailure::DialFailure
+                            | request_response::OutboundFailure::UnsupportedProtocols => {
+                                Error::NotSent { peer, reason }
+                            }
+                            _ => Error::Unreachable { peer, reason },
+                        };
+                        let _ = reply.send(Err(error));
                     }
                 }
                 Rr::InboundFailure { peer, error, .. } => {
@@ -175,6 +179,6 @@ impl EventLoop {
 fn approximate_size(envelope: &PeerEnvelope) -> usize {
     match &envelope.request {
         PeerRequest::Raft { body, .. } => body.len() + 64,
-        PeerRequest::Forward(_) | PeerRequest::Join { .. } => 0,
+        PeerRequest::Forward(_) | PeerRequest::Join { .. } | PeerRequest::ReadIndex => 0,
     }
 }

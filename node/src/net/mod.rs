@@ -38,8 +38,12 @@ const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(60);
 /// Why a request failed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
+    /// The request may have been delivered (timeout, connection lost mid-request).
     #[error("peer {peer} unreachable: {reason}")]
     Unreachable { peer: String, reason: String },
+    /// The request was certainly not delivered (the peer could not be dialed).
+    #[error("peer {peer} could not be dialed: {reason}")]
+    NotSent { peer: String, reason: String },
     #[error("request of {size} bytes exceeds the mesh message limit of {MESSAGE_BYTES_MAX}")]
     TooLarge { size: usize },
     #[error("network stopped")]

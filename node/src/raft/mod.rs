@@ -212,6 +212,8 @@ impl RaftNode {
             match self.net.request(&info.peer_id, &info.addrs, request).await {
                 Ok(PeerResponse::Forwarded(response)) => return Ok(response),
                 Ok(PeerResponse::NotLeader { .. }) => continue,
+                // Never delivered: safe to try again once a leader is reachable.
+                Err(net::Error::NotSent { .. }) => continue,
                 Ok(other) => return Err(Error::Unavailable(format!("leader answered {other:?}"))),
                 // The request may or may not have reached the leader: do not retry.
                 Err(net::Error::Unreachable { reason, .. }) => {
@@ -252,6 +254,65 @@ impl RaftNode {
             }
             Err(RaftError::APIError(other)) => Err(fatal(other)),
             Err(RaftError::Fatal(error)) => Err(fatal(error)),
+        }
+    }
+
+    /// Waits until this node has applied everything committed when the call began, asking the
+    /// leader for its read index (so a read after it sees every write acknowledged before).
+    /// Bounded by `COMMIT_WAIT`. Cancel-safe.
+    pub async fn linearize(&self) -> Result<(), Error> {
+        let index = match self.leader() {
+            None => return Err(Error::NotLeader { leader: None }),
+            Some((leader, _)) if leader == self.node_id => {
+                return match tokio::time::timeout(COMMIT_WAIT, self.raft.ensure_linearizable())
+                    .await
+                {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err(error)) => Err(Error::Unavailable(error.to_string())),
+                    Err(_) => Err(Error::Unavailable(
+                        "read index not confirmed in time".into(),
+                    )),
+                };
+            }
+            Some((leader, info)) => {
+                match self
+                    .net
+                    .request(&info.peer_id, &info.addrs, PeerRequest::ReadIndex)
+                    .await
+                {
+                    Ok(PeerResponse::ReadIndex { index }) => index,
+                    Ok(other) => {
+                        return Err(Error::Unavailable(format!("leader {leader}: {other:?}")))
+                    }
+                    Err(error) => return Err(Error::Unavailable(error.to_string())),
+                }
+            }
+        };
+        self.raft
+            .wait(Some(COMMIT_WAIT))
+            .applied_index_at_least(Some(index), "read index")
+            .await
+            .map(|_| ())
+            .map_err(|e| Error::Unavailable(format!("catching up to read index {index}: {e}")))
+    }
+
+    /// Answers a follower's read-index request (leader only).
+    pub async fn serve_read_index(&self) -> PeerResponse {
+        if !self.is_leader() {
+            return PeerResponse::NotLeader {
+                leader: self.leader().map(|l| l.0),
+            };
+        }
+        match tokio::time::timeout(COMMIT_WAIT, self.raft.ensure_linearizable()).await {
+            Ok(Ok(read)) => PeerResponse::ReadIndex {
+                index: read.map_or(0, |l| l.index),
+            },
+            Ok(Err(error)) => PeerResponse::Refused {
+                reason: error.to_string(),
+            },
+            Err(_) => PeerResponse::Refused {
+                reason: "read index not confirmed in time".into(),
+            },
         }
     }
 

@@ -190,3 +190,119 @@ async fn peers_without_certificates_are_refused() {
     stop.abort();
     cluster.shutdown().await;
 }
+
+/// - with two of three nodes stopped, the remaining node refuses writes with a clear error
+///   and still serves reads
+/// - when the two come back, the mesh heals: writes work and every node catches up
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn minority_refuses_writes_then_heals() {
+    let mut cluster = Cluster::start(3).await;
+    let before: Process = cluster
+        .client(0)
+        .call(&submit("before"), &cluster.executor)
+        .await
+        .unwrap();
+    let leader = cluster.leader().await;
+    let lonely = (leader + 1) % 3;
+    let get = Request::GetProcess(ProcessIdMsg {
+        processid: before.processid.clone(),
+    });
+    let (client, key) = (cluster.client(lonely), cluster.executor.clone());
+    wait_for(
+        "the lonely node to have the process",
+        Duration::from_secs(10),
+        || {
+            let (client, get, key) = (client.clone(), get.clone(), key.clone());
+            async move { client.call::<Process>(&get, &key).await.ok() }
+        },
+    )
+    .await;
+    for i in (0..3).filter(|i| *i != lonely) {
+        cluster.stop(i).await;
+    }
+    tracing::info!("--- node {lonely} alone");
+    let refused = cluster
+        .client(lonely)
+        .call::<Process>(&submit("lost"), &cluster.executor)
+        .await;
+    let message = refused.unwrap_err().to_string();
+    assert!(message.contains("status 503"), "{message}");
+    let get = Request::GetProcess(ProcessIdMsg {
+        processid: before.processid.clone(),
+    });
+    let read: Process = cluster
+        .client(lonely)
+        .call(&get, &cluster.executor)
+        .await
+        .unwrap();
+    assert_eq!(read.processid, before.processid, "reads still served");
+
+    tracing::info!("--- heal");
+    for i in (0..3).filter(|i| *i != lonely) {
+        cluster.restart(i).await;
+    }
+    let after = wait_for("writes to work again", Duration::from_secs(30), || async {
+        cluster
+            .client(lonely)
+            .call::<Process>(&submit("after"), &cluster.executor)
+            .await
+            .ok()
+    })
+    .await;
+    for i in 0..3 {
+        let get = Request::GetProcess(ProcessIdMsg {
+            processid: after.processid.clone(),
+        });
+        let (client, key) = (cluster.client(i), cluster.executor.clone());
+        wait_for("every node to catch up", Duration::from_secs(30), || {
+            let (client, get, key) = (client.clone(), get.clone(), key.clone());
+            async move { client.call::<Process>(&get, &key).await.ok() }
+        })
+        .await;
+    }
+    cluster.shutdown().await;
+}
+
+/// - with snapshots every 20 entries, a node is stopped while 60 more writes land and the log
+///   behind the snapshot is purged
+/// - restarted, the node catches up by installing a snapshot, then the log
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarted_node_catches_up_from_a_snapshot() {
+    let mut cluster = Cluster::start_with(3, |config| {
+        config.raft.snapshot_logs = 20;
+        config.raft.snapshot_logs_kept = 0;
+    })
+    .await;
+    let leader = cluster.leader().await;
+    let behind = (leader + 1) % 3;
+    cluster.stop(behind).await;
+    let client = cluster.client(leader);
+    let mut last = None;
+    for i in 0..60 {
+        let p: Process = client
+            .call(&submit(&format!("w{i}")), &cluster.executor)
+            .await
+            .unwrap();
+        last = Some(p.processid);
+    }
+    let last = last.unwrap();
+    tracing::info!("--- restart node {behind}");
+    cluster.restart(behind).await;
+    let get = Request::GetProcess(ProcessIdMsg { processid: last });
+    let (catching_up, key) = (cluster.client(behind), cluster.executor.clone());
+    wait_for(
+        "the restarted node to catch up",
+        Duration::from_secs(30),
+        || {
+            let (client, get, key) = (catching_up.clone(), get.clone(), key.clone());
+            async move { client.call::<Process>(&get, &key).await.ok() }
+        },
+    )
+    .await;
+    let snapshot = cluster.node(behind).store.load_snapshot().unwrap();
+    assert!(
+        snapshot.is_some(),
+        "caught up through an installed snapshot"
+    );
+    cluster.shutdown().await;
+}
