@@ -189,7 +189,7 @@ impl RaftNode {
 
     /// Proposes `command` on this node if it leads, else forwards it to the leader; waits until
     /// it is committed (fsynced on a majority) and applied there. Retries across a leader
-    /// change only when the command was certainly not applied. Cancel-safe for the caller,
+    /// change (apply deduplicates client commands by request id). Cancel-safe for the caller,
     /// but the command may still be applied.
     pub async fn propose(&self, command: Command) -> Result<Response, Error> {
         let mut last_leader = None;
@@ -215,12 +215,9 @@ impl RaftNode {
                 // Never delivered: safe to try again once a leader is reachable.
                 Err(net::Error::NotSent { .. }) => continue,
                 Ok(other) => return Err(Error::Unavailable(format!("leader answered {other:?}"))),
-                // The request may or may not have reached the leader: do not retry.
-                Err(net::Error::Unreachable { reason, .. }) => {
-                    return Err(Error::Unavailable(format!(
-                        "forward to leader {leader}: {reason}"
-                    )));
-                }
+                // The request may have reached the leader. Retrying is safe: apply answers a
+                // repeated request id with the recorded response instead of applying it again.
+                Err(net::Error::Unreachable { .. }) => continue,
                 Err(other) => return Err(Error::Unavailable(other.to_string())),
             }
         }

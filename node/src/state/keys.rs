@@ -31,11 +31,15 @@ pub enum Table {
     Assigned,
     /// attribute id -> process id.
     Attributes,
+    /// request id -> the response of a client command already applied (deduplication).
+    Requests,
+    /// command time \0 request id -> "" (expiry of `Requests`).
+    RequestsByTime,
 }
 
 impl Table {
     /// Every table, in a fixed order (snapshots are written in this order).
-    pub const ALL: [Table; 12] = [
+    pub const ALL: [Table; 14] = [
         Table::Meta,
         Table::Colonies,
         Table::Executors,
@@ -48,6 +52,8 @@ impl Table {
         Table::Deadlines,
         Table::Assigned,
         Table::Attributes,
+        Table::Requests,
+        Table::RequestsByTime,
     ];
 
     /// Stable name, used as the column family name.
@@ -65,6 +71,8 @@ impl Table {
             Table::Deadlines => "sm_deadlines",
             Table::Assigned => "sm_assigned",
             Table::Attributes => "sm_attributes",
+            Table::Requests => "sm_requests",
+            Table::RequestsByTime => "sm_requests_by_time",
         }
     }
 }
@@ -122,6 +130,10 @@ pub(crate) fn by_state(colony: &str, state: i32, submission_nanos: i64, id: &str
 
 pub(crate) fn deadline(kind: DeadlineKind, at_nanos: i64, id: &str) -> Vec<u8> {
     join(&[&[kind as u8], &ordered_i64(at_nanos), id.as_bytes()])
+}
+
+pub(crate) fn request_time(at_nanos: i64, request_id: &str) -> Vec<u8> {
+    join(&[&ordered_i64(at_nanos), request_id.as_bytes()])
 }
 
 pub(crate) fn count(colony: &str, state: i32) -> Vec<u8> {

@@ -51,23 +51,49 @@ pub struct Applied {
 
 /// Applies `command` to `state`. A `StoreError` means the store is broken (fatal); refusals
 /// are part of the `Response`, and a refused command writes nothing.
+///
+/// A client command (non-empty caller) whose request id was applied before, within
+/// `DEDUP_WINDOW_NANOS`, is not applied again: its recorded response is returned. This lets
+/// a proposer retry a write whose outcome it did not learn, without applying it twice.
 pub fn apply<R: StateRead + ?Sized>(state: &R, command: &Command) -> Result<Applied, StoreError> {
+    let client = !command.caller_id.is_empty();
+    let id = command.request_id.as_bytes();
+    if client {
+        if let Some(response) = get_json::<Response, R>(state, Table::Requests, id)? {
+            return Ok(Applied {
+                writes: Writes::new(),
+                response,
+                events: Vec::new(),
+            });
+        }
+    }
     let mut ctx = Ctx {
         tx: Tx::new(state),
         command,
         events: Vec::new(),
     };
-    let result = dispatch(&mut ctx, &command.op)?;
-    let (writes, events) = match result {
-        Ok(_) => (ctx.tx.into_writes(), ctx.events),
-        Err(_) => (Writes::new(), Vec::new()),
-    };
+    let response = Response(dispatch(&mut ctx, &command.op)?);
+    if response.0.is_err() {
+        return Ok(Applied {
+            writes: Writes::new(),
+            response,
+            events: Vec::new(),
+        });
+    }
+    if client {
+        ctx.put_json(Table::Requests, id.to_vec(), &response);
+        let by_time = keys::request_time(command.now_nanos, &command.request_id);
+        ctx.tx.put(Table::RequestsByTime, by_time, Vec::new());
+    }
     Ok(Applied {
-        writes,
-        response: Response(result),
-        events,
+        writes: ctx.tx.into_writes(),
+        response,
+        events: ctx.events,
     })
 }
+
+/// How long applied client requests are remembered for deduplication (command time).
+pub const DEDUP_WINDOW_NANOS: i64 = 10 * 60 * 1_000_000_000;
 
 /// A refusal (`Err(ApiError)`) inside a successful store interaction.
 pub(crate) type Outcome<T> = Result<Result<T, ApiError>, StoreError>;

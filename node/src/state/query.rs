@@ -241,9 +241,16 @@ pub fn statistics<R: StateRead + ?Sized>(state: &R) -> Result<Statistics, StoreE
     Ok(total)
 }
 
-/// The earliest pending deadline (Unix ns) of any kind, if any.
+/// The earliest pending deadline (Unix ns) of any kind, if any; expiry of deduplication
+/// records counts as a deadline too.
 pub fn next_deadline<R: StateRead + ?Sized>(state: &R) -> Result<Option<i64>, StoreError> {
     let mut earliest: Option<i64> = None;
+    let first = state.scan(Table::RequestsByTime, b"", None, Direction::Forward, 1)?;
+    if let Some((key, _)) = first.first() {
+        let at = keys::read_ordered_i64(key, 0)
+            .ok_or_else(|| StoreError(format!("corrupt request time key {key:?}")))?;
+        earliest = Some(at.saturating_add(super::DEDUP_WINDOW_NANOS));
+    }
     for kind in [keys::DeadlineKind::Wait, keys::DeadlineKind::Exec] {
         let prefix = keys::prefix(&[&[kind as u8]]);
         let first = state.scan(Table::Deadlines, &prefix, None, Direction::Forward, 1)?;

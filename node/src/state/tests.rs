@@ -572,3 +572,32 @@ fn invalid_specs_are_refused_with_reasons() {
         ErrorCode::NotFound
     );
 }
+
+#[test]
+fn a_retried_command_is_not_applied_twice() {
+    let mut w = World::new();
+    let command = Command {
+        now_nanos: w.now,
+        request_id: "retry-1".into(),
+        caller_id: EXEC_A.into(),
+        op: Op::Submit(Box::new(spec("once"))),
+    };
+    let first = apply(&w.state, &command).unwrap();
+    w.state.commit(first.writes);
+    let again = apply(&w.state, &command).unwrap();
+    assert_eq!(
+        again.response, first.response,
+        "the recorded response is returned"
+    );
+    assert!(
+        again.writes.is_empty(),
+        "nothing is written the second time"
+    );
+    let stats = query::colony_statistics(&w.state, "dev").unwrap();
+    assert_eq!(stats.waitingprocesses, 1);
+    tracing::info!("--- after the window the record is forgotten");
+    w.now += DEDUP_WINDOW_NANOS + SECOND;
+    w.ok("", Op::Tick);
+    let key = command.request_id.as_bytes();
+    assert_eq!(w.state.get(keys::Table::Requests, key).unwrap(), None);
+}

@@ -20,6 +20,7 @@ pub(super) fn tick<R: StateRead + ?Sized>(ctx: &mut Ctx<'_, R>) -> Outcome<Reply
         let budget = TICK_EXPIRE_MAX - expired;
         expired += expire(ctx, kind, budget)?;
     }
+    forget_requests(ctx)?;
     Ok(Ok(Reply::Expired(expired as u64)))
 }
 
@@ -65,4 +66,27 @@ fn expire<R: StateRead + ?Sized>(
         expired += 1;
     }
     Ok(expired)
+}
+
+/// Forgets deduplication records older than the window, at most `TICK_EXPIRE_MAX` per tick.
+fn forget_requests<R: StateRead + ?Sized>(ctx: &mut Ctx<'_, R>) -> Result<(), StoreError> {
+    let horizon = ctx.now().saturating_sub(super::DEDUP_WINDOW_NANOS);
+    let old = ctx.tx.scan(
+        Table::RequestsByTime,
+        b"",
+        None,
+        Direction::Forward,
+        TICK_EXPIRE_MAX,
+    )?;
+    for (key, _) in old {
+        let at = keys::read_ordered_i64(&key, 0)
+            .ok_or_else(|| StoreError(format!("corrupt request time key {key:?}")))?;
+        if at >= horizon {
+            break;
+        }
+        let id = keys::trailing_id(&key).as_bytes().to_vec();
+        ctx.tx.delete(Table::Requests, id);
+        ctx.tx.delete(Table::RequestsByTime, key);
+    }
+    Ok(())
 }
