@@ -63,3 +63,8 @@ impl Clock for ManualClock {
 pub fn key_entropy() -> [u8; 32] {
     rand::random()
 }
+
+/// Monotonic time for local timeouts and liveness (never replicated).
+pub fn monotonic() -> std::time::Instant {
+    std::time::Instant::now()
+}

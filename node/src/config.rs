@@ -46,6 +46,12 @@ pub struct MeshConfig {
     pub learner_lag_max: u64,
     /// Period of the leader's autopilot.
     pub autopilot_ms: u64,
+    /// How long a learner must be healthy (heard from, caught up) before promotion.
+    pub stabilization_ms: u64,
+    /// A voter silent this long is replaced by a stable learner.
+    pub voter_dead_ms: u64,
+    /// A non-voter silent this long is removed from the mesh and its certificate revoked.
+    pub node_dead_ms: u64,
     /// How long a starting node waits to join the mesh and see a leader.
     pub join_timeout_ms: u64,
     /// Directory with the mesh's `mesh.json` and, on admission nodes, `mesh-root.key`
@@ -57,7 +63,8 @@ pub struct MeshConfig {
 
 impl Default for MeshConfig {
     /// TCP and QUIC on loopback with OS-chosen ports, no peers (bootstrap), site `default`,
-    /// 3 voters, promotion within 100 entries of the leader, autopilot every second.
+    /// 3 voters, promotion within 100 entries of the leader after 3 s healthy, autopilot every
+    /// second, dead voters replaced after 15 s, dead nodes removed after 10 minutes.
     fn default() -> MeshConfig {
         MeshConfig {
             listen: vec![
@@ -70,6 +77,9 @@ impl Default for MeshConfig {
             voters_target: 3,
             learner_lag_max: 100,
             autopilot_ms: 1000,
+            stabilization_ms: 3_000,
+            voter_dead_ms: 15_000,
+            node_dead_ms: 600_000,
             join_timeout_ms: 30_000,
             mesh_dir: None,
             token: None,
@@ -228,6 +238,12 @@ impl NodeConfig {
         let mesh = &self.mesh;
         if mesh.voters_target == 0 || mesh.voters_target % 2 == 0 || mesh.voters_target > 7 {
             return Err(invalid("mesh.voters_target", "must be odd, from 1 to 7"));
+        }
+        if mesh.node_dead_ms <= mesh.voter_dead_ms {
+            return Err(invalid(
+                "mesh.node_dead_ms",
+                "must exceed mesh.voter_dead_ms",
+            ));
         }
         if mesh.listen.is_empty() {
             return Err(invalid("mesh.listen", "needs at least one address"));

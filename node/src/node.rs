@@ -129,7 +129,10 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> anyhow::Result<
     .await?;
     let server_id_default = identity.server_id.clone();
     let admission = Arc::new(mesh::Admission {
-        verifier: Verifier::new(identity.clone()),
+        verifier: Verifier::new(identity.clone(), {
+            let store = store.clone();
+            Box::new(move |peer| query::is_revoked(&store, peer).unwrap_or(false))
+        }),
         root,
         clock: clock.clone(),
     });
@@ -194,11 +197,18 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> anyhow::Result<
     tasks.spawn(tick_loop(
         raft.clone(),
         store.clone(),
-        clock,
+        clock.clone(),
         tick,
         signal.clone(),
     ));
-    tasks.spawn(mesh::autopilot(raft.clone(), config.mesh.clone(), signal));
+    let autopilot = mesh::autopilot::run(
+        raft.clone(),
+        net_client.clone(),
+        clock.clone(),
+        config.mesh.clone(),
+        signal,
+    );
+    tasks.spawn(autopilot);
     tracing::info!(%api_addr, node_id = raft.node_id(), name = %info.name, "node ready");
     Ok(NodeHandle {
         api_addr,
@@ -334,8 +344,16 @@ impl NodeHandle {
             .collect()
     }
 
-    /// Stops the API, peer service, loops and network, then raft; waits for all of them.
-    pub async fn stop(mut self) {
+    /// Graceful stop: a leader first hands over (so writes pause only briefly), then
+    /// everything stops as in `halt`.
+    pub async fn stop(self) {
+        self.raft.step_down().await;
+        self.halt().await;
+    }
+
+    /// Stops the API, peer service, loops and network, then raft, without handing over
+    /// leadership (as close to a crash as an in-process node gets); waits for all of them.
+    pub async fn halt(mut self) {
         self.shutdown.trigger();
         while let Some(result) = self.tasks.join_next().await {
             if let Err(error) = result {

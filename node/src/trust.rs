@@ -251,16 +251,23 @@ pub struct Verifier {
     identity: MeshIdentity,
     /// Peer ids whose certificate verified; bounded by the mesh size (certified peers only).
     verified: Mutex<HashSet<String>>,
-    /// Peer ids of removed nodes.
+    /// Peer ids revoked locally (tests, and until the replicated revocation applies).
     revoked: Mutex<HashSet<String>>,
+    /// Asks the replicated state whether a peer was revoked.
+    revoked_in_state: Box<dyn Fn(&str) -> bool + Send + Sync>,
 }
 
 impl Verifier {
-    pub fn new(identity: MeshIdentity) -> Verifier {
+    /// A verifier for `identity`'s mesh that also refuses peers `revoked_in_state` names.
+    pub fn new(
+        identity: MeshIdentity,
+        revoked_in_state: Box<dyn Fn(&str) -> bool + Send + Sync>,
+    ) -> Verifier {
         Verifier {
             identity,
             verified: Mutex::default(),
             revoked: Mutex::default(),
+            revoked_in_state,
         }
     }
 
@@ -270,7 +277,7 @@ impl Verifier {
 
     /// Accepts `sender` if it presents (or presented before) a valid, unrevoked certificate.
     pub fn check(&self, sender: &str, cert: Option<&Certificate>) -> Result<(), TrustError> {
-        if self.revoked.lock().expect("lock").contains(sender) {
+        if self.revoked.lock().expect("lock").contains(sender) || (self.revoked_in_state)(sender) {
             return Err(TrustError::Revoked(sender.to_string()));
         }
         if self.verified.lock().expect("lock").contains(sender) {
@@ -350,7 +357,7 @@ mod tests {
     fn certificates_bind_peer_and_can_be_revoked() {
         let (_dir, identity, root) = mesh();
         let cert = root.certify(&identity.mesh_id, "peer-a", 5);
-        let verifier = Verifier::new(identity.clone());
+        let verifier = Verifier::new(identity.clone(), Box::new(|_| false));
         assert_eq!(
             verifier.check("peer-b", Some(&cert)),
             Err(TrustError::CertificatePeer {

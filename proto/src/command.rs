@@ -83,6 +83,10 @@ pub enum Op {
     AddAttribute(Attribute),
     /// The leader's periodic clock tick: expires deadlines as of `now_nanos`.
     Tick,
+    /// The autopilot removed this peer's node: its certificate is no longer accepted.
+    RevokeNode {
+        peer_id: String,
+    },
 }
 
 /// The successful result of applying a command.

@@ -119,6 +119,13 @@ impl Cluster {
         }
     }
 
+    /// Halts node `i` without a graceful hand-over, like a crash (its data dir is kept).
+    pub async fn crash(&mut self, i: usize) {
+        if let Some(handle) = self.nodes[i].take() {
+            handle.halt().await;
+        }
+    }
+
     /// Starts stopped node `i` again on its data dir.
     pub async fn restart(&mut self, i: usize) {
         assert!(self.nodes[i].is_none(), "node {i} is running");

@@ -160,6 +160,9 @@ pub fn test_config(data_dir: &std::path::Path, server: &PrivateKey) -> NodeConfi
     config.raft.tick_ms = 20;
     config.mesh.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
     config.mesh.autopilot_ms = 100;
+    config.mesh.stabilization_ms = 200;
+    config.mesh.voter_dead_ms = 2_000;
+    config.mesh.node_dead_ms = 5_000;
     config.mesh.join_timeout_ms = 20_000;
     config
 }

@@ -5,9 +5,10 @@ use super::{Command, Error, Event, Responder, MESSAGE_BYTES_MAX};
 use libp2p::futures::StreamExt as _;
 use libp2p::request_response::{self, OutboundRequestId};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{identify, ping, Multiaddr, Swarm};
+use libp2p::{identify, ping, Multiaddr, PeerId, Swarm};
 use proto::mesh::{PeerEnvelope, PeerRequest, PeerResponse};
 use std::collections::HashMap;
+use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
 /// The node's libp2p behaviours.
@@ -31,6 +32,8 @@ pub struct EventLoop {
     events: mpsc::Sender<Event>,
     /// Replies awaiting responses to outbound requests.
     pending: HashMap<OutboundRequestId, Reply>,
+    /// When each peer last answered (responses and pings); one entry per peer ever seen.
+    last_seen: HashMap<PeerId, Instant>,
 }
 
 impl EventLoop {
@@ -46,6 +49,7 @@ impl EventLoop {
             responder_commands,
             events,
             pending: HashMap::new(),
+            last_seen: HashMap::new(),
         }
     }
 
@@ -90,6 +94,14 @@ impl EventLoop {
                     .behaviour_mut()
                     .rpc
                     .send_response(channel, response);
+            }
+            Command::LastSeen { reply } => {
+                let seen = self
+                    .last_seen
+                    .iter()
+                    .map(|(p, t)| (p.to_string(), *t))
+                    .collect();
+                let _ = reply.send(seen);
             }
             Command::ListenAddrs { reply } => {
                 let addrs: Vec<Multiaddr> = self.swarm.listeners().cloned().collect();
@@ -166,6 +178,13 @@ impl EventLoop {
                 for addr in info.listen_addrs {
                     self.swarm.add_peer_address(peer_id, addr);
                 }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {
+                peer,
+                result: Ok(_),
+                ..
+            })) => {
+                self.last_seen.insert(peer, crate::clock::monotonic());
             }
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::info!(%address, "listening");

@@ -32,6 +32,8 @@ const COMMANDS_QUEUED_MAX: usize = 1024;
 const EVENTS_QUEUED_MAX: usize = 1024;
 /// Concurrent request streams per connection.
 const STREAMS_PER_CONNECTION_MAX: usize = 256;
+/// How often connected peers are pinged (liveness for the autopilot).
+const PING_INTERVAL: Duration = Duration::from_secs(1);
 /// Idle connections are kept this long (raft heartbeats keep used ones alive).
 const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -73,6 +75,9 @@ enum Command {
     },
     ListenAddrs {
         reply: oneshot::Sender<Vec<Multiaddr>>,
+    },
+    LastSeen {
+        reply: oneshot::Sender<std::collections::HashMap<String, std::time::Instant>>,
     },
 }
 
@@ -164,6 +169,18 @@ impl Client {
         response.await.map_err(|_| Error::Stopped)?
     }
 
+    /// When each peer last answered a request or a ping (monotonic time).
+    pub async fn last_seen(
+        &self,
+    ) -> Result<std::collections::HashMap<String, std::time::Instant>, Error> {
+        let (reply, seen) = oneshot::channel();
+        self.commands
+            .send(Command::LastSeen { reply })
+            .await
+            .map_err(|_| Error::Stopped)?;
+        seen.await.map_err(|_| Error::Stopped)
+    }
+
     /// Sets the certificate sent with every request from now on.
     pub fn set_certificate(&self, certificate: Certificate) {
         *self.certificate.write().expect("certificate lock") = Some(certificate);
@@ -245,7 +262,9 @@ pub fn new(
                 MESH_PROTOCOL.to_string(),
                 key.public(),
             )),
-            ping: libp2p::ping::Behaviour::default(),
+            ping: libp2p::ping::Behaviour::new(
+                libp2p::ping::Config::new().with_interval(PING_INTERVAL),
+            ),
         })?
         .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))
         .build();

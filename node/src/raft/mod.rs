@@ -400,53 +400,106 @@ impl RaftNode {
         }
     }
 
-    /// One autopilot step on the leader: promote caught-up learners until `voters_target`
-    /// voters exist. Returns the promoted node, if any.
-    pub async fn autopilot_step(&self, voters_target: usize, lag_max: u64) -> Option<NodeId> {
+    /// On the leader: every member with its role, site and replication lag.
+    pub fn leader_view(&self) -> Option<Vec<MemberState>> {
         let metrics = self.raft.metrics().borrow().clone();
         if metrics.current_leader != Some(self.node_id) || metrics.state != ServerState::Leader {
             return None;
         }
         let membership = metrics.membership_config.membership();
         let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
-        if voters.len() >= voters_target {
-            return None;
-        }
         let last = metrics.last_log_index.unwrap_or(0);
         let replication = metrics.replication.clone().unwrap_or_default();
-        let site_of = |id: &NodeId| {
-            membership
-                .get_node(id)
-                .map(|n| n.site.clone())
-                .unwrap_or_default()
-        };
-        let voters_at = |site: &str| voters.iter().filter(|v| site_of(v) == site).count();
-        // Caught-up learners, preferring sites with the fewest voters, then the least lag.
-        let candidate = membership
-            .learner_ids()
-            .filter_map(|id| {
-                let matched = replication
-                    .get(&id)
-                    .cloned()
-                    .flatten()
-                    .map_or(0, |l| l.index);
-                let lag = last.saturating_sub(matched);
-                (lag <= lag_max).then(|| (voters_at(&site_of(&id)), lag, id))
+        let members = membership
+            .nodes()
+            .map(|(id, info)| {
+                let matched = match *id == self.node_id {
+                    true => last,
+                    false => replication
+                        .get(id)
+                        .cloned()
+                        .flatten()
+                        .map_or(0, |l| l.index),
+                };
+                MemberState {
+                    id: *id,
+                    peer_id: info.peer_id.clone(),
+                    site: info.site.clone(),
+                    voter: voters.contains(id),
+                    lag: last.saturating_sub(matched),
+                }
             })
-            .min()?
-            .2;
-        let mut next = voters;
-        next.insert(candidate);
-        match self
-            .raft
-            .change_membership(ChangeMembers::ReplaceAllVoters(next), true)
+            .collect();
+        Some(members)
+    }
+
+    fn voters(&self) -> BTreeSet<NodeId> {
+        self.raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .collect()
+    }
+
+    async fn set_voters(&self, voters: BTreeSet<NodeId>) -> Result<(), String> {
+        let change = ChangeMembers::ReplaceAllVoters(voters);
+        self.raft
+            .change_membership(change, true)
             .await
-        {
-            Ok(_) => Some(candidate),
-            Err(error) => {
-                tracing::warn!(node = candidate, "failed to promote learner: {error}");
-                None
-            }
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    /// Makes learner `id` a voter (leader only).
+    pub async fn promote(&self, id: NodeId) -> Result<(), String> {
+        let mut voters = self.voters();
+        voters.insert(id);
+        self.set_voters(voters).await
+    }
+
+    /// Replaces voter `dead` by learner `with`; `dead` stays a learner (leader only).
+    pub async fn replace_voter(&self, dead: NodeId, with: NodeId) -> Result<(), String> {
+        let mut voters = self.voters();
+        voters.remove(&dead);
+        voters.insert(with);
+        self.set_voters(voters).await
+    }
+
+    /// Removes non-voter `id` from the mesh (leader only).
+    pub async fn remove_node(&self, id: NodeId) -> Result<(), String> {
+        let change = ChangeMembers::RemoveNodes(BTreeSet::from([id]));
+        self.raft
+            .change_membership(change, false)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    /// Graceful leave of the leader: hands its vote to a learner (if any) and leaves the voter
+    /// set, so another voter takes over before this node stops. Bounded; best effort.
+    pub async fn step_down(&self) {
+        let Some(view) = self.leader_view() else {
+            return;
+        };
+        let voters = self.voters();
+        if voters.len() <= 1 {
+            return;
+        }
+        let replacement = view
+            .iter()
+            .filter(|m| !m.voter)
+            .min_by_key(|m| m.lag)
+            .map(|m| m.id);
+        let mut next = voters;
+        next.remove(&self.node_id);
+        next.extend(replacement);
+        let leave = self.set_voters(next);
+        match tokio::time::timeout(COMMIT_WAIT, leave).await {
+            Ok(Ok(())) => tracing::info!("stepped down as leader and voter"),
+            Ok(Err(error)) => tracing::warn!("failed to step down: {error}"),
+            Err(_) => tracing::warn!("failed to step down in time"),
         }
     }
 
@@ -521,6 +574,17 @@ impl RaftNode {
     pub async fn shutdown(&self) -> Result<(), Error> {
         self.raft.shutdown().await.map_err(fatal)
     }
+}
+
+/// A member as the leader sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberState {
+    pub id: NodeId,
+    pub peer_id: String,
+    pub site: String,
+    pub voter: bool,
+    /// Log entries behind the leader.
+    pub lag: u64,
 }
 
 /// A raft node's state at a glance.

@@ -136,6 +136,10 @@ pub(crate) fn request_time(at_nanos: i64, request_id: &str) -> Vec<u8> {
     join(&[&ordered_i64(at_nanos), request_id.as_bytes()])
 }
 
+pub(crate) fn revoked(peer_id: &str) -> Vec<u8> {
+    join(&[b"revoked", peer_id.as_bytes()])
+}
+
 pub(crate) fn count(colony: &str, state: i32) -> Vec<u8> {
     join(&[b"count", colony.as_bytes(), &[state as u8]])
 }

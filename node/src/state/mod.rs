@@ -131,7 +131,18 @@ fn dispatch<R: StateRead + ?Sized>(ctx: &mut Ctx<'_, R>, op: &Op) -> Outcome<Rep
         }
         Op::AddAttribute(attribute) => processes::add_attribute(ctx, attribute),
         Op::Tick => tick::tick(ctx),
+        Op::RevokeNode { peer_id } => revoke(ctx, peer_id),
     }
+}
+
+fn revoke<R: StateRead + ?Sized>(ctx: &mut Ctx<'_, R>, peer_id: &str) -> Outcome<Reply> {
+    if !ctx.caller().is_empty() {
+        return Ok(Err(ApiError::forbidden(
+            "only the mesh itself revokes nodes",
+        )));
+    }
+    ctx.tx.put(Table::Meta, keys::revoked(peer_id), Vec::new());
+    Ok(Ok(Reply::Done))
 }
 
 /// The context of one apply: the overlay transaction, the command and the collected events.

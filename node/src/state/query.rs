@@ -262,3 +262,8 @@ pub fn next_deadline<R: StateRead + ?Sized>(state: &R) -> Result<Option<i64>, St
     }
     Ok(earliest)
 }
+
+/// True when the mesh revoked the certificate of `peer_id`.
+pub fn is_revoked<R: StateRead + ?Sized>(state: &R, peer_id: &str) -> Result<bool, StoreError> {
+    Ok(state.get(Table::Meta, &keys::revoked(peer_id))?.is_some())
+}

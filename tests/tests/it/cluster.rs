@@ -71,7 +71,7 @@ async fn join_replicate_and_serve_from_any_node() {
     cluster.shutdown().await;
 }
 
-/// - processes are submitted; the leader is stopped while an executor assigns them
+/// - processes are submitted; the leader crashes while an executor assigns them
 /// - a new leader takes over; every process is assigned exactly once and none is lost
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leader_loss_during_assignments_loses_nothing() {
@@ -95,8 +95,8 @@ async fn leader_loss_during_assignments_loses_nothing() {
             .unwrap();
         assert!(assigned.insert(p.processid), "assigned twice");
     }
-    tracing::info!("--- stop the leader (node {leader})");
-    cluster.stop(leader).await;
+    tracing::info!("--- crash the leader (node {leader})");
+    cluster.crash(leader).await;
     let survivor = (0..3).find(|i| *i != leader).unwrap();
     let client = cluster.client(survivor);
     let drain = async {
@@ -304,5 +304,70 @@ async fn restarted_node_catches_up_from_a_snapshot() {
         snapshot.is_some(),
         "caught up through an installed snapshot"
     );
+    cluster.shutdown().await;
+}
+
+/// - four nodes: three voters and a learner
+/// - a stopped voter is replaced by the learner once silent past `voter_dead_ms`
+/// - once silent past `node_dead_ms` it is removed and its certificate revoked everywhere
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn autopilot_replaces_then_removes_a_dead_voter() {
+    let mut cluster = Cluster::start(4).await;
+    let leader = cluster.leader().await;
+    let status = cluster.node(leader).raft.status();
+    assert_eq!((status.voters.len(), status.learners.len()), (3, 1));
+    let learner = status.learners[0];
+    let dead_id = *status
+        .voters
+        .iter()
+        .find(|v| **v != status.node_id)
+        .unwrap();
+    let dead = (0..4)
+        .find(|i| cluster.node(*i).raft.node_id() == dead_id)
+        .unwrap();
+    let dead_peer = cluster.node(dead).info.peer_id.clone();
+    tracing::info!("--- stop voter {dead}");
+    cluster.stop(dead).await;
+    wait_for(
+        "the learner to replace the dead voter",
+        Duration::from_secs(20),
+        || async {
+            let status = cluster.node(leader).raft.status();
+            (status.voters.contains(&learner) && !status.voters.contains(&dead_id)).then_some(())
+        },
+    )
+    .await;
+    wait_for(
+        "the dead node to be removed and revoked",
+        Duration::from_secs(30),
+        || async {
+            let running = (0..4).filter(|i| *i != dead);
+            let all = running.map(|i| cluster.node(i)).all(|n| {
+                let revoked = node::state::query::is_revoked(&n.store, &dead_peer).unwrap_or(false);
+                let status = n.raft.status();
+                revoked && !status.voters.contains(&dead_id) && !status.learners.contains(&dead_id)
+            });
+            all.then_some(())
+        },
+    )
+    .await;
+    cluster.shutdown().await;
+}
+
+/// - stopping the leader hands over first: another voter leads, the old one left the voters
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_leader_steps_down() {
+    let mut cluster = Cluster::start(4).await;
+    let leader = cluster.leader().await;
+    let leader_id = cluster.node(leader).raft.node_id();
+    cluster.stop(leader).await;
+    let next = cluster.leader().await;
+    assert_ne!(next, leader);
+    let status = cluster.node(next).raft.status();
+    assert!(
+        !status.voters.contains(&leader_id),
+        "the old leader left the voters"
+    );
+    assert_eq!(status.voters.len(), 3, "the learner took its place");
     cluster.shutdown().await;
 }

@@ -7,8 +7,10 @@
 //!       --> RaftNode::{serve_rpc, serve_forward, add_learner}; refusals are logged
 //!   first start with a token --join--> PeerRequest::Join to an admission node, which signs
 //!       the certificate and relays the join to the leader
-//!   leader, every autopilot_ms --autopilot--> promote caught-up learners to voters
+//!   leader, every autopilot_ms --autopilot::run--> promote, replace or remove members
 //! ```
+
+pub mod autopilot;
 
 use crate::clock::Clock;
 use crate::config::MeshConfig;
@@ -202,26 +204,6 @@ pub async fn join(
     tokio::time::timeout(timeout, attempts)
         .await
         .map_err(|_| anyhow::anyhow!("no join peer accepted this node within {timeout:?}"))?
-}
-
-/// On the leader, promotes caught-up learners until the voter target is met. Cancel-safe.
-pub async fn autopilot(raft: RaftNode, config: MeshConfig, stop: Signal) {
-    let mut interval = tokio::time::interval(Duration::from_millis(config.autopilot_ms));
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let stopped = stop.wait();
-    tokio::pin!(stopped);
-    loop {
-        tokio::select! {
-            _ = interval.tick() => {}
-            () = &mut stopped => return,
-        }
-        if let Some(node) = raft
-            .autopilot_step(config.voters_target, config.learner_lag_max)
-            .await
-        {
-            tracing::info!(node, "promoted learner to voter");
-        }
-    }
 }
 
 #[cfg(test)]
