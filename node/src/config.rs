@@ -59,6 +59,12 @@ pub struct MeshConfig {
     pub mesh_dir: Option<PathBuf>,
     /// Join token (`colonymesh token create`) presented on first join.
     pub token: Option<String>,
+    /// Discover peers on the local network with mDNS (`colonymesh dev` turns it on).
+    pub mdns: bool,
+    /// Period of this node's status gossip.
+    pub status_ms: u64,
+    /// A node not heard by gossip for this long is shown as down.
+    pub status_down_ms: u64,
 }
 
 impl Default for MeshConfig {
@@ -83,6 +89,9 @@ impl Default for MeshConfig {
             join_timeout_ms: 30_000,
             mesh_dir: None,
             token: None,
+            mdns: false,
+            status_ms: 2_000,
+            status_down_ms: 10_000,
         }
     }
 }

@@ -76,6 +76,7 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> anyhow::Result<
     let mut tasks = JoinSet::new();
     let net_config = net::NetConfig {
         listen: config.mesh.listen.clone(),
+        mdns: config.mesh.mdns,
     };
     let (net_client, net_events, event_loop) = net::new(keypair, &net_config)?;
     tasks.spawn(event_loop.run(signal.clone().wait()));
@@ -136,12 +137,15 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> anyhow::Result<
         root,
         clock: clock.clone(),
     });
-    tasks.spawn(mesh::serve_peers(
+    let fleet = Arc::new(mesh::status::Fleet::default());
+    let serve = mesh::serve_peers(
         raft.clone(),
         admission,
+        fleet.clone(),
         net_events,
         signal.clone(),
-    ));
+    );
+    tasks.spawn(serve);
     let join_timeout = Duration::from_millis(config.mesh.join_timeout_ms);
     // A certified node with a raft log (or snapshot) joined before: the leader will contact it.
     let has_state = store.log_last()?.is_some() || store.load_snapshot()?.is_some();
@@ -184,6 +188,8 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> anyhow::Result<
         config: config.api.clone(),
         shutdown: signal.clone(),
         node_name: info.name.clone(),
+        fleet: fleet.clone(),
+        status_down: Duration::from_millis(config.mesh.status_down_ms),
         advertised_host: api_addr.ip().to_string(),
         advertised_port: api_addr.port(),
     });
@@ -201,6 +207,16 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> anyhow::Result<
         tick,
         signal.clone(),
     ));
+    let status_period = Duration::from_millis(config.mesh.status_ms);
+    let gossip = mesh::status::publish(
+        raft.clone(),
+        net_client.clone(),
+        info.clone(),
+        fleet.clone(),
+        status_period,
+        signal.clone(),
+    );
+    tasks.spawn(gossip);
     let autopilot = mesh::autopilot::run(
         raft.clone(),
         net_client.clone(),

@@ -85,6 +85,12 @@ pub struct ClusterNode {
     pub addrs: Vec<String>,
     /// The leader's replication progress for this node (known on the leader only).
     pub matchedindex: Option<u64>,
+    /// Milliseconds since this node's status gossip was last heard (none: never).
+    pub lastheardms: Option<u64>,
+    /// Heard by gossip recently.
+    pub up: bool,
+    /// Version the node reports by gossip.
+    pub version: String,
 }
 
 /// Reply of `getclustermsg`, as seen by the node that served it.
@@ -135,4 +141,20 @@ pub struct TokenClaims {
 pub struct PeerEnvelope {
     pub certificate: Option<Certificate>,
     pub request: PeerRequest,
+}
+
+/// The gossipsub topic on which nodes publish their status.
+pub const STATUS_TOPIC: &str = "colonymesh/status/1";
+
+/// What a node says about itself by gossip every few seconds (never through the raft log).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    pub name: String,
+    pub peer_id: String,
+    pub site: String,
+    pub version: String,
+    /// `leader`, `follower`, `learner` or `candidate`.
+    pub role: String,
+    pub applied_index: Option<u64>,
+    pub uptime_seconds: u64,
 }

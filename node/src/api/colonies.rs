@@ -30,7 +30,17 @@ pub(super) fn server(state: &ApiState, caller: &str, request: Request) -> Result
         }
         Request::GetCluster(_) => {
             checked(auth::require_server_owner(&state.store, caller))?;
-            json(&state.raft.cluster(&state.node_name))
+            let mut cluster = state.raft.cluster(&state.node_name);
+            let fleet = state.fleet.view();
+            for node in &mut cluster.nodes {
+                let heard = fleet.get(&node.peerid);
+                node.lastheardms = heard.map(|(_, ago)| ago.as_millis() as u64);
+                node.up = heard.is_some_and(|(_, ago)| *ago < state.status_down);
+                node.version = heard
+                    .map(|(status, _)| status.version.clone())
+                    .unwrap_or_default();
+            }
+            json(&cluster)
         }
         other => unreachable!("{} is not a server request", other.msgtype()),
     }

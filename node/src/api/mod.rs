@@ -45,6 +45,10 @@ pub struct ApiState {
     pub shutdown: crate::shutdown::Signal,
     /// This node's mesh name (reported by `getclustermsg`).
     pub node_name: String,
+    /// Statuses of mesh members heard by gossip (health in `getclustermsg`).
+    pub fleet: Arc<crate::mesh::status::Fleet>,
+    /// A member not heard by gossip for this long is reported down.
+    pub status_down: std::time::Duration,
     /// The address clients reach this API at (reported by `getserverinfomsg`).
     pub advertised_host: String,
     pub advertised_port: u16,

@@ -141,6 +141,8 @@ pub(crate) async fn run(args: DevArgs, vars: &HashMap<String, String>) -> anyhow
     config.api.host = args.api_host;
     config.api.port = args.api_port;
     config.server_id = Some(identity.server_id.clone());
+    // Dev is the LAN mode: find other nodes nearby by mDNS.
+    config.mesh.mdns = true;
     let node = crate::node::start(config.validate()?, Arc::new(SystemClock))
         .await
         .context("start node")?;

@@ -53,12 +53,25 @@ pub(crate) async fn run(command: MeshCommand, env: &ClientEnv, out: &Output) -> 
                 .matchedindex
                 .map_or("-".to_string(), |m| last.saturating_sub(m).to_string());
             let api = format!("{}:{}", n.host, n.apiport);
-            vec![n.name.clone(), role, n.site.clone(), api, matched, lag]
+            let health = match (n.up, n.lastheardms) {
+                (true, _) => "up".to_string(),
+                (false, Some(ms)) => format!("down ({} s)", ms / 1000),
+                (false, None) => "unknown".to_string(),
+            };
+            vec![
+                n.name.clone(),
+                role,
+                n.site.clone(),
+                health,
+                api,
+                matched,
+                lag,
+            ]
         })
         .collect();
     out.show(
         &cluster,
-        &["NAME", "ROLE", "SITE", "API", "MATCHED", "LAG"],
+        &["NAME", "ROLE", "SITE", "HEALTH", "API", "MATCHED", "LAG"],
         rows,
     );
     Ok(())

@@ -42,6 +42,9 @@ pub(crate) struct NodeArgs {
     /// Join token from `colonymesh token create`, for the first join.
     #[arg(long)]
     token: Option<String>,
+    /// Discover peers on the local network with mDNS (LAN setups).
+    #[arg(long)]
+    mdns: bool,
 }
 
 /// The config from file and flags, validated.
@@ -77,6 +80,9 @@ fn config(args: NodeArgs, vars: &HashMap<String, String>) -> anyhow::Result<Node
     }
     if args.token.is_some() {
         config.mesh.token = args.token;
+    }
+    if args.mdns {
+        config.mesh.mdns = true;
     }
     let server_id = args
         .server_id

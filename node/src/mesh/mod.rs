@@ -11,6 +11,7 @@
 //! ```
 
 pub mod autopilot;
+pub mod status;
 
 use crate::clock::Clock;
 use crate::config::MeshConfig;
@@ -41,6 +42,7 @@ pub struct Admission {
 pub async fn serve_peers(
     raft: RaftNode,
     admission: Arc<Admission>,
+    fleet: Arc<status::Fleet>,
     mut events: mpsc::Receiver<net::Event>,
     stop: Signal,
 ) {
@@ -52,14 +54,18 @@ pub async fn serve_peers(
             event = events.recv() => event,
             () = &mut stopped => return,
         };
-        let Some(net::Event::Request {
-            peer,
-            certificate,
-            request,
-            responder,
-        }) = event
-        else {
-            return;
+        let (peer, certificate, request, responder) = match event {
+            Some(net::Event::Request {
+                peer,
+                certificate,
+                request,
+                responder,
+            }) => (peer, certificate, request, responder),
+            Some(net::Event::Status { source, data }) => {
+                fleet.heard(&raft, &source, &data);
+                continue;
+            }
+            None => return,
         };
         let Ok(permit) = permits.clone().acquire_owned().await else {
             return;

@@ -4,8 +4,9 @@
 use super::{Command, Error, Event, Responder, MESSAGE_BYTES_MAX};
 use libp2p::futures::StreamExt as _;
 use libp2p::request_response::{self, OutboundRequestId};
+use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{identify, ping, Multiaddr, PeerId, Swarm};
+use libp2p::{gossipsub, identify, kad, mdns, ping, Multiaddr, PeerId, StreamProtocol, Swarm};
 use proto::mesh::{PeerEnvelope, PeerRequest, PeerResponse};
 use std::collections::HashMap;
 use std::time::Instant;
@@ -17,7 +18,57 @@ pub(super) struct Behaviour {
     pub(super) rpc: request_response::cbor::Behaviour<PeerEnvelope, PeerResponse>,
     pub(super) identify: identify::Behaviour,
     pub(super) ping: ping::Behaviour,
+    pub(super) gossip: gossipsub::Behaviour,
+    pub(super) kad: kad::Behaviour<kad::store::MemoryStore>,
+    pub(super) mdns: Toggle<mdns::tokio::Behaviour>,
 }
+
+type Codec = request_response::cbor::codec::Codec<PeerEnvelope, PeerResponse>;
+
+/// Builds the behaviours for `key`'s node.
+pub(super) fn behaviour(
+    key: &libp2p::identity::Keypair,
+    codec: Codec,
+    protocols: [(StreamProtocol, request_response::ProtocolSupport); 1],
+    rr_config: request_response::Config,
+    mdns_enabled: bool,
+) -> Result<Behaviour, Box<dyn std::error::Error + Send + Sync>> {
+    let peer_id = key.public().to_peer_id();
+    let gossip_config = gossipsub::ConfigBuilder::default()
+        .heartbeat_interval(std::time::Duration::from_secs(1))
+        .validation_mode(gossipsub::ValidationMode::Strict)
+        .max_transmit_size(super::GOSSIP_BYTES_MAX)
+        .build()?;
+    let gossip = gossipsub::Behaviour::new(
+        gossipsub::MessageAuthenticity::Signed(key.clone()),
+        gossip_config,
+    )?;
+    let kad_config = kad::Config::new(StreamProtocol::new(KAD_PROTOCOL));
+    let mut kad =
+        kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), kad_config);
+    kad.set_mode(Some(kad::Mode::Server));
+    let mdns = match mdns_enabled {
+        true => Some(mdns::tokio::Behaviour::new(
+            mdns::Config::default(),
+            peer_id,
+        )?),
+        false => None,
+    };
+    Ok(Behaviour {
+        rpc: request_response::Behaviour::with_codec(codec, protocols, rr_config),
+        identify: identify::Behaviour::new(identify::Config::new(
+            proto::mesh::MESH_PROTOCOL.to_string(),
+            key.public(),
+        )),
+        ping: ping::Behaviour::new(ping::Config::new().with_interval(super::PING_INTERVAL)),
+        gossip,
+        kad,
+        mdns: Toggle::from(mdns),
+    })
+}
+
+/// Kademlia protocol name (peer routing inside one mesh).
+const KAD_PROTOCOL: &str = "/colonymesh/kad/1";
 
 type Reply = oneshot::Sender<Result<PeerResponse, Error>>;
 
@@ -94,6 +145,13 @@ impl EventLoop {
                     .behaviour_mut()
                     .rpc
                     .send_response(channel, response);
+            }
+            Command::Publish { data } => {
+                let topic = gossipsub::IdentTopic::new(proto::mesh::STATUS_TOPIC);
+                // Fails when no peer subscribes yet (a lone node); the next period retries.
+                if let Err(error) = self.swarm.behaviour_mut().gossip.publish(topic, data) {
+                    tracing::debug!("status not published: {error}");
+                }
             }
             Command::LastSeen { reply } => {
                 let seen = self
@@ -176,7 +234,32 @@ impl EventLoop {
                 ..
             })) => {
                 for addr in info.listen_addrs {
+                    self.swarm
+                        .behaviour_mut()
+                        .kad
+                        .add_address(&peer_id, addr.clone());
                     self.swarm.add_peer_address(peer_id, addr);
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
+                for (peer_id, addr) in found {
+                    self.swarm
+                        .behaviour_mut()
+                        .kad
+                        .add_address(&peer_id, addr.clone());
+                    self.swarm.add_peer_address(peer_id, addr);
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Gossip(gossipsub::Event::Message {
+                message,
+                ..
+            })) => {
+                if let Some(source) = message.source {
+                    let event = Event::Status {
+                        source: source.to_string(),
+                        data: message.data,
+                    };
+                    let _ = self.events.send(event).await;
                 }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {

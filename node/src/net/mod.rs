@@ -59,7 +59,12 @@ pub enum Error {
 pub struct NetConfig {
     /// Multiaddrs to listen on, e.g. `/ip4/127.0.0.1/tcp/0` and `/ip4/127.0.0.1/udp/0/quic-v1`.
     pub listen: Vec<String>,
+    /// Discover peers on the local network with mDNS (dev and LAN setups).
+    pub mdns: bool,
 }
+
+/// Largest gossip message (node status is a few hundred bytes).
+pub const GOSSIP_BYTES_MAX: usize = 64 << 10;
 
 /// Commands from `Client`s to the event loop.
 enum Command {
@@ -76,12 +81,17 @@ enum Command {
     ListenAddrs {
         reply: oneshot::Sender<Vec<Multiaddr>>,
     },
+    Publish {
+        data: Vec<u8>,
+    },
     LastSeen {
         reply: oneshot::Sender<std::collections::HashMap<String, std::time::Instant>>,
     },
 }
 
 /// Something the network tells the node.
+// Each event is moved once through a bounded channel; boxing would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 pub enum Event {
     /// A peer (authenticated by Noise or TLS as `peer`) sent a request with the certificate
     /// it presents; answer it through `responder`.
@@ -91,6 +101,8 @@ pub enum Event {
         request: PeerRequest,
         responder: Responder,
     },
+    /// A status message arrived by gossip; `source` is its (signature-checked) publisher.
+    Status { source: String, data: Vec<u8> },
 }
 
 /// Answers one inbound request (dropping it answers nothing; the peer sees a failure).
@@ -167,6 +179,17 @@ impl Client {
             .await
             .map_err(|_| Error::Stopped)?;
         response.await.map_err(|_| Error::Stopped)?
+    }
+
+    /// Publishes `data` on the status topic. Cancel-safe.
+    pub async fn publish_status(&self, data: Vec<u8>) -> Result<(), Error> {
+        if data.len() > GOSSIP_BYTES_MAX {
+            return Err(Error::TooLarge { size: data.len() });
+        }
+        self.commands
+            .send(Command::Publish { data })
+            .await
+            .map_err(|_| Error::Stopped)
     }
 
     /// When each peer last answered a request or a ping (monotonic time).
@@ -248,6 +271,7 @@ pub fn new(
         .set_request_size_maximum(MESSAGE_BYTES_MAX)
         .set_response_size_maximum(MESSAGE_BYTES_MAX);
     let local_peer_id = keypair.public().to_peer_id();
+    let mdns = config.mdns;
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
         .with_tcp(
@@ -256,18 +280,11 @@ pub fn new(
             libp2p::yamux::Config::default,
         )?
         .with_quic()
-        .with_behaviour(|key| event_loop::Behaviour {
-            rpc: request_response::Behaviour::with_codec(codec, protocols, rr_config),
-            identify: libp2p::identify::Behaviour::new(libp2p::identify::Config::new(
-                MESH_PROTOCOL.to_string(),
-                key.public(),
-            )),
-            ping: libp2p::ping::Behaviour::new(
-                libp2p::ping::Config::new().with_interval(PING_INTERVAL),
-            ),
-        })?
+        .with_behaviour(|key| event_loop::behaviour(key, codec, protocols, rr_config, mdns))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))
         .build();
+    let topic = libp2p::gossipsub::IdentTopic::new(proto::mesh::STATUS_TOPIC);
+    swarm.behaviour_mut().gossip.subscribe(&topic)?;
     for addr in &config.listen {
         let addr: Multiaddr = addr.parse().map_err(|_| Error::Address(addr.clone()))?;
         swarm.listen_on(addr)?;

@@ -555,6 +555,31 @@ impl RaftNode {
         }
     }
 
+    /// True when `peer_id` belongs to a member of the mesh (voter or learner).
+    pub fn is_member_peer(&self, peer_id: &str) -> bool {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        let membership = metrics.membership_config.membership();
+        let found = membership.nodes().any(|(_, info)| info.peer_id == peer_id);
+        found
+    }
+
+    /// This node's raft role as a word.
+    pub fn role(&self) -> &'static str {
+        let metrics = self.raft.metrics().borrow().clone();
+        let voter = metrics
+            .membership_config
+            .membership()
+            .voter_ids()
+            .any(|v| v == self.node_id);
+        match (metrics.state, voter) {
+            (ServerState::Leader, _) => "leader",
+            (ServerState::Candidate, _) => "candidate",
+            (_, true) => "follower",
+            (_, false) => "learner",
+        }
+    }
+
     /// Summary figures for status and health.
     pub fn status(&self) -> Status {
         let metrics = self.raft.metrics().borrow().clone();

@@ -45,6 +45,7 @@ async fn start_node(store: Store, key_path: &std::path::Path) -> RaftNode {
     let peer_id = net::peer_id_of(&keypair);
     let config = net::NetConfig {
         listen: vec!["/ip4/127.0.0.1/tcp/0".into()],
+        mdns: false,
     };
     let (client, _events, event_loop) = net::new(keypair, &config).unwrap();
     tokio::spawn(event_loop.run(std::future::pending()));

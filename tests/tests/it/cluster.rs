@@ -129,6 +129,7 @@ async fn peers_without_certificates_are_refused() {
     let stranger_peer = net::peer_id_of(&keypair);
     let config = net::NetConfig {
         listen: vec!["/ip4/127.0.0.1/tcp/0".into()],
+        mdns: false,
     };
     let (client, _events, event_loop) = net::new(keypair, &config).unwrap();
     let stop = tokio::spawn(event_loop.run(std::future::pending()));
