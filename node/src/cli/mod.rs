@@ -39,6 +39,11 @@ enum Command {
     /// Join tokens.
     #[command(subcommand)]
     Token(init::TokenCommand),
+    /// Exit 0 when GET URL answers 2xx within 5 s (container health checks).
+    Probe {
+        #[arg(long, default_value = "http://127.0.0.1:50080/health")]
+        url: String,
+    },
     /// Print this node's peer id (creating its key if missing).
     PeerId {
         #[arg(long)]
@@ -74,6 +79,7 @@ pub async fn run(cli: Cli, vars: HashMap<String, String>) -> anyhow::Result<()> 
         Command::Dev(args) => dev::run(args, &vars).await,
         Command::Node(args) => serve::run(args, &vars).await,
         Command::Init(args) => init::init(args, &out),
+        Command::Probe { url } => probe(&url).await,
         Command::Token(command) => init::token(command),
         Command::PeerId { data_dir } => serve::peer_id(&data_dir),
         Command::Mesh(command) => mesh::run(command, &env::ClientEnv::new(&vars), &out).await,
@@ -110,4 +116,18 @@ pub(crate) async fn terminated() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
+}
+
+/// `colonymesh probe`: a health check that needs nothing but this binary.
+async fn probe(url: &str) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .build()?;
+    let response = client.get(url).send().await?;
+    anyhow::ensure!(
+        response.status().is_success(),
+        "{url} answered {}",
+        response.status()
+    );
+    Ok(())
 }

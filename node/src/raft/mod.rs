@@ -45,8 +45,12 @@ pub type NodeId = u64;
 /// Attempts to deliver one proposal while the leader changes; each waits for a leader.
 const FORWARD_ATTEMPTS_MAX: usize = 5;
 /// Longest a proposal waits to be committed: without a quorum (a minority partition) the
-/// write is refused after this instead of hanging.
+/// write is refused after this instead of hanging. Below `net::REQUEST_TIMEOUT`, so a
+/// forwarded write's answer arrives before the forwarding request times out.
 const COMMIT_WAIT: Duration = Duration::from_secs(8);
+/// Longest a proposal takes in all, forwarding and retries included; below the 30 s client
+/// timeout of our CLI and the `colonyos` crate.
+const PROPOSE_WAIT: Duration = Duration::from_secs(12);
 
 /// Why a proposal failed. `NotLeader` and `Unavailable` are operational; `Fatal` stops the node.
 #[derive(Debug, thiserror::Error)]
@@ -192,6 +196,16 @@ impl RaftNode {
     /// change (apply deduplicates client commands by request id). Cancel-safe for the caller,
     /// but the command may still be applied.
     pub async fn propose(&self, command: Command) -> Result<Response, Error> {
+        // One deadline for everything, so an unreachable leader cannot stretch the wait.
+        match tokio::time::timeout(PROPOSE_WAIT, self.propose_unbounded(command)).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::Unavailable(format!(
+                "not committed within {PROPOSE_WAIT:?}: no quorum of voters reachable"
+            ))),
+        }
+    }
+
+    async fn propose_unbounded(&self, command: Command) -> Result<Response, Error> {
         let mut last_leader = None;
         for attempt in 0..FORWARD_ATTEMPTS_MAX {
             if attempt > 0 {
