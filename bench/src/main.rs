@@ -5,6 +5,10 @@
 //! - `dispatch`: an executor long-polls; the submitter submits; time from sending the submit
 //!   to the executor receiving the assignment.
 //! - `lifecycle`: one client does submit -> assign -> close in a loop; processes per second.
+//! - `failover`: the lifecycle loop for `BENCH_SECONDS`, retrying failures; reports the longest
+//!   gap between successful assignments (run it while the leader is killed).
+//!
+//! `BENCH_ASSIGN_PORT` makes the executor use another node's API than the submitter.
 
 use anyhow::Context as _;
 use node::client::Client;
@@ -15,6 +19,8 @@ use std::time::{Duration, Instant};
 
 struct Setup {
     client: Client,
+    /// The executor's node (the submitter's unless `BENCH_ASSIGN_PORT` is set).
+    executor_client: Client,
     executor: PrivateKey,
     colony: String,
     executortype: String,
@@ -27,8 +33,14 @@ fn setup(vars: &HashMap<String, String>) -> anyhow::Result<Setup> {
             .with_context(|| format!("{name} is not set"))
     };
     let port: u16 = var("COLONIES_SERVER_PORT")?.parse().context("parse port")?;
+    let host = var("COLONIES_SERVER_HOST")?;
+    let assign_port = match vars.get("BENCH_ASSIGN_PORT") {
+        Some(port) => port.parse().context("parse BENCH_ASSIGN_PORT")?,
+        None => port,
+    };
     Ok(Setup {
-        client: Client::new(&var("COLONIES_SERVER_HOST")?, port, false),
+        client: Client::new(&host, port, false),
+        executor_client: Client::new(&host, assign_port, false),
         executor: PrivateKey::from_hex(&var("COLONIES_PRVKEY")?)?,
         colony: var("COLONIES_COLONY_NAME")?,
         executortype: var("COLONIES_EXECUTOR_TYPE")?,
@@ -86,7 +98,7 @@ fn report(name: &str, mut samples: Vec<Duration>) {
 async fn dispatch(setup: &Setup, count: usize) -> anyhow::Result<()> {
     let mut samples = Vec::with_capacity(count);
     for _ in 0..count {
-        let client = setup.client.clone();
+        let client = setup.executor_client.clone();
         let key = setup.executor.clone();
         let assign = setup.assign(10);
         let waiting = tokio::spawn(async move { client.assign(&assign, &key, 10).await });
@@ -142,6 +154,69 @@ async fn lifecycle(setup: &Setup, count: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn unix_nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos()
+}
+
+/// The lifecycle loop for `seconds`, retrying failures. With `kill_file` (written by the script
+/// with the Unix ns of its `kill -9`), reports the time from the kill to the next assignment.
+async fn failover(setup: &Setup, seconds: u64, kill_file: Option<&str>) -> anyhow::Result<()> {
+    let start = Instant::now();
+    let mut assigned_at = Vec::new();
+    let mut failures = 0u64;
+    while start.elapsed() < Duration::from_secs(seconds) {
+        let round = async {
+            let _: Process = setup.client.call(&setup.submit(), &setup.executor).await?;
+            let p = setup
+                .executor_client
+                .assign(&setup.assign(5), &setup.executor, 5)
+                .await?;
+            let at = unix_nanos();
+            let _: serde_json::Value = setup
+                .executor_client
+                .call(&setup.close(p.processid), &setup.executor)
+                .await?;
+            anyhow::Ok(at)
+        };
+        match round.await {
+            Ok(at) => assigned_at.push(at),
+            Err(_) => {
+                failures += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+    let longest = assigned_at
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .max()
+        .unwrap_or(0);
+    let after_kill = match kill_file.map(std::fs::read_to_string) {
+        Some(Ok(text)) => {
+            let killed: u128 = text.trim().parse().context("parse kill time")?;
+            let next = assigned_at
+                .iter()
+                .find(|at| **at > killed)
+                .context("no success after kill")?;
+            format!(
+                ", kill -> next assignment {:.3} s",
+                (next - killed) as f64 / 1e9
+            )
+        }
+        _ => String::new(),
+    };
+    println!(
+        "{:<28} {} lifecycles, {failures} failed attempts, longest gap {:.3} s{after_kill}",
+        "failover",
+        assigned_at.len(),
+        longest as f64 / 1e9
+    );
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -154,6 +229,15 @@ async fn main() -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         Some("dispatch") => dispatch(&setup, count).await,
         Some("lifecycle") => lifecycle(&setup, count).await,
+        Some("failover") => {
+            let seconds = vars.get("BENCH_SECONDS").map_or(Ok(10), |s| s.parse())?;
+            failover(
+                &setup,
+                seconds,
+                vars.get("BENCH_KILL_FILE").map(String::as_str),
+            )
+            .await
+        }
         Some("all") | None => {
             dispatch(&setup, count).await?;
             lifecycle(&setup, count).await

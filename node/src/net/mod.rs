@@ -34,6 +34,8 @@ const EVENTS_QUEUED_MAX: usize = 1024;
 const STREAMS_PER_CONNECTION_MAX: usize = 256;
 /// How often connected peers are pinged (liveness for the autopilot).
 const PING_INTERVAL: Duration = Duration::from_secs(1);
+/// A QUIC connection that hears nothing (keep-alives included) this long is closed.
+const QUIC_IDLE_TIMEOUT_MS: u32 = 3_000;
 /// Idle connections are kept this long (raft heartbeats keep used ones alive).
 const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -279,7 +281,12 @@ pub fn new(
             libp2p::noise::Config::new,
             libp2p::yamux::Config::default,
         )?
-        .with_quic()
+        .with_quic_config(|mut quic| {
+            // A peer killed without closing its connection is noticed within seconds.
+            quic.max_idle_timeout = QUIC_IDLE_TIMEOUT_MS;
+            quic.keep_alive_interval = PING_INTERVAL;
+            quic
+        })
         .with_behaviour(|key| event_loop::behaviour(key, codec, protocols, rr_config, mdns))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))
         .build();

@@ -43,7 +43,7 @@ openraft::declare_raft_types!(
 pub type NodeId = u64;
 
 /// Attempts to deliver one proposal while the leader changes; each waits for a leader.
-const FORWARD_ATTEMPTS_MAX: usize = 5;
+const FORWARD_ATTEMPTS_MAX: usize = 10;
 /// Longest a proposal waits to be committed: without a quorum (a minority partition) the
 /// write is refused after this instead of hanging. Below `net::REQUEST_TIMEOUT`, so a
 /// forwarded write's answer arrives before the forwarding request times out.
@@ -223,15 +223,22 @@ impl RaftNode {
                 }
             }
             let request = PeerRequest::Forward(command.clone());
-            match self.net.request(&info.peer_id, &info.addrs, request).await {
+            let forward = self.net.request(&info.peer_id, &info.addrs, request);
+            // If another leader emerges while we wait (the old one died), ask the new one:
+            // apply deduplicates the request id, so asking twice cannot apply twice.
+            let outcome = tokio::select! {
+                outcome = forward => outcome,
+                () = self.new_leader_other_than(leader) => continue,
+            };
+            match outcome {
                 Ok(PeerResponse::Forwarded(response)) => return Ok(response),
                 Ok(PeerResponse::NotLeader { .. }) => continue,
                 // Never delivered: safe to try again once a leader is reachable.
                 Err(net::Error::NotSent { .. }) => continue,
-                Ok(other) => return Err(Error::Unavailable(format!("leader answered {other:?}"))),
                 // The request may have reached the leader. Retrying is safe: apply answers a
                 // repeated request id with the recorded response instead of applying it again.
                 Err(net::Error::Unreachable { .. }) => continue,
+                Ok(other) => return Err(Error::Unavailable(format!("leader answered {other:?}"))),
                 Err(other) => return Err(Error::Unavailable(other.to_string())),
             }
         }
@@ -247,6 +254,23 @@ impl RaftNode {
         };
         // A timeout just means "try again with what we know".
         let _ = wait.metrics(changed, "leader change").await;
+    }
+
+    /// Completes when this node learns of a leader other than `leader` (never, if none comes;
+    /// callers race it against their work).
+    async fn new_leader_other_than(&self, leader: NodeId) {
+        let changed = |m: &openraft::RaftMetrics<NodeId, NodeInfo>| {
+            m.current_leader.is_some_and(|l| l != leader)
+        };
+        if self
+            .raft
+            .wait(None)
+            .metrics(changed, "new leader")
+            .await
+            .is_err()
+        {
+            std::future::pending::<()>().await;
+        }
     }
 
     async fn propose_local(&self, command: Command) -> Result<Response, Error> {
