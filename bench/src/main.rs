@@ -32,7 +32,9 @@ fn setup(vars: &HashMap<String, String>) -> anyhow::Result<Setup> {
             .cloned()
             .with_context(|| format!("{name} is not set"))
     };
-    let port: u16 = var("COLONIES_SERVER_PORT")?.parse().context("parse port")?;
+    // Like the colonies CLI: the HTTP port wins over the legacy variable.
+    let port = var("COLONIES_SERVER_HTTP_PORT").or_else(|_| var("COLONIES_SERVER_PORT"))?;
+    let port: u16 = port.parse().context("parse port")?;
     let host = var("COLONIES_SERVER_HOST")?;
     let assign_port = match vars.get("BENCH_ASSIGN_PORT") {
         Some(port) => port.parse().context("parse BENCH_ASSIGN_PORT")?,
@@ -183,7 +185,10 @@ async fn failover(setup: &Setup, seconds: u64, kill_file: Option<&str>) -> anyho
         };
         match round.await {
             Ok(at) => assigned_at.push(at),
-            Err(_) => {
+            Err(error) => {
+                if failures < 3 {
+                    eprintln!("failover: attempt failed: {error:#}");
+                }
                 failures += 1;
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }

@@ -91,6 +91,8 @@ pub struct ClusterNode {
     pub up: bool,
     /// Version the node reports by gossip.
     pub version: String,
+    /// Applied log index the node reports by gossip.
+    pub appliedindex: Option<u64>,
 }
 
 /// Reply of `getclustermsg`, as seen by the node that served it.

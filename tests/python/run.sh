@@ -143,7 +143,7 @@ echo "run.sh: node $node_pid up at $COLONIES_SERVER_HOST:$COLONIES_SERVER_PORT (
 # otherwise hang CI until its global limit.
 status=0
 timeout --kill-after=10 "$pytest_timeout_s" \
-    "$python" -m pytest -q -p no:cacheprovider tests/python "$@" || status=$?
+    "$python" -m pytest -q -p no:cacheprovider tests/python --ignore=tests/python/mesh "$@" || status=$?
 if [[ $status -eq 124 || $status -eq 137 ]]; then
     echo "run.sh: pytest exceeded ${pytest_timeout_s}s" >&2
 fi

@@ -26,9 +26,9 @@ pub(crate) enum TokenCommand {
         /// The mesh dir holding `mesh.json` and `mesh-root.key`.
         #[arg(long)]
         dir: PathBuf,
-        /// How long the token stays valid, in seconds.
-        #[arg(long, default_value_t = 3600)]
-        ttl_seconds: i64,
+        /// How long the token stays valid: seconds, or a number with s, m, h or d.
+        #[arg(long, alias = "ttl-seconds", default_value = "1h", value_parser = parse_ttl)]
+        ttl: i64,
     },
 }
 
@@ -64,7 +64,10 @@ pub(crate) fn init(args: InitArgs, out: &Output) -> anyhow::Result<()> {
 }
 
 pub(crate) fn token(command: TokenCommand) -> anyhow::Result<()> {
-    let TokenCommand::Create { dir, ttl_seconds } = command;
+    let TokenCommand::Create {
+        dir,
+        ttl: ttl_seconds,
+    } = command;
     let identity = trust::load_identity(&dir)?
         .with_context(|| format!("no mesh.json in {}; run colonymesh init", dir.display()))?;
     let root = trust::load_root_key(&dir, &identity)?
@@ -76,4 +79,40 @@ pub(crate) fn token(command: TokenCommand) -> anyhow::Result<()> {
         root.token(&identity, now.saturating_add(ttl_seconds), nonce)
     );
     Ok(())
+}
+
+/// Parses `90`, `90s`, `15m`, `2h` or `7d` into seconds.
+fn parse_ttl(text: &str) -> Result<i64, String> {
+    let (digits, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let value: i64 = digits
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?}"))?;
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        _ => {
+            return Err(format!(
+                "invalid duration unit in {text:?}: use s, m, h or d"
+            ))
+        }
+    };
+    value
+        .checked_mul(scale)
+        .ok_or_else(|| format!("duration {text:?} is too long"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ttl_units() {
+        assert_eq!(super::parse_ttl("90"), Ok(90));
+        assert_eq!(super::parse_ttl("15m"), Ok(900));
+        assert_eq!(super::parse_ttl("2h"), Ok(7_200));
+        assert!(super::parse_ttl("3w").unwrap_err().contains("unit"));
+    }
 }
