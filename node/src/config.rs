@@ -148,13 +148,16 @@ pub struct RaftConfig {
 }
 
 impl Default for RaftConfig {
-    /// Heartbeat 100 ms; elections after 400-800 ms (a single node re-elects itself
-    /// quickly on restart); 1 s ticks like ColonyOS; snapshots every 50,000 entries.
+    /// Heartbeat 200 ms; elections after 500-1000 ms. openraft 0.9 gives each append-entries
+    /// RPC one heartbeat interval to complete, so the heartbeat must exceed the worst
+    /// round trip plus a follower's fsync under load (100 ms stalled replication of a
+    /// container testnet on a busy 2-core machine); 1 s ticks like ColonyOS; snapshots
+    /// every 50,000 entries.
     fn default() -> RaftConfig {
         RaftConfig {
-            heartbeat_ms: 100,
-            election_timeout_min_ms: 400,
-            election_timeout_max_ms: 800,
+            heartbeat_ms: 200,
+            election_timeout_min_ms: 500,
+            election_timeout_max_ms: 1000,
             tick_ms: 1000,
             snapshot_logs: 50_000,
             snapshot_logs_kept: 1_000,

@@ -63,6 +63,19 @@ async fn listen_addrs(net: &net::Client, expected: usize) -> anyhow::Result<Vec<
         .context("wait for mesh listeners")?
 }
 
+/// The addresses to tell peers: loopback ones only when there is nothing else (a wildcard
+/// listener also reports 127.0.0.1, which would lead other machines to themselves).
+fn advertised(addrs: Vec<String>) -> Vec<String> {
+    let (loopback, other): (Vec<String>, Vec<String>) = addrs
+        .into_iter()
+        .partition(|a| a.starts_with("/ip4/127.") || a.starts_with("/ip6/::1/"));
+    if other.is_empty() {
+        loopback
+    } else {
+        other
+    }
+}
+
 /// Starts a node from a validated config. Fails if the store cannot be opened, the mesh
 /// cannot be joined, or no leader appears within `mesh.join_timeout_ms`.
 pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> anyhow::Result<NodeHandle> {
@@ -80,7 +93,7 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> anyhow::Result<
     };
     let (net_client, net_events, event_loop) = net::new(keypair, &net_config)?;
     tasks.spawn(event_loop.run(signal.clone().wait()));
-    let addrs = listen_addrs(&net_client, config.mesh.listen.len()).await?;
+    let addrs = advertised(listen_addrs(&net_client, config.mesh.listen.len()).await?);
     let listener = tokio::net::TcpListener::bind((config.api.host, config.api.port))
         .await
         .with_context(|| format!("bind API on {}:{}", config.api.host, config.api.port))?;
