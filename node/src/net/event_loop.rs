@@ -60,7 +60,11 @@ pub(super) fn behaviour(
             proto::mesh::MESH_PROTOCOL.to_string(),
             key.public(),
         )),
-        ping: ping::Behaviour::new(ping::Config::new().with_interval(super::PING_INTERVAL)),
+        ping: ping::Behaviour::new(
+            ping::Config::new()
+                .with_interval(super::PING_INTERVAL)
+                .with_timeout(super::PING_TIMEOUT),
+        ),
         gossip,
         kad,
         mdns: Toggle::from(mdns),
@@ -116,6 +120,28 @@ impl EventLoop {
                 },
                 () = &mut stop => return,
             }
+        }
+    }
+
+    /// Hands an event to the node without ever blocking the loop (a blocked loop would stop
+    /// draining the responses the node is trying to send: a deadlock). When the queue is
+    /// full, a request is refused at once and a status message dropped.
+    fn deliver(&mut self, event: Event) {
+        match self.events.try_send(event) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(Event::Request {
+                peer, responder, ..
+            })) => {
+                tracing::warn!(%peer, "refused a peer request: the node's queue is full");
+                let reason = "node busy: too many peer requests queued".to_string();
+                let refusal = PeerResponse::Refused { reason };
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .rpc
+                    .send_response(responder.channel, refusal);
+            }
+            Err(_) => {}
         }
     }
 
@@ -190,8 +216,7 @@ impl EventLoop {
                         request: request.request,
                         responder,
                     };
-                    // Waiting here applies backpressure to peers when the node is busy.
-                    let _ = self.events.send(event).await;
+                    self.deliver(event);
                 }
                 Rr::Message {
                     message:
@@ -259,7 +284,7 @@ impl EventLoop {
                         source: source.to_string(),
                         data: message.data,
                     };
-                    let _ = self.events.send(event).await;
+                    self.deliver(event);
                 }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {

@@ -34,6 +34,8 @@ const EVENTS_QUEUED_MAX: usize = 1024;
 const STREAMS_PER_CONNECTION_MAX: usize = 256;
 /// How often connected peers are pinged (liveness for the autopilot).
 const PING_INTERVAL: Duration = Duration::from_secs(1);
+/// A ping unanswered this long marks the connection dead; it is closed and redialed.
+const PING_TIMEOUT: Duration = Duration::from_secs(3);
 /// A QUIC connection that hears nothing (keep-alives included) this long is closed.
 const QUIC_IDLE_TIMEOUT_MS: u32 = 3_000;
 /// Idle connections are kept this long (raft heartbeats keep used ones alive).
