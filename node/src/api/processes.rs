@@ -168,6 +168,8 @@ pub(super) async fn assign(
     tokio::pin!(deadline);
     let (colony, executortype) = (&executor.colonyname, &executor.executortype);
     let mut hops = None;
+    // Whether a one-try assign has already caught up with the leader before giving up.
+    let mut caught_up = false;
     loop {
         // Register before looking, so work enqueued after the look still wakes us.
         let ticket = state
@@ -189,6 +191,12 @@ pub(super) async fn assign(
             state.waiters.pass_on(colony, executortype, &ticket, hops);
         }
         if msg.timeout < 0 {
+            // One try: but a process submitted through another node may not have reached
+            // this replica yet. Catch up to the leader's commit index and look once more.
+            if !caught_up && state.raft.linearize().await.is_ok() {
+                caught_up = true;
+                continue;
+            }
             return Err(no_process());
         }
         tokio::select! {

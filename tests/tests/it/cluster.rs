@@ -372,3 +372,24 @@ async fn a_stopping_leader_steps_down() {
     assert_eq!(status.voters.len(), 3, "the learner took its place");
     cluster.shutdown().await;
 }
+
+/// - a one-try assign (timeout -1) on a follower right after a submit through another node
+///   finds the process: the follower catches up with the leader before saying "none"
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_try_assign_sees_a_write_made_through_another_node() {
+    let cluster = Cluster::start(3).await;
+    for i in 0..5 {
+        let submitted: Process = cluster
+            .client(0)
+            .call(&submit(&format!("now{i}")), &cluster.executor)
+            .await
+            .unwrap();
+        let assigned = cluster
+            .client(2)
+            .assign(&assign(-1), &cluster.executor, 0)
+            .await
+            .unwrap();
+        assert_eq!(assigned.processid, submitted.processid);
+    }
+    cluster.shutdown().await;
+}
