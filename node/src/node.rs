@@ -27,6 +27,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinSet;
 
+/// How long a stopping node waits for its tasks before aborting them.
+const STOP_GRACE: Duration = Duration::from_secs(10);
 /// How long a node waits for its listeners to report their addresses.
 const LISTEN_WAIT: Duration = Duration::from_secs(5);
 
@@ -384,10 +386,18 @@ impl NodeHandle {
     /// leadership (as close to a crash as an in-process node gets); waits for all of them.
     pub async fn halt(mut self) {
         self.shutdown.trigger();
-        while let Some(result) = self.tasks.join_next().await {
-            if let Err(error) = result {
-                tracing::error!("node task ended abnormally: {error}");
+        // Tasks end on the signal; one stuck in a raft call without quorum is cut off.
+        let drain = async {
+            while let Some(result) = self.tasks.join_next().await {
+                if let Err(error) = result {
+                    tracing::error!("node task ended abnormally: {error}");
+                }
             }
+        };
+        if tokio::time::timeout(STOP_GRACE, drain).await.is_err() {
+            tracing::warn!("node tasks still running after {STOP_GRACE:?}; aborting them");
+            self.tasks.abort_all();
+            while self.tasks.join_next().await.is_some() {}
         }
         if let Err(error) = self.raft.shutdown().await {
             tracing::error!("failed to stop raft: {error}");

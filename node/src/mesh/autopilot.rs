@@ -17,6 +17,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Longest the autopilot waits for one membership change to commit.
+const CHANGE_WAIT: Duration = Duration::from_secs(10);
 /// A node is healthy when heard within this long (pings run every second).
 const HEARD_WITHIN: Duration = Duration::from_secs(3);
 
@@ -159,8 +161,12 @@ pub async fn run(
             .collect();
         if let Some(change) = plan(&members, &healthy_for, &settings) {
             tracing::info!(?change, "autopilot");
-            if let Err(error) = carry_out(&raft, clock.as_ref(), &members, &change).await {
-                tracing::warn!(?change, "failed to change membership: {error}");
+            // Bounded: without a quorum a membership change never commits.
+            let change_done = carry_out(&raft, clock.as_ref(), &members, &change);
+            match tokio::time::timeout(CHANGE_WAIT, change_done).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::warn!(?change, "failed to change membership: {error}"),
+                Err(_) => tracing::warn!(?change, "membership change not committed in time"),
             }
         }
     }

@@ -236,6 +236,13 @@ impl EventLoop {
                     error,
                     ..
                 } => {
+                    if matches!(error, request_response::OutboundFailure::Timeout) {
+                        // A request that timed out on a live-looking connection means the link
+                        // is dead without the kernel knowing (a cut cable resets nothing):
+                        // drop the peer's connections so the next request dials afresh.
+                        tracing::info!(%peer, "request timed out; reconnecting to the peer");
+                        let _ = self.swarm.disconnect_peer_id(peer);
+                    }
                     if let Some(reply) = self.pending.remove(&request_id) {
                         let (peer, reason) = (peer.to_string(), error.to_string());
                         let error = match error {

@@ -24,7 +24,8 @@ pub use event_loop::EventLoop;
 /// Largest encoded request or response on the mesh protocol. Raft batches and snapshots are
 /// kept below it by the raft module; the codec would otherwise truncate silently.
 pub const MESSAGE_BYTES_MAX: u64 = 32 << 20;
-/// How long a request may wait for its response.
+/// How long a request may wait for its response; a request that times out also drops the
+/// peer's connections (see the event loop), so a dead link is redialed.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Commands queued to the event loop before callers wait.
 const COMMANDS_QUEUED_MAX: usize = 1024;
