@@ -325,15 +325,8 @@ async fn tick_loop(
     period: Duration,
     stop: Signal,
 ) {
-    let mut interval = tokio::time::interval(period);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let stopped = stop.wait();
-    tokio::pin!(stopped);
-    loop {
-        tokio::select! {
-            _ = interval.tick() => {}
-            () = &mut stopped => return,
-        }
+    let mut ticker = stop.every(period);
+    while ticker.tick().await {
         if !raft.is_leader() {
             continue;
         }

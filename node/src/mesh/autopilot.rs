@@ -114,17 +114,10 @@ pub async fn run(
     stop: Signal,
 ) {
     let settings = Settings::from_config(&config);
-    let mut interval = tokio::time::interval(Duration::from_millis(config.autopilot_ms));
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let stopped = stop.wait();
-    tokio::pin!(stopped);
+    let mut ticker = stop.every(Duration::from_millis(config.autopilot_ms));
     let started = clock::monotonic();
     let mut healthy_since: HashMap<NodeId, std::time::Instant> = HashMap::new();
-    loop {
-        tokio::select! {
-            _ = interval.tick() => {}
-            () = &mut stopped => return,
-        }
+    while ticker.tick().await {
         let Some(view) = raft.leader_view() else {
             healthy_since.clear();
             continue;

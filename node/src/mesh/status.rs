@@ -58,14 +58,8 @@ pub async fn publish(
     stop: Signal,
 ) {
     let started = clock::monotonic();
-    let mut interval = tokio::time::interval(period);
-    let stopped = stop.wait();
-    tokio::pin!(stopped);
-    loop {
-        tokio::select! {
-            _ = interval.tick() => {}
-            () = &mut stopped => return,
-        }
+    let mut ticker = stop.every(period);
+    while ticker.tick().await {
         let status = NodeStatus {
             name: me.name.clone(),
             peer_id: me.peer_id.clone(),

@@ -5,7 +5,7 @@
 //! the derived index entries (queue, by-state, deadlines, assigned, attributes, counters) from
 //! the old and new record, so indexes cannot drift from process states.
 
-use super::colonies::{decode, scan_all};
+use super::colonies::scan_all;
 use super::keys::{self, DeadlineKind, Table};
 use super::tx::{Direction, StateRead, StoreError};
 use super::{auth, get_json, refuse_unless, validate, Ctx, Event, Outcome};
@@ -234,10 +234,7 @@ pub(crate) fn find_match<R: StateRead + ?Sized>(
         )?;
         for (key, _) in &page {
             examined += 1;
-            let id = keys::trailing_id(key);
-            let Some(p) = get_json::<Process, _>(state, Table::Processes, id.as_bytes())? else {
-                return Err(StoreError(format!("queue entry for missing process {id}")));
-            };
+            let p = indexed_process(state, Table::Queue, key)?;
             debug_assert_eq!(p.state, ps::WAITING);
             if matches(executor, &p, cpu, mem) {
                 return Ok(Some(p));
@@ -444,12 +441,7 @@ pub(super) fn remove_matching<R: StateRead + ?Sized>(
         None => keys::prefix(&[colony.as_bytes()]),
     };
     for (key, _) in scan_all(ctx, Table::ByState, &prefix)? {
-        let id = keys::trailing_id(&key).to_string();
-        let Some(p) = get_json::<Process, _>(&ctx.tx, Table::Processes, id.as_bytes())? else {
-            return Err(StoreError(format!(
-                "by-state entry for missing process {id}"
-            )));
-        };
+        let p = indexed_process(&ctx.tx, Table::ByState, &key)?;
         save(ctx, Some(&p), None)?;
     }
     Ok(())
@@ -462,12 +454,7 @@ pub(super) fn release_assigned<R: StateRead + ?Sized>(
 ) -> Result<(), StoreError> {
     let prefix = keys::prefix(&[executorid.as_bytes()]);
     for (key, _) in scan_all(ctx, Table::Assigned, &prefix)? {
-        let id = keys::trailing_id(&key).to_string();
-        let Some(p) = get_json::<Process, _>(&ctx.tx, Table::Processes, id.as_bytes())? else {
-            return Err(StoreError(format!(
-                "assigned entry for missing process {id}"
-            )));
-        };
+        let p = indexed_process(&ctx.tx, Table::Assigned, &key)?;
         let requeued = unassign(&p, ctx.now(), 0);
         save(ctx, Some(&p), Some(&requeued))?;
     }
@@ -513,7 +500,14 @@ pub(super) fn add_attribute<R: StateRead + ?Sized>(
     Ok(Ok(Reply::Attribute(attribute)))
 }
 
-/// Decodes a stored process (used by tick).
-pub(super) fn decode_process(bytes: &[u8]) -> Result<Process, StoreError> {
-    decode(bytes)
+/// The process an index entry (`index` key ending in the process id) points at. A dangling
+/// entry means the indexes and records disagree: corruption, reported as a store failure.
+pub(crate) fn indexed_process<R: StateRead + ?Sized>(
+    state: &R,
+    index: Table,
+    key: &[u8],
+) -> Result<Process, StoreError> {
+    let id = keys::trailing_id(key);
+    get_json::<Process, _>(state, Table::Processes, id.as_bytes())?
+        .ok_or_else(|| StoreError(format!("{} entry for missing process {id}", index.name())))
 }

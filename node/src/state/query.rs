@@ -90,19 +90,6 @@ pub fn attribute<R: StateRead + ?Sized>(
     Ok(found.map(|a| (p, a)))
 }
 
-/// True when some process is queued for this colony and executor type (cheap pre-check
-/// before proposing an assign through the log).
-pub fn has_queued<R: StateRead + ?Sized>(
-    state: &R,
-    colony: &str,
-    executortype: &str,
-) -> Result<bool, StoreError> {
-    let prefix = keys::prefix(&[colony.as_bytes(), executortype.as_bytes()]);
-    Ok(!state
-        .scan(Table::Queue, &prefix, None, Direction::Forward, 1)?
-        .is_empty())
-}
-
 /// True when a queued process exists that `executor` could be assigned (the same matching as
 /// apply, over the same bounded scan). Lets an idle long-poll skip proposing an assign.
 pub fn has_match<R: StateRead + ?Sized>(
@@ -173,12 +160,7 @@ pub fn processes<R: StateRead + ?Sized>(
             {
                 return Ok(found);
             }
-            let id = keys::trailing_id(key);
-            let Some(p) = process(state, id)? else {
-                return Err(StoreError(format!(
-                    "by-state entry for missing process {id}"
-                )));
-            };
+            let p = super::processes::indexed_process(state, Table::ByState, key)?;
             if filter.accepts(&p) {
                 found.push(p);
                 if found.len() == count {

@@ -2,7 +2,7 @@
 //! or fail at `maxretries`) and `maxwaittime` (fail), as of the tick's `now`.
 
 use super::keys::{self, DeadlineKind, Table};
-use super::processes::{self, decode_process, fail, unassign};
+use super::processes::{self, fail, unassign};
 use super::tx::{Direction, StateRead, StoreError};
 use super::{Ctx, Outcome};
 use proto::command::Reply;
@@ -41,12 +41,7 @@ fn expire<R: StateRead + ?Sized>(
         if at >= now {
             break;
         }
-        let id = keys::trailing_id(&key);
-        let bytes = ctx
-            .tx
-            .get(Table::Processes, id.as_bytes())?
-            .ok_or_else(|| StoreError(format!("deadline entry for missing process {id}")))?;
-        let old = decode_process(&bytes)?;
+        let old = processes::indexed_process(&ctx.tx, Table::Deadlines, &key)?;
         let new = match kind {
             DeadlineKind::Exec => {
                 debug_assert_eq!(old.state, ps::RUNNING);
