@@ -107,6 +107,19 @@ pub struct ClusterReply {
     pub appliedindex: Option<u64>,
 }
 
+/// Reply of `getstatedigestmsg` (a Colonymesh extension, server owner only): a digest of the
+/// node's whole replicated state at the applied index it was read at. Nodes at the same applied
+/// index must report the same digest; the fault-injection checker relies on it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateDigestReply {
+    /// Name of the node that answered.
+    pub servedby: String,
+    /// Applied log index the digest was taken at (0: nothing applied yet).
+    pub appliedindex: u64,
+    /// Hex SHA3-256 of every state table, read from one consistent point in time.
+    pub digest: String,
+}
+
 /// A node certificate: the mesh root's Ed25519 signature over the node's peer id.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Certificate {

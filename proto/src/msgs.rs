@@ -205,6 +205,7 @@ requests! {
     GetServerInfo = "getserverinfomsg" => EmptyMsg,
     GetStatistics = "getstatisticsmsg" => EmptyMsg,
     GetCluster = "getclustermsg" => EmptyMsg,
+    GetStateDigest = "getstatedigestmsg" => EmptyMsg,
     AddColony = "addcolonymsg" => ColonyMsg,
     RemoveColony = "removecolonymsg" => ColonyNameMsg,
     GetColonies = "getcoloniesmsg" => EmptyMsg,

@@ -6,7 +6,11 @@ use proto::command::Op;
 use proto::msgs::{Backend, ServerInfoReply, VersionReply};
 use proto::{ApiError, Request};
 
-pub(super) fn server(state: &ApiState, caller: &str, request: Request) -> Result<String, ApiError> {
+pub(super) async fn server(
+    state: &ApiState,
+    caller: &str,
+    request: Request,
+) -> Result<String, ApiError> {
     match request {
         Request::Version(_) => json(&VersionReply {
             buildversion: BUILD_VERSION.to_string(),
@@ -41,6 +45,20 @@ pub(super) fn server(state: &ApiState, caller: &str, request: Request) -> Result
                     .unwrap_or_default();
             }
             json(&cluster)
+        }
+        Request::GetStateDigest(_) => {
+            checked(auth::require_server_owner(&state.store, caller))?;
+            let store = state.store.clone();
+            let (appliedindex, digest) =
+                tokio::task::spawn_blocking(move || crate::raft::state_digest(&store))
+                    .await
+                    .map_err(|e| ApiError::internal(format!("state digest: {e}")))?
+                    .map_err(|e| ApiError::internal(format!("state digest: {e}")))?;
+            json(&proto::mesh::StateDigestReply {
+                servedby: state.node_name.clone(),
+                appliedindex,
+                digest,
+            })
         }
         other => unreachable!("{} is not a server request", other.msgtype()),
     }

@@ -107,9 +107,11 @@ fn may_lag(request: &Request, error: &ApiError) -> bool {
 async fn dispatch(state: &ApiState, caller: &str, request: Request) -> Result<String, ApiError> {
     use Request as R;
     match request {
-        R::Version(_) | R::GetServerInfo(_) | R::GetStatistics(_) | R::GetCluster(_) => {
-            colonies::server(state, caller, request)
-        }
+        R::Version(_)
+        | R::GetServerInfo(_)
+        | R::GetStatistics(_)
+        | R::GetCluster(_)
+        | R::GetStateDigest(_) => colonies::server(state, caller, request).await,
         R::AddColony(_)
         | R::RemoveColony(_)
         | R::GetColonies(_)

@@ -73,6 +73,12 @@ pub fn node_id_of(peer_id: &str) -> NodeId {
     u64::from_str_radix(&digest[..16], 16).expect("sha3 hex is valid hex")
 }
 
+/// The applied index of `store` and a digest of its whole state (`getstatedigestmsg`).
+/// Reads every table: call it on a blocking thread.
+pub fn state_digest(store: &Store) -> Result<(u64, String), String> {
+    state_machine::state_digest(store).map_err(|e| e.to_string())
+}
+
 /// A running raft node and what it needs to propose.
 #[derive(Clone)]
 pub struct RaftNode {

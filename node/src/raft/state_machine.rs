@@ -191,3 +191,15 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
         .map_err(snapshot_error)?
     }
 }
+
+/// The applied log index and a SHA3-256 digest of all state, read from one consistent point in
+/// time. Deterministic apply makes equal indexes mean equal digests on every node.
+pub(super) fn state_digest(store: &Store) -> Result<(u64, String), StorageError<NodeId>> {
+    let (blob, applied) = store.export_state().map_err(snapshot_error)?;
+    let (last_log_id, _): Applied = match applied {
+        Some(bytes) => serde_json::from_slice(&bytes).map_err(snapshot_error)?,
+        None => (None, StoredMembership::default()),
+    };
+    let index = last_log_id.map_or(0, |id| id.index);
+    Ok((index, proto::crypto::sha3_hex(&blob)))
+}

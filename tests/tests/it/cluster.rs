@@ -1,7 +1,8 @@
 //! A mesh of three real nodes (libp2p on loopback, RocksDB in temp dirs): joining, replication,
 //! any node serving the API, and failover of the leader during assignments.
 
-use proto::msgs::{AssignMsg, CloseSuccessfulMsg, ProcessIdMsg, SubmitMsg};
+use proto::mesh::StateDigestReply;
+use proto::msgs::{AssignMsg, CloseSuccessfulMsg, EmptyMsg, ProcessIdMsg, SubmitMsg};
 use proto::process::process_state as ps;
 use proto::{Process, Request};
 use std::collections::BTreeSet;
@@ -26,6 +27,7 @@ fn assign(timeout: i64) -> Request {
 /// - three nodes form a mesh with three voters
 /// - a process submitted on node 0 is replicated to every node
 /// - an executor long-polling on node 2 is assigned it, and closes it through node 1
+/// - all nodes then report the same state digest; only the server owner may read it
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn join_replicate_and_serve_from_any_node() {
     let cluster = Cluster::start(3).await;
@@ -68,6 +70,48 @@ async fn join_replicate_and_serve_from_any_node() {
         })
         .await;
     }
+    tracing::info!("--- every node reports the same state digest at the same applied index");
+    let digests = wait_for(
+        "the nodes to apply the same index",
+        Duration::from_secs(10),
+        || {
+            let cluster = &cluster;
+            async move {
+                let mut digests = Vec::new();
+                for i in 0..3 {
+                    let request = Request::GetStateDigest(EmptyMsg {});
+                    let digest: StateDigestReply = cluster
+                        .client(i)
+                        .call(&request, &cluster.server)
+                        .await
+                        .ok()?;
+                    digests.push(digest);
+                }
+                let index = digests[0].appliedindex;
+                digests
+                    .iter()
+                    .all(|d| d.appliedindex == index)
+                    .then_some(digests)
+            }
+        },
+    )
+    .await;
+    assert!(digests[0].appliedindex > 0);
+    for digest in &digests[1..] {
+        assert_eq!(
+            digest.digest, digests[0].digest,
+            "{digest:?} vs {:?}",
+            digests[0]
+        );
+    }
+    let refused = cluster
+        .client(0)
+        .call::<StateDigestReply>(&Request::GetStateDigest(EmptyMsg {}), &cluster.executor)
+        .await;
+    assert!(
+        refused.is_err(),
+        "only the server owner reads the state digest"
+    );
     cluster.shutdown().await;
 }
 
