@@ -601,3 +601,5 @@ fn a_retried_command_is_not_applied_twice() {
     let key = command.request_id.as_bytes();
     assert_eq!(w.state.get(keys::Table::Requests, key).unwrap(), None);
 }
+
+mod prop;

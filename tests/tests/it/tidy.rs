@@ -23,7 +23,15 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 
 fn sources() -> Vec<(String, String)> {
     let mut files = Vec::new();
-    for dir in ["node/src", "proto/src", "tests/src", "tests/tests"] {
+    for dir in [
+        "node/src",
+        "proto/src",
+        "tests/src",
+        "tests/tests",
+        "bench/src",
+        "chaos/src",
+        "fuzz/fuzz_targets",
+    ] {
         rust_files(&root().join(dir), &mut files);
     }
     files
