@@ -14,7 +14,7 @@ use chaos::mesh::{Mesh, Options};
 use chaos::nemesis::{self, Fault};
 use chaos::workload::{self, Sizes, Workload};
 use clap::Parser;
-use proto::mesh::StateDigestReply;
+use proto::mesh::{ClusterReply, StateDigestReply};
 use proto::msgs::{ColonyNameMsg, EmptyMsg, ProcessIdMsg};
 use proto::{PrivateKey, Process, Request, Statistics};
 use rand::rngs::StdRng;
@@ -105,6 +105,9 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         base_port: args.base_port,
     };
     let server = PrivateKey::from_entropy(rng.gen());
+    std::fs::create_dir_all(&args.dir)?;
+    // For post-mortems: `colonymesh mesh status` with COLONIES_SERVER_PRVKEY set to it.
+    std::fs::write(args.dir.join("server.key"), server.to_hex())?;
     let mut mesh = Mesh::start(&options, server.clone()).await?;
     println!("chaos: {} nodes up in {}", args.nodes, args.dir.display());
     let started = Instant::now();
@@ -195,11 +198,25 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     Ok(false)
 }
 
-/// Waits until every node reports the same applied index, and returns their digests then.
+/// Waits until every node reports the same applied index (cheap `getclustermsg` polls), then
+/// reads every node's state digest; retries the digests while the indexes still differ.
 async fn converge(mesh: &Mesh, server: &PrivateKey) -> Vec<(String, u64, String)> {
     let deadline = Instant::now() + CONVERGE_WAIT;
     let mut last = Vec::new();
     while Instant::now() < deadline {
+        let mut applied = Vec::new();
+        for node in &mesh.nodes {
+            let client = node.client();
+            let call = client.call::<ClusterReply>(&Request::GetCluster(EmptyMsg {}), server);
+            if let Ok(Ok(view)) = tokio::time::timeout(Duration::from_secs(5), call).await {
+                applied.push(view.appliedindex);
+            }
+        }
+        let agreed = applied.len() == mesh.nodes.len() && applied.iter().all(|a| *a == applied[0]);
+        if !agreed && !last.is_empty() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        }
         let mut digests = Vec::new();
         for node in &mesh.nodes {
             let request = Request::GetStateDigest(EmptyMsg {});

@@ -29,11 +29,11 @@ pub(super) async fn server(
             }],
         }),
         Request::GetStatistics(_) => {
-            checked(auth::require_server_owner(&state.store, caller))?;
-            json(&query::statistics(&state.store).map_err(internal)?)
+            checked(auth::require_server_owner(&state.store.view(), caller))?;
+            json(&query::statistics(&state.store.view()).map_err(internal)?)
         }
         Request::GetCluster(_) => {
-            checked(auth::require_server_owner(&state.store, caller))?;
+            checked(auth::require_server_owner(&state.store.view(), caller))?;
             let mut cluster = state.raft.cluster(&state.node_name);
             let fleet = state.fleet.view();
             for node in &mut cluster.nodes {
@@ -47,7 +47,7 @@ pub(super) async fn server(
             json(&cluster)
         }
         Request::GetStateDigest(_) => {
-            checked(auth::require_server_owner(&state.store, caller))?;
+            checked(auth::require_server_owner(&state.store.view(), caller))?;
             let store = state.store.clone();
             let (appliedindex, digest) =
                 tokio::task::spawn_blocking(move || crate::raft::state_digest(&store))
@@ -69,7 +69,8 @@ pub(super) async fn colony(
     caller: &str,
     request: Request,
 ) -> Result<String, ApiError> {
-    let store = &state.store;
+    let view = state.store.view();
+    let store = &view;
     match request {
         Request::AddColony(msg) => {
             reply_json(state.propose(caller, Op::AddColony(msg.colony)).await?)
@@ -103,7 +104,8 @@ pub(super) async fn user(
     caller: &str,
     request: Request,
 ) -> Result<String, ApiError> {
-    let store = &state.store;
+    let view = state.store.view();
+    let store = &view;
     match request {
         Request::AddUser(msg) => reply_json(state.propose(caller, Op::AddUser(msg.user)).await?),
         Request::RemoveUser(msg) => {

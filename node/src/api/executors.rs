@@ -10,7 +10,8 @@ pub(super) async fn handle(
     caller: &str,
     request: Request,
 ) -> Result<String, ApiError> {
-    let store = &state.store;
+    let view = state.store.view();
+    let store = &view;
     let approval = |colonyname, executorname, approved| Op::SetExecutorApproval {
         colonyname,
         executorname,

@@ -55,13 +55,18 @@ pub(super) async fn write(
 
 /// The process `id` if the caller is a member of its colony.
 fn member_process(state: &ApiState, caller: &str, id: &str) -> Result<Process, ApiError> {
-    let Some(process) = query::process(&state.store, id).map_err(internal)? else {
+    let Some(process) = query::process(&state.store.view(), id).map_err(internal)? else {
         return Err(ApiError::not_found(format!(
             "process with id {id:?} not found"
         )));
     };
     let colony = &process.spec.conditions.colonyname;
-    checked(auth::require_member(&state.store, colony, caller, true))?;
+    checked(auth::require_member(
+        &state.store.view(),
+        colony,
+        caller,
+        true,
+    ))?;
     Ok(process)
 }
 
@@ -75,7 +80,8 @@ fn state_arg(state: i32) -> Result<i32, ApiError> {
 }
 
 pub(super) fn read(state: &ApiState, caller: &str, request: Request) -> Result<String, ApiError> {
-    let store = &state.store;
+    let view = state.store.view();
+    let store = &view;
     match request {
         Request::GetProcess(msg) => json(&member_process(state, caller, &msg.processid)?),
         Request::GetAttribute(msg) => {
@@ -140,8 +146,13 @@ pub(super) fn read(state: &ApiState, caller: &str, request: Request) -> Result<S
 /// The calling executor, if it is an approved executor of `colony` (else the refusal apply
 /// would give).
 fn calling_executor(state: &ApiState, colony: &str, caller: &str) -> Result<Executor, ApiError> {
-    checked(auth::colony(&state.store, colony))?;
-    match checked(auth::require_member(&state.store, colony, caller, true))? {
+    checked(auth::colony(&state.store.view(), colony))?;
+    match checked(auth::require_member(
+        &state.store.view(),
+        colony,
+        caller,
+        true,
+    ))? {
         auth::Member::Executor(executor) => Ok(*executor),
         auth::Member::User(_) => Err(ApiError::forbidden(
             "access denied, only executors can be assigned",
@@ -176,7 +187,9 @@ pub(super) async fn assign(
             .waiters
             .register(colony, executortype)
             .map_err(|e| ApiError::unavailable(e.to_string()))?;
-        if query::has_match(&state.store, &executor, cpu_millis, mem_mib).map_err(internal)? {
+        if query::has_match(&state.store.view(), &executor, cpu_millis, mem_mib)
+            .map_err(internal)?
+        {
             let op = Op::Assign {
                 colonyname: colony.clone(),
                 cpu_millis,

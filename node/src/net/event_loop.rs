@@ -304,6 +304,23 @@ impl EventLoop {
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::info!(%address, "listening");
             }
+            SwarmEvent::OutgoingConnectionError {
+                peer_id: Some(peer),
+                error,
+                ..
+            } => {
+                tracing::info!(%peer, "dial failed: {error}");
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                endpoint,
+                cause,
+                num_established,
+                ..
+            } => {
+                let address = endpoint.get_remote_address();
+                tracing::debug!(peer = %peer_id, %address, num_established, "connection closed: {cause:?}");
+            }
             _ => {}
         }
     }

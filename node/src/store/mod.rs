@@ -156,6 +156,67 @@ fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
+/// Where a scan starts for `prefix`, `after` and `direction`; `end` is `prefix_end(prefix)`.
+fn scan_mode<'k>(
+    prefix: &'k [u8],
+    end: &'k Option<Vec<u8>>,
+    after: Option<&'k [u8]>,
+    direction: Direction,
+) -> IteratorMode<'k> {
+    match (direction, after) {
+        (Direction::Forward, Some(after)) => IteratorMode::From(after, rocksdb::Direction::Forward),
+        (Direction::Forward, None) => IteratorMode::From(prefix, rocksdb::Direction::Forward),
+        (Direction::Reverse, Some(after)) => IteratorMode::From(after, rocksdb::Direction::Reverse),
+        (Direction::Reverse, None) => match end {
+            Some(end) => IteratorMode::From(end, rocksdb::Direction::Reverse),
+            None => IteratorMode::End,
+        },
+    }
+}
+
+type RawItem = Result<(Box<[u8]>, Box<[u8]>), rocksdb::Error>;
+
+/// The entries of a scan from an iterator positioned by `scan_mode`.
+fn collect_scan(
+    items: impl Iterator<Item = RawItem>,
+    prefix: &[u8],
+    end: &Option<Vec<u8>>,
+    after: Option<&[u8]>,
+    direction: Direction,
+    limit: usize,
+) -> Result<Vec<Entry>, StoreError> {
+    let mut entries = Vec::new();
+    for item in items {
+        let (key, value) = item.map_err(io("scan state"))?;
+        if !key.starts_with(prefix) {
+            // Seeking lands on at most one key outside the range at the near end
+            // (the seek key itself or a neighbour); past the prefix we are done.
+            let before_range = match direction {
+                Direction::Forward => key.as_ref() < prefix,
+                Direction::Reverse => end.as_deref().is_some_and(|e| key.as_ref() >= e),
+            };
+            if before_range {
+                continue;
+            }
+            break;
+        }
+        let beyond_after = match (direction, after) {
+            (_, None) => true,
+            (Direction::Forward, Some(after)) => key.as_ref() > after,
+            (Direction::Reverse, Some(after)) => key.as_ref() < after,
+        };
+        if !beyond_after {
+            continue;
+        }
+        entries.push((key.into_vec(), value.into_vec()));
+        if entries.len() >= limit {
+            break;
+        }
+    }
+    Ok(entries)
+}
+
+/// Reads of the live database: for apply, the only writer, which sees its own commits.
 impl StateRead for Store {
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self
@@ -172,50 +233,51 @@ impl StateRead for Store {
         direction: Direction,
         limit: usize,
     ) -> Result<Vec<Entry>, StoreError> {
-        let cf = self.cf(table.name());
         let end = prefix_end(prefix);
-        let mode = match (direction, after) {
-            (Direction::Forward, Some(after)) => {
-                IteratorMode::From(after, rocksdb::Direction::Forward)
-            }
-            (Direction::Forward, None) => IteratorMode::From(prefix, rocksdb::Direction::Forward),
-            (Direction::Reverse, Some(after)) => {
-                IteratorMode::From(after, rocksdb::Direction::Reverse)
-            }
-            (Direction::Reverse, None) => match &end {
-                Some(end) => IteratorMode::From(end, rocksdb::Direction::Reverse),
-                None => IteratorMode::End,
-            },
-        };
-        let mut entries = Vec::new();
-        for item in self.db.iterator_cf(cf, mode) {
-            let (key, value) = item.map_err(io("scan state"))?;
-            if !key.starts_with(prefix) {
-                // Seeking lands on at most one key outside the range at the near end
-                // (the seek key itself or a neighbour); past the prefix we are done.
-                let before_range = match direction {
-                    Direction::Forward => key.as_ref() < prefix,
-                    Direction::Reverse => end.as_deref().is_some_and(|e| key.as_ref() >= e),
-                };
-                if before_range {
-                    continue;
-                }
-                break;
-            }
-            let beyond_after = match (direction, after) {
-                (_, None) => true,
-                (Direction::Forward, Some(after)) => key.as_ref() > after,
-                (Direction::Reverse, Some(after)) => key.as_ref() < after,
-            };
-            if !beyond_after {
-                continue;
-            }
-            entries.push((key.into_vec(), value.into_vec()));
-            if entries.len() >= limit {
-                break;
-            }
+        let mode = scan_mode(prefix, &end, after, direction);
+        let items = self.db.iterator_cf(self.cf(table.name()), mode);
+        collect_scan(items, prefix, &end, after, direction, limit)
+    }
+}
+
+/// A consistent, read-only view of the state at one point in time (a RocksDB snapshot).
+/// API reads go through one, so an index entry and the record it points to always agree even
+/// while commands are applied concurrently.
+pub struct View<'a> {
+    store: &'a Store,
+    snapshot: rocksdb::Snapshot<'a>,
+}
+
+impl Store {
+    /// A consistent view of the state as of now.
+    pub fn view(&self) -> View<'_> {
+        View {
+            store: self,
+            snapshot: self.db.snapshot(),
         }
-        Ok(entries)
+    }
+}
+
+impl StateRead for View<'_> {
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .snapshot
+            .get_cf(self.store.cf(table.name()), key)
+            .map_err(io("read state"))?)
+    }
+
+    fn scan(
+        &self,
+        table: Table,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        direction: Direction,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StoreError> {
+        let end = prefix_end(prefix);
+        let mode = scan_mode(prefix, &end, after, direction);
+        let items = self.snapshot.iterator_cf(self.store.cf(table.name()), mode);
+        collect_scan(items, prefix, &end, after, direction, limit)
     }
 }
 
