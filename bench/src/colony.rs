@@ -115,7 +115,9 @@ impl Target {
     pub(crate) async fn dispatch(&self, count: usize) -> anyhow::Result<()> {
         let mut samples = Vec::with_capacity(count);
         let executor_node = self.node(self.nodes.len() - 1).clone();
-        for _ in 0..count {
+        // The first rounds warm up connections and caches; they are not counted.
+        let warmup = 20;
+        for round in 0..count + warmup {
             let (client, key, assign) = (
                 executor_node.clone(),
                 self.executor.clone(),
@@ -130,7 +132,9 @@ impl Target {
                 .call(&self.submit(&self.executortype), &self.executor)
                 .await?;
             let assigned = waiting.await??;
-            samples.push(start.elapsed());
+            if round >= warmup {
+                samples.push(start.elapsed());
+            }
             anyhow::ensure!(
                 assigned.processid == submitted.processid,
                 "assigned another process"

@@ -6,9 +6,9 @@ use libfuzzer_sys::fuzz_target;
 use proto::crypto::{recover_id, PrivateKey};
 
 fuzz_target!(|data: &[u8]| {
-    let text = String::from_utf8_lossy(data);
-    let (payload, signature) = text.split_at(text.len() / 2);
-    let _ = recover_id(payload, signature);
+    let (payload, signature) = data.split_at(data.len() / 2);
+    let payload = String::from_utf8_lossy(payload);
+    let _ = recover_id(&payload, &String::from_utf8_lossy(signature));
     if data.len() >= 32 {
         let entropy: [u8; 32] = data[..32].try_into().expect("32 bytes");
         let key = PrivateKey::from_entropy(entropy);

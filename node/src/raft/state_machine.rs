@@ -49,7 +49,12 @@ fn read_applied(store: &Store) -> Result<Applied, StorageError<NodeId>> {
     }
 }
 
-/// Applies entries in order on the calling (blocking) thread; returns responses and events.
+/// Entries applied on top of each other before their writes go to RocksDB in one batch.
+const APPLY_BATCH_MAX: usize = 256;
+
+/// Applies entries in order; returns responses and events. Entries are applied on an overlay
+/// of the store (each sees the writes of the ones before it), and every `APPLY_BATCH_MAX`
+/// entries the overlay is committed in one batch with the applied record of its last entry.
 fn apply_blocking(
     store: &Store,
     entries: Vec<Entry<TypeConfig>>,
@@ -57,23 +62,31 @@ fn apply_blocking(
     let (_, mut membership) = read_applied(store)?;
     let mut responses = Vec::with_capacity(entries.len());
     let mut events = Vec::new();
-    for entry in entries {
-        let (writes, response) = match entry.payload {
-            EntryPayload::Blank => (state::tx::Writes::new(), Response(Ok(Reply::Done))),
-            EntryPayload::Membership(config) => {
-                membership = StoredMembership::new(Some(entry.log_id), config);
-                (state::tx::Writes::new(), Response(Ok(Reply::Done)))
-            }
-            EntryPayload::Normal(command) => {
-                let applied = state::apply(store, &command).map_err(sm_error)?;
-                events.extend(applied.events);
-                (applied.writes, applied.response)
-            }
-        };
-        let record: Applied = (Some(entry.log_id), membership.clone());
+    for chunk in entries.chunks(APPLY_BATCH_MAX) {
+        let mut overlay = state::tx::Tx::new(store);
+        let mut last = None;
+        for entry in chunk {
+            let response = match &entry.payload {
+                EntryPayload::Blank => Response(Ok(Reply::Done)),
+                EntryPayload::Membership(config) => {
+                    membership = StoredMembership::new(Some(entry.log_id), config.clone());
+                    Response(Ok(Reply::Done))
+                }
+                EntryPayload::Normal(command) => {
+                    let applied = state::apply(&overlay, command).map_err(sm_error)?;
+                    events.extend(applied.events);
+                    overlay.absorb(applied.writes);
+                    applied.response
+                }
+            };
+            last = Some(entry.log_id);
+            responses.push(response);
+        }
+        let record: Applied = (last, membership.clone());
         let bytes = serde_json::to_vec(&record).map_err(sm_error)?;
-        store.commit_state(writes, &bytes).map_err(sm_error)?;
-        responses.push(response);
+        store
+            .commit_state(overlay.into_writes(), &bytes)
+            .map_err(sm_error)?;
     }
     Ok((responses, events))
 }
@@ -95,10 +108,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     {
         let entries: Vec<_> = entries.into_iter().collect();
         let store = self.store.clone();
-        let (responses, events) =
-            tokio::task::spawn_blocking(move || apply_blocking(&store, entries))
-                .await
-                .map_err(sm_error)??;
+        // Apply is CPU work plus unsynced RocksDB writes, microseconds per entry: done inline,
+        // it spares raft's apply path two thread hand-offs per batch.
+        let (responses, events) = apply_blocking(&store, entries)?;
         // The writes are visible to readers now; wake one waiter per enqueued process.
         for event in events {
             self.waiters.publish(&event);

@@ -65,6 +65,16 @@ impl<'a, R: StateRead + ?Sized> Tx<'a, R> {
         self.writes.insert((table, key), None);
     }
 
+    /// Adds another command's writes on top of these (later writes win).
+    pub fn absorb(&mut self, writes: Writes) {
+        self.writes.extend(writes);
+    }
+
+    /// How many keys the pending writes touch.
+    pub fn pending_len(&self) -> usize {
+        self.writes.len()
+    }
+
     /// The pending writes, to be committed atomically.
     pub fn into_writes(self) -> Writes {
         self.writes

@@ -1,5 +1,6 @@
 //! The raft log in column family `raft_log`: big-endian u64 index keys, so key order is log
-//! order. Appends are fsynced before they return.
+//! order. Appends are written unsynced (readable at once) and made durable by `log_sync`, which
+//! fsyncs the write-ahead log: one fsync can cover many appends (group commit).
 
 use super::{io, Error, Store, CF_RAFT_LOG};
 use rocksdb::{IteratorMode, WriteBatch};
@@ -16,14 +17,22 @@ fn index_of(key: &[u8]) -> Result<u64, Error> {
 }
 
 impl Store {
-    /// Appends encoded entries `(index, bytes)` in one fsynced batch.
+    /// Appends encoded entries `(index, bytes)` in one batch, readable at once and durable
+    /// only after the next `log_sync` (or any synced write) returns.
     pub fn log_append(&self, entries: Vec<(u64, Vec<u8>)>) -> Result<(), Error> {
         let cf = self.cf(CF_RAFT_LOG);
         let mut batch = WriteBatch::default();
         for (index, bytes) in entries {
             batch.put_cf(cf, key(index), bytes);
         }
-        self.write(batch, true)
+        self.write(batch, false)
+    }
+
+    /// Fsyncs the write-ahead log: every write made before the call is durable when it returns.
+    pub fn log_sync(&self) -> Result<(), Error> {
+        self.db
+            .flush_wal(true)
+            .map_err(io("sync the write-ahead log"))
     }
 
     /// Entries with `start <= index < end`, in order.

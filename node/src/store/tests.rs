@@ -56,6 +56,7 @@ fn log_append_range_truncate_purge_survive_reopen() {
         let store = Store::open(dir.path()).unwrap();
         let entries = (1..=10).map(|i| (i, vec![i as u8])).collect();
         store.log_append(entries).unwrap();
+        store.log_sync().unwrap();
         store.log_truncate_from(8).unwrap();
         store.log_purge_upto(3, b"purged").unwrap();
         store.set_raft_meta("vote", b"v", true).unwrap();
