@@ -319,7 +319,12 @@ impl EventLoop {
                 ..
             } => {
                 let address = endpoint.get_remote_address();
-                tracing::debug!(peer = %peer_id, %address, num_established, "connection closed: {cause:?}");
+                tracing::debug!(
+                    peer = %peer_id,
+                    %address,
+                    num_established,
+                    "connection closed: {cause:?}"
+                );
             }
             _ => {}
         }
