@@ -101,6 +101,12 @@ def rows(records, clients):
     if kills:
         add((f"failover: kill -9 leader -> next assign, median of {len(kills)}", "s", False,
              None, kills[len(kills) // 2], "", None, "<= 1 s"))
+    join = find(records, CM3, "join")
+    if join:
+        index = extra(join, "log_index")
+        add(("join: new node serving", "s", False, None, extra(join, "ready_s"), "", None, ""))
+        add((f"join: caught up (log index {index:,})", "s", False, None,
+             extra(join, "caught_up_s"), "", None, ""))
     f1, f3 = find(records, CM1, "footprint"), find(records, CM3, "footprint")
     add(("idle RSS per node (max)", "MiB", False, extra(f1, "idle_rss_mib"),
          extra(f3, "idle_rss_mib"), "", None, "<= 50 MB"))

@@ -249,11 +249,14 @@ impl Target {
         let started = Instant::now();
         let limit = Duration::from_secs(seconds);
         let mut tasks = futures_join(tasks);
-        tokio::select! {
-            _ = tokio::time::sleep(limit) => stop.store(true, Ordering::Relaxed),
-            _ = &mut tasks => {}
+        let finished = tokio::select! {
+            _ = tokio::time::sleep(limit) => false,
+            _ = &mut tasks => true,
+        };
+        if !finished {
+            stop.store(true, Ordering::Relaxed);
+            tasks.await;
         }
-        tasks.await;
         let elapsed = started.elapsed().as_secs_f64();
         let samples = std::mem::take(&mut *samples.lock().expect("lock"));
         let written = samples.len();
