@@ -83,11 +83,7 @@ pub async fn run(
                 mesh.kill(victim).await;
                 tokio::time::sleep(hold).await;
                 mesh.start_node(victim)?;
-                format!(
-                    "{} kill -9 {} for {hold:?}",
-                    fault.name(),
-                    mesh.nodes[victim].name
-                )
+                format!("kill -9 {} for {hold:?}", mesh.nodes[victim].name)
             }
             Fault::Pause => {
                 let victim = match rng.gen_bool(0.5) {
