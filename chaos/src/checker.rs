@@ -251,7 +251,13 @@ fn nodes_converge(fin: &Final, out: &mut Vec<String>) {
     }
     if let Some((_, index, digest)) = fin.digests.first() {
         for (name, other_index, other_digest) in &fin.digests {
-            if other_index != index || other_digest != digest {
+            if other_index != index {
+                out.push(format!(
+                    "nodes did not converge to one applied index: {name} at {other_index}, \
+                     {} at {index}",
+                    fin.digests[0].0
+                ));
+            } else if other_digest != digest {
                 out.push(format!(
                     "nodes diverge: {name} has digest {other_digest} at index {other_index}, \
                      {} has {digest} at {index}",

@@ -217,13 +217,28 @@ async fn converge(mesh: &Mesh, server: &PrivateKey) -> Vec<(String, u64, String)
             tokio::time::sleep(Duration::from_millis(200)).await;
             continue;
         }
+        // All at once: each node reads its digest from a snapshot taken when the request
+        // arrives, so concurrent requests land between the same two log entries even while
+        // the leader's tick keeps expiring old request records (once a second for a while).
+        let calls: Vec<_> = mesh
+            .nodes
+            .iter()
+            .map(|node| {
+                let (name, client, server) = (node.name.clone(), node.client(), server.clone());
+                tokio::spawn(async move {
+                    let request = Request::GetStateDigest(EmptyMsg {});
+                    let call = client.call::<StateDigestReply>(&request, &server);
+                    match tokio::time::timeout(Duration::from_secs(30), call).await {
+                        Ok(Ok(reply)) => Some((name, reply.appliedindex, reply.digest)),
+                        _ => None,
+                    }
+                })
+            })
+            .collect();
         let mut digests = Vec::new();
-        for node in &mesh.nodes {
-            let request = Request::GetStateDigest(EmptyMsg {});
-            let client = node.client();
-            let call = client.call::<StateDigestReply>(&request, server);
-            if let Ok(Ok(reply)) = tokio::time::timeout(Duration::from_secs(10), call).await {
-                digests.push((node.name.clone(), reply.appliedindex, reply.digest));
+        for call in calls {
+            if let Ok(Some(digest)) = call.await {
+                digests.push(digest);
             }
         }
         let agreed = digests.len() == mesh.nodes.len()

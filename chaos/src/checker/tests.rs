@@ -141,6 +141,8 @@ fn divergence_and_missing_digests_are_reported() {
     let (events, mut fin) = clean();
     fin.digests[1].2 = "other".into();
     assert!(violations_of(&events, &fin).contains("nodes diverge: n2"));
+    fin.digests[1].1 = 10;
+    assert!(violations_of(&events, &fin).contains("did not converge to one applied index"));
     fin.digests.pop();
     assert!(violations_of(&events, &fin).contains("1 of 2 nodes reported"));
 }
