@@ -216,13 +216,11 @@ fn collect_scan(
     Ok(entries)
 }
 
-/// Reads of the live database: for apply, the only writer, which sees its own commits.
+/// Reads for apply (the only writer, which sees its own commits): each call reads from a
+/// fresh view, so apply and the API share one read path.
 impl StateRead for Store {
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
-            .db
-            .get_cf(self.cf(table.name()), key)
-            .map_err(io("read state"))?)
+        self.view().get(table, key)
     }
 
     fn scan(
@@ -233,10 +231,7 @@ impl StateRead for Store {
         direction: Direction,
         limit: usize,
     ) -> Result<Vec<Entry>, StoreError> {
-        let end = prefix_end(prefix);
-        let mode = scan_mode(prefix, &end, after, direction);
-        let items = self.db.iterator_cf(self.cf(table.name()), mode);
-        collect_scan(items, prefix, &end, after, direction, limit)
+        self.view().scan(table, prefix, after, direction, limit)
     }
 }
 
