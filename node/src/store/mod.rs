@@ -216,11 +216,55 @@ fn collect_scan(
     Ok(entries)
 }
 
-/// Reads for apply (the only writer, which sees its own commits): each call reads from a
-/// fresh view, so apply and the API share one read path.
+/// Read options that read as of `snapshot`, or the live state when there is none.
+fn read_options(snapshot: Option<&rocksdb::Snapshot<'_>>) -> rocksdb::ReadOptions {
+    let mut options = rocksdb::ReadOptions::default();
+    if let Some(snapshot) = snapshot {
+        options.set_snapshot(snapshot);
+    }
+    options
+}
+
+impl Store {
+    /// The one read path for `get`: as of `snapshot` (a `View`), or live (apply).
+    fn get_at(
+        &self,
+        snapshot: Option<&rocksdb::Snapshot<'_>>,
+        table: Table,
+        key: &[u8],
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let options = read_options(snapshot);
+        Ok(self
+            .db
+            .get_cf_opt(self.cf(table.name()), key, &options)
+            .map_err(io("read state"))?)
+    }
+
+    /// The one read path for `scan`: as of `snapshot` (a `View`), or live (apply).
+    fn scan_at(
+        &self,
+        snapshot: Option<&rocksdb::Snapshot<'_>>,
+        table: Table,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        direction: Direction,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StoreError> {
+        let end = prefix_end(prefix);
+        let mode = scan_mode(prefix, &end, after, direction);
+        let options = read_options(snapshot);
+        let items = self
+            .db
+            .iterator_cf_opt(self.cf(table.name()), options, mode);
+        collect_scan(items, prefix, &end, after, direction, limit)
+    }
+}
+
+/// Reads of the live database, for apply: the only writer, which sees its own commits and
+/// needs no snapshot.
 impl StateRead for Store {
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.view().get(table, key)
+        self.get_at(None, table, key)
     }
 
     fn scan(
@@ -231,7 +275,7 @@ impl StateRead for Store {
         direction: Direction,
         limit: usize,
     ) -> Result<Vec<Entry>, StoreError> {
-        self.view().scan(table, prefix, after, direction, limit)
+        self.scan_at(None, table, prefix, after, direction, limit)
     }
 }
 
@@ -255,10 +299,7 @@ impl Store {
 
 impl StateRead for View<'_> {
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
-            .snapshot
-            .get_cf(self.store.cf(table.name()), key)
-            .map_err(io("read state"))?)
+        self.store.get_at(Some(&self.snapshot), table, key)
     }
 
     fn scan(
@@ -269,10 +310,9 @@ impl StateRead for View<'_> {
         direction: Direction,
         limit: usize,
     ) -> Result<Vec<Entry>, StoreError> {
-        let end = prefix_end(prefix);
-        let mode = scan_mode(prefix, &end, after, direction);
-        let items = self.snapshot.iterator_cf(self.store.cf(table.name()), mode);
-        collect_scan(items, prefix, &end, after, direction, limit)
+        let snapshot = Some(&self.snapshot);
+        self.store
+            .scan_at(snapshot, table, prefix, after, direction, limit)
     }
 }
 
