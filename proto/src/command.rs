@@ -108,3 +108,9 @@ pub enum Reply {
 /// What `apply` returns for a command: a reply or an error naming what was refused.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Response(pub Result<Reply, ApiError>);
+
+/// The payload of one raft log entry: commands proposed concurrently on the leader, applied
+/// in order as if proposed one by one. Each command keeps its own request id, response and
+/// deduplication.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Batch(pub Vec<Command>);

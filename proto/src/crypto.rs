@@ -129,3 +129,25 @@ pub fn is_id(text: &str) -> bool {
 
 #[cfg(test)]
 mod tests;
+
+/// SHA3-256 of everything written to it, for data too large to hold in memory.
+#[derive(Default)]
+pub struct Sha3Writer(Sha3_256);
+
+impl Sha3Writer {
+    /// The digest of everything written, hex encoded (lowercase); equal to `sha3_hex` of it.
+    pub fn finish_hex(self) -> String {
+        hex::encode(self.0.finalize())
+    }
+}
+
+impl std::io::Write for Sha3Writer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        Digest::update(&mut self.0, bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

@@ -27,7 +27,7 @@ pub mod process;
 pub mod units;
 
 pub use colony::{Colony, Statistics, User};
-pub use command::{Command, Op, Reply, Response};
+pub use command::{Batch, Command, Op, Reply, Response};
 pub use crypto::PrivateKey;
 pub use envelope::{Failure, RpcMsg, RpcReply};
 pub use error::{ApiError, ErrorCode};

@@ -3,12 +3,13 @@
 //! (forwarding them to the leader), serves peers' raft RPCs, and runs the leader's autopilot.
 //!
 //! ```text
-//!   api --propose(Command)--> leader? Raft::client_write --> log_storage::append (fsync)
-//!                                     --> commit --> state_machine::apply --> store, waiters
-//!                        \--> follower: net PeerRequest::Forward --> leader's serve_forward
+//!   api --propose(Command)--> leader? batcher --Batch--> Raft::client_write
+//!     |    --> log_storage::append (fsync) --> commit --> state_machine::apply --> store, waiters
+//!      \--> follower: net PeerRequest::Forward --> leader's serve_forward --> batcher
 //!   peer raft RPC --> serve_rpc --> Raft::{append_entries, vote, install_snapshot}
 //! ```
 
+mod batcher;
 mod log_storage;
 mod network;
 mod state_machine;
@@ -20,23 +21,22 @@ use crate::config::RaftConfig;
 use crate::net;
 use crate::sched::Waiters;
 use crate::store::Store;
-use openraft::error::{ClientWriteError, RaftError};
 use openraft::{ChangeMembers, Raft as OpenRaft, ServerState};
-use proto::command::{Command, Response};
+use proto::command::{Batch, Command, Response};
 use proto::mesh::{NodeInfo, PeerRequest, PeerResponse, RaftRpcKind};
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Cursor;
 use std::sync::Arc;
 use std::time::Duration;
 
 openraft::declare_raft_types!(
-    /// Colonymesh's raft types: commands in, responses out, nodes described by `NodeInfo`.
+    /// Colonymesh's raft types: batches of commands in, one response per command out, nodes
+    /// described by `NodeInfo`.
     pub TypeConfig:
-        D = Command,
-        R = Response,
+        D = Batch,
+        R = Vec<Response>,
         NodeId = u64,
         Node = NodeInfo,
-        SnapshotData = Cursor<Vec<u8>>,
+        SnapshotData = tokio::fs::File,
 );
 
 /// A node's id in the raft group, derived from its libp2p peer id.
@@ -84,6 +84,8 @@ pub fn state_digest(store: &Store) -> Result<(u64, String), String> {
 pub struct RaftNode {
     /// The openraft handle; cheap to clone.
     raft: OpenRaft<TypeConfig>,
+    /// Groups this node's proposals into entries while it leads.
+    batcher: batcher::Batcher,
     node_id: NodeId,
     /// Used to forward writes to the leader.
     net: net::Client,
@@ -142,6 +144,7 @@ impl RaftNode {
             .map_err(fatal)?;
         let election_timeout = Duration::from_millis(config.election_timeout_max_ms);
         let node = RaftNode {
+            batcher: batcher::Batcher::start(raft.clone()),
             raft,
             node_id,
             net,
@@ -280,21 +283,11 @@ impl RaftNode {
     }
 
     async fn propose_local(&self, command: Command) -> Result<Response, Error> {
-        let written = tokio::time::timeout(COMMIT_WAIT, self.raft.client_write(command)).await;
-        let Ok(written) = written else {
-            return Err(Error::Unavailable(format!(
+        match tokio::time::timeout(COMMIT_WAIT, self.batcher.propose(command)).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(Error::Unavailable(format!(
                 "not committed within {COMMIT_WAIT:?}: no quorum of voters reachable"
-            )));
-        };
-        match written {
-            Ok(written) => Ok(written.data),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
-                Err(Error::NotLeader {
-                    leader: forward.leader_id,
-                })
-            }
-            Err(RaftError::APIError(other)) => Err(fatal(other)),
-            Err(RaftError::Fatal(error)) => Err(fatal(error)),
+            ))),
         }
     }
 

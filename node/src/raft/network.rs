@@ -5,7 +5,8 @@
 use super::{NodeId, TypeConfig};
 use crate::net;
 use openraft::error::{
-    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError,
+    Unreachable,
 };
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
@@ -40,6 +41,9 @@ pub(super) struct MeshPeer {
     node: NodeInfo,
 }
 
+/// Largest raft RPC body sent; half the mesh message limit leaves room for the envelope.
+const RAFT_BODY_BYTES_MAX: usize = (net::MESSAGE_BYTES_MAX / 2) as usize;
+
 fn unreachable<E: std::error::Error>(message: String) -> RPCError<NodeId, NodeInfo, E> {
     RPCError::Unreachable(Unreachable::new(&std::io::Error::other(message)))
 }
@@ -58,6 +62,19 @@ impl MeshPeer {
     {
         let body =
             serde_json::to_string(request).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        self.send(kind, body, option).await
+    }
+
+    async fn send<Resp, E>(
+        &self,
+        kind: RaftRpcKind,
+        body: String,
+        option: &RPCOption,
+    ) -> Result<Resp, RPCError<NodeId, NodeInfo, E>>
+    where
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
         let send = self.client.request(
             &self.node.peer_id,
             &self.node.addrs,
@@ -100,7 +117,14 @@ impl RaftNetwork<TypeConfig> for MeshPeer {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, NodeInfo, RaftError<NodeId>>> {
-        self.call(RaftRpcKind::AppendEntries, &rpc, &option).await
+        let body =
+            serde_json::to_string(&rpc).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        // Too many entries for one message: ask openraft to send fewer (it retries at once).
+        if body.len() > RAFT_BODY_BYTES_MAX && rpc.entries.len() > 1 {
+            let fewer = (rpc.entries.len() / 2) as u64;
+            return Err(PayloadTooLarge::new_entries_hint(fewer).into());
+        }
+        self.send(RaftRpcKind::AppendEntries, body, &option).await
     }
 
     async fn install_snapshot(

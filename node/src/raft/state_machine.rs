@@ -1,6 +1,7 @@
-//! openraft's state machine over `store`: each committed entry is applied by the sans-IO
-//! `state::apply` and its writes are committed with the new applied log id in one batch; then
-//! its events wake local waiters. Snapshots are full exports of the state tables.
+//! openraft's state machine over `store`: each command of each committed entry (a `Batch`) is
+//! applied by the sans-IO `state::apply` and their writes are committed with the new applied
+//! log id in one batch; then their events wake local waiters. Snapshots are full exports of
+//! the state tables, streamed to and from files (`store::snapshot`), never whole in memory.
 
 // openraft's traits fix the error type (`StorageError`, ~224 bytes); helpers return it too.
 #![allow(clippy::result_large_err)]
@@ -13,10 +14,13 @@ use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine, Snapshot, Snapsho
 use openraft::{
     Entry, EntryPayload, LogId, OptionalSend, StorageError, StorageIOError, StoredMembership,
 };
-use proto::command::{Reply, Response};
+use proto::command::{Batch, Response};
 use proto::mesh::NodeInfo;
-use std::io::Cursor;
-use std::sync::Arc;
+use std::io::{Seek, SeekFrom};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use tokio::fs::File;
+use tokio::io::AsyncWriteExt;
 
 type Applied = (Option<LogId<NodeId>>, StoredMembership<NodeId, NodeInfo>);
 
@@ -26,11 +30,22 @@ pub(super) struct StateMachine {
     store: Store,
     /// Local long-pollers, woken by the events of applied commands.
     waiters: Arc<Waiters>,
+    /// The file a snapshot is being received into, until it is installed.
+    receiving: Arc<Mutex<Option<PathBuf>>>,
 }
 
 impl StateMachine {
     pub(super) fn new(store: Store, waiters: Arc<Waiters>) -> StateMachine {
-        StateMachine { store, waiters }
+        StateMachine {
+            store,
+            waiters,
+            receiving: Arc::default(),
+        }
+    }
+
+    fn receiving(&self) -> std::sync::MutexGuard<'_, Option<PathBuf>> {
+        // The guarded value is a plain path: a panic elsewhere cannot leave it inconsistent.
+        self.receiving.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -49,16 +64,20 @@ fn read_applied(store: &Store) -> Result<Applied, StorageError<NodeId>> {
     }
 }
 
+/// The responses to one entry's commands, in order (none for blank and membership entries).
+type EntryResponses = Vec<Response>;
+
 /// Entries applied on top of each other before their writes go to RocksDB in one batch.
 const APPLY_BATCH_MAX: usize = 256;
 
-/// Applies entries in order; returns responses and events. Entries are applied on an overlay
-/// of the store (each sees the writes of the ones before it), and every `APPLY_BATCH_MAX`
-/// entries the overlay is committed in one batch with the applied record of its last entry.
+/// Applies entries in order; returns each entry's responses (one per command) and the events.
+/// Entries are applied on an overlay of the store (each command sees the writes of the ones
+/// before it), and every `APPLY_BATCH_MAX` entries the overlay is committed in one batch with
+/// the applied record of its last entry.
 fn apply_blocking(
     store: &Store,
     entries: Vec<Entry<TypeConfig>>,
-) -> Result<(Vec<Response>, Vec<state::Event>), StorageError<NodeId>> {
+) -> Result<(Vec<EntryResponses>, Vec<state::Event>), StorageError<NodeId>> {
     let (_, mut membership) = read_applied(store)?;
     let mut responses = Vec::with_capacity(entries.len());
     let mut events = Vec::new();
@@ -67,16 +86,20 @@ fn apply_blocking(
         let mut last = None;
         for entry in chunk {
             let response = match &entry.payload {
-                EntryPayload::Blank => Response(Ok(Reply::Done)),
+                EntryPayload::Blank => Vec::new(),
                 EntryPayload::Membership(config) => {
                     membership = StoredMembership::new(Some(entry.log_id), config.clone());
-                    Response(Ok(Reply::Done))
+                    Vec::new()
                 }
-                EntryPayload::Normal(command) => {
-                    let applied = state::apply(&overlay, command).map_err(sm_error)?;
-                    events.extend(applied.events);
-                    overlay.absorb(applied.writes);
-                    applied.response
+                EntryPayload::Normal(Batch(commands)) => {
+                    let mut replies = Vec::with_capacity(commands.len());
+                    for command in commands {
+                        let applied = state::apply(&overlay, command).map_err(sm_error)?;
+                        events.extend(applied.events);
+                        overlay.absorb(applied.writes);
+                        replies.push(applied.response);
+                    }
+                    replies
                 }
             };
             last = Some(entry.log_id);
@@ -101,7 +124,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .map_err(sm_error)?
     }
 
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Response>, StorageError<NodeId>>
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<EntryResponses>, StorageError<NodeId>>
     where
         I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -122,32 +145,51 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.clone()
     }
 
-    async fn begin_receiving_snapshot(
-        &mut self,
-    ) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
-        Ok(Box::new(Cursor::new(Vec::new())))
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<File>, StorageError<NodeId>> {
+        let store = self.store.clone();
+        let (path, file) = tokio::task::spawn_blocking(move || store.new_snapshot_file())
+            .await
+            .map_err(snapshot_error)?
+            .map_err(snapshot_error)?;
+        let previous = self.receiving().replace(path);
+        // A transfer that never finished leaves its file behind: drop it now.
+        if let Some(previous) = previous {
+            let _ = std::fs::remove_file(previous);
+        }
+        Ok(Box::new(File::from_std(file)))
     }
 
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta<NodeId, NodeInfo>,
-        snapshot: Box<Cursor<Vec<u8>>>,
+        snapshot: Box<File>,
     ) -> Result<(), StorageError<NodeId>> {
-        let blob = snapshot.into_inner();
         let record: Applied = (meta.last_log_id, meta.last_membership.clone());
         let applied = serde_json::to_vec(&record).map_err(snapshot_error)?;
         let meta_bytes = serde_json::to_vec(meta).map_err(snapshot_error)?;
+        let mut file = *snapshot;
+        file.flush().await.map_err(snapshot_error)?;
+        let mut file = file.into_std().await;
+        let received = self.receiving().take();
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || {
+            file.sync_all().map_err(snapshot_error)?;
+            file.seek(SeekFrom::Start(0)).map_err(snapshot_error)?;
             store
-                .import_state(&blob, &applied)
+                .import_state_from(&file, &applied)
                 .map_err(snapshot_error)?;
+            // Keep the received file; data handed over otherwise is exported again.
+            let kept = match received {
+                Some(path) => path,
+                None => store.write_snapshot_file().map_err(snapshot_error)?.0,
+            };
             store
-                .save_snapshot(&meta_bytes, &blob)
+                .keep_snapshot(&kept, &meta_bytes)
                 .map_err(snapshot_error)
         })
         .await
-        .map_err(snapshot_error)?
+        .map_err(snapshot_error)??;
+        Ok(())
     }
 
     async fn get_current_snapshot(
@@ -158,13 +200,14 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .await
             .map_err(snapshot_error)?
             .map_err(snapshot_error)?;
-        let Some((meta, blob)) = stored else {
+        let Some(stored) = stored else {
             return Ok(None);
         };
-        let meta = serde_json::from_slice(&meta).map_err(snapshot_error)?;
+        let meta = serde_json::from_slice(&stored.meta).map_err(snapshot_error)?;
+        let file = File::open(&stored.file).await.map_err(snapshot_error)?;
         Ok(Some(Snapshot {
             meta,
-            snapshot: Box::new(Cursor::new(blob)),
+            snapshot: Box::new(file),
         }))
     }
 }
@@ -172,8 +215,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || {
-            let (blob, applied) = store.export_state().map_err(snapshot_error)?;
+        let (meta, kept) = tokio::task::spawn_blocking(move || {
+            let (file, applied) = store.write_snapshot_file().map_err(snapshot_error)?;
             let (last_log_id, last_membership): Applied = match applied {
                 Some(bytes) => serde_json::from_slice(&bytes).map_err(snapshot_error)?,
                 None => (None, StoredMembership::default()),
@@ -191,27 +234,30 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
                 snapshot_id,
             };
             let meta_bytes = serde_json::to_vec(&meta).map_err(snapshot_error)?;
-            store
-                .save_snapshot(&meta_bytes, &blob)
+            let kept = store
+                .keep_snapshot(&file, &meta_bytes)
                 .map_err(snapshot_error)?;
-            Ok(Snapshot {
-                meta,
-                snapshot: Box::new(Cursor::new(blob)),
-            })
+            Ok::<_, StorageError<NodeId>>((meta, kept))
         })
         .await
-        .map_err(snapshot_error)?
+        .map_err(snapshot_error)??;
+        let file = File::open(&kept).await.map_err(snapshot_error)?;
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(file),
+        })
     }
 }
 
 /// The applied log index and a SHA3-256 digest of all state, read from one consistent point in
 /// time. Deterministic apply makes equal indexes mean equal digests on every node.
 pub(super) fn state_digest(store: &Store) -> Result<(u64, String), StorageError<NodeId>> {
-    let (blob, applied) = store.export_state().map_err(snapshot_error)?;
+    let mut digest = proto::crypto::Sha3Writer::default();
+    let applied = store.export_state_to(&mut digest).map_err(snapshot_error)?;
     let (last_log_id, _): Applied = match applied {
         Some(bytes) => serde_json::from_slice(&bytes).map_err(snapshot_error)?,
         None => (None, StoredMembership::default()),
     };
     let index = last_log_id.map_or(0, |id| id.index);
-    Ok((index, proto::crypto::sha3_hex(&blob)))
+    Ok((index, digest.finish_hex()))
 }

@@ -59,6 +59,61 @@ async fn start_node(store: Store, key_path: &std::path::Path) -> RaftNode {
         .unwrap()
 }
 
+/// - the commands of one entry apply in order, each seeing the writes of those before it,
+///   and each gets its own response
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_applies_in_order_with_one_response_per_command() {
+    use openraft::storage::RaftStateMachine;
+    use openraft::{Entry, EntryPayload, LogId};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut machine = StateMachine::new(store, Arc::new(Waiters::new(4)));
+    let (first, second) = ("ab".repeat(32), "cd".repeat(32));
+    let entry = Entry::<TypeConfig> {
+        log_id: LogId::new(openraft::CommittedLeaderId::new(1, 1), 1),
+        payload: EntryPayload::Normal(Batch(vec![
+            command(
+                1,
+                Op::InitServer {
+                    server_id: first.clone(),
+                },
+            ),
+            command(2, Op::InitServer { server_id: second }),
+        ])),
+    };
+    let responses = machine.apply(vec![entry]).await.unwrap();
+    let kept = Response(Ok(Reply::ServerId(first)));
+    assert_eq!(responses, vec![vec![kept.clone(), kept]]);
+}
+
+/// - many concurrent proposals on a leader all commit, each answered with its own response
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_proposals_each_get_their_response() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("db")).unwrap();
+    let node = start_node(store, &dir.path().join("node.key")).await;
+    node.wait_ready(Duration::from_secs(10)).await.unwrap();
+    let proposals = (0..200u8).map(|i| {
+        let node = node.clone();
+        let server_id = format!("{i:064x}");
+        tokio::spawn(async move {
+            let response = node.propose(command(i, Op::InitServer { server_id }));
+            response.await.unwrap()
+        })
+    });
+    let mut owners = BTreeSet::new();
+    for proposal in proposals.collect::<Vec<_>>() {
+        match proposal.await.unwrap().0 {
+            Ok(Reply::ServerId(id)) => owners.insert(id),
+            other => panic!("unexpected reply {other:?}"),
+        };
+    }
+    assert_eq!(owners.len(), 1, "every proposer saw the one recorded owner");
+    let applied = node.status().applied_index.unwrap();
+    assert!(applied >= 2, "applied index {applied}");
+    node.shutdown().await.unwrap();
+}
+
 /// - a fresh one-voter node elects itself and commits a command
 /// - after shutdown and restart on the same store, the state is still there
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -122,12 +177,12 @@ async fn snapshot_builds_and_installs() {
     let mut source = StateMachine::new(source_store.clone(), Arc::new(Waiters::new(4)));
     let entry = Entry::<TypeConfig> {
         log_id: LogId::new(openraft::CommittedLeaderId::new(1, 1), 1),
-        payload: EntryPayload::Normal(command(
+        payload: EntryPayload::Normal(Batch(vec![command(
             1,
             Op::InitServer {
                 server_id: "ab".repeat(32),
             },
-        )),
+        )])),
     };
     source.apply(vec![entry]).await.unwrap();
     let snapshot = source

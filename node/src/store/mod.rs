@@ -16,7 +16,10 @@ pub use snapshot::StoredSnapshot;
 
 use crate::state::keys::Table;
 use crate::state::tx::{Direction, Entry, StateRead, StoreError, Writes};
-use rocksdb::{ColumnFamilyDescriptor, IteratorMode, Options, WriteBatch, WriteOptions, DB};
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamilyDescriptor, IteratorMode, Options, WriteBatch,
+    WriteOptions, DB,
+};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -25,6 +28,13 @@ const CF_RAFT_META: &str = "raft_meta";
 const CF_SNAPSHOT: &str = "raft_snapshot";
 /// Last applied log id and membership, written in the same batch as the state they describe.
 const CF_APPLIED: &str = "sm_applied";
+
+/// All memtables of all column families together; past it the largest is flushed.
+const MEMTABLES_BYTES_MAX: usize = 64 << 20;
+/// One column family's memtable.
+const MEMTABLE_BYTES: usize = 16 << 20;
+/// The block cache shared by every column family (data, index and filter blocks).
+const BLOCK_CACHE_BYTES: usize = 64 << 20;
 
 /// A failure of the store; the node treats it as fatal.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +51,8 @@ pub enum Error {
     },
     #[error("corrupt store: {0}")]
     Corrupt(String),
+    #[error("snapshot file: {0}")]
+    File(String),
 }
 
 impl From<Error> for StoreError {
@@ -82,15 +94,31 @@ impl Store {
         options.create_missing_column_families(true);
         // Bound background work to the small machines this runs on.
         options.increase_parallelism(2);
+        // Bound memory whatever the size of the state: all memtables together, and one block
+        // cache shared by every column family that also holds index and filter blocks.
+        options.set_db_write_buffer_size(MEMTABLES_BYTES_MAX);
+        let cache = Cache::new_lru_cache(BLOCK_CACHE_BYTES).map_err(|source| Error::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut table = BlockBasedOptions::default();
+        table.set_block_cache(&cache);
+        table.set_cache_index_and_filter_blocks(true);
+        table.set_pin_l0_filter_and_index_blocks_in_cache(true);
+        let mut cf_options = Options::default();
+        cf_options.set_block_based_table_factory(&table);
+        cf_options.set_write_buffer_size(MEMTABLE_BYTES);
         let descriptors = column_families()
             .into_iter()
-            .map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
+            .map(|name| ColumnFamilyDescriptor::new(name, cf_options.clone()));
         let db =
             DB::open_cf_descriptors(&options, path, descriptors).map_err(|source| Error::Open {
                 path: path.to_path_buf(),
                 source,
             })?;
-        Ok(Store { db: Arc::new(db) })
+        let store = Store { db: Arc::new(db) };
+        store.prepare_snapshot_dir()?;
+        Ok(store)
     }
 
     fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {

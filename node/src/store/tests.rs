@@ -112,3 +112,40 @@ fn export_import_round_trip_replaces_state() {
         "truncated blob refused"
     );
 }
+
+/// - a snapshot file holds the same export as memory; once kept it is the current snapshot
+/// - keeping a newer one removes the older file; half-written files are removed at open
+#[test]
+fn snapshot_files_are_kept_replaced_and_cleaned() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut writes = crate::state::tx::Writes::new();
+    writes.insert((Table::Processes, b"p1".to_vec()), Some(b"{}".to_vec()));
+    store.commit_state(writes, b"applied-3").unwrap();
+    assert_eq!(store.load_snapshot().unwrap(), None);
+
+    let (file, applied) = store.write_snapshot_file().unwrap();
+    assert_eq!(applied.as_deref(), Some(&b"applied-3"[..]));
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        store.export_state().unwrap().0
+    );
+    let first = store.keep_snapshot(&file, b"meta-1").unwrap();
+    let stored = store.load_snapshot().unwrap().expect("kept");
+    assert_eq!(
+        (stored.meta.as_slice(), &stored.file),
+        (&b"meta-1"[..], &first)
+    );
+
+    let (file, _) = store.write_snapshot_file().unwrap();
+    let second = store.keep_snapshot(&file, b"meta-2").unwrap();
+    assert!(!first.exists(), "older snapshot removed");
+    assert_eq!(store.load_snapshot().unwrap().unwrap().file, second);
+
+    let (partial, _) = store.new_snapshot_file().unwrap();
+    drop(store);
+    let store = Store::open(dir.path()).unwrap();
+    assert!(!partial.exists(), "half-written file removed at open");
+    assert!(second.exists());
+    assert_eq!(store.load_snapshot().unwrap().unwrap().meta, b"meta-2");
+}
