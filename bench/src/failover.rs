@@ -23,11 +23,8 @@ pub(crate) async fn run(
     let start = Instant::now();
     let mut assigned_at = Vec::new();
     let mut failures = 0u64;
-    // (when the round's submit was sent, when its assignment came back)
-    let mut rounds: Vec<(u128, u128)> = Vec::new();
     let (submitter, executor) = (target.node(0), target.node(target.nodes.len() - 1));
     while start.elapsed() < Duration::from_secs(seconds) {
-        let round_start = unix_nanos();
         let round = async {
             let _: Process = submitter
                 .call(&target.submit(&target.executortype), &target.executor)
@@ -42,10 +39,7 @@ pub(crate) async fn run(
             anyhow::Ok(at)
         };
         match round.await {
-            Ok(at) => {
-                assigned_at.push(at);
-                rounds.push((round_start, at));
-            }
+            Ok(at) => assigned_at.push(at),
             Err(_) => {
                 failures += 1;
                 tokio::time::sleep(Duration::from_millis(20)).await;

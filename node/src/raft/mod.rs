@@ -163,21 +163,15 @@ impl RaftNode {
         self.node_id
     }
 
-    /// Waits until a leader is known and this node is a member, or `timeout`. Cancel-safe.
+    /// Waits until a leader is known, or `timeout`. Cancel-safe. Only a leader that counts
+    /// this node as a member (voter or learner) contacts it, but a joining node learns the
+    /// membership itself only once it has installed the leader's snapshot, which for a large
+    /// state takes longer than any join timeout: it serves meanwhile, its reads waiting for
+    /// the read index like any lagging replica's.
     pub async fn wait_ready(&self, timeout: Duration) -> Result<(), Error> {
-        let node_id = self.node_id;
         self.raft
             .wait(Some(timeout))
-            .metrics(
-                |m| {
-                    m.current_leader.is_some()
-                        && m.membership_config
-                            .membership()
-                            .get_node(&node_id)
-                            .is_some()
-                },
-                "leader known and this node a member",
-            )
+            .metrics(|m| m.current_leader.is_some(), "a leader known")
             .await
             .map_err(|e| Error::Fatal(format!("waiting for the mesh: {e}")))?;
         Ok(())
