@@ -192,7 +192,10 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> anyhow::Result<
             }
             Some(recorded)
         }
-        (None, Some(id)) => Some(init_server(&raft, clock.as_ref(), id).await?),
+        (None, Some(id)) if bootstrap => Some(init_server(&raft, clock.as_ref(), id).await?),
+        // A joining node gets the id its mesh's first node recorded by replication (it may not
+        // even know where the leader is until it has installed a snapshot).
+        (None, Some(id)) => Some(id.to_ascii_lowercase()),
         (None, None) => None,
     };
     let state = Arc::new(ApiState {
