@@ -66,12 +66,20 @@ async fn run(raft: OpenRaft<TypeConfig>, mut waiting: mpsc::Receiver<Pending>) {
         let Ok(slot) = slots.clone().acquire_owned().await else {
             return;
         };
+        // A proposer that gave up while waiting (e.g. no quorum) was told the outcome is
+        // unknown: its command is dropped rather than proposed late.
+        if first.outcome.is_closed() {
+            continue;
+        }
         let mut bytes = first.bytes;
         let mut batch = vec![first];
         while batch.len() < BATCH_COMMANDS_MAX && bytes < BATCH_BYTES_MAX {
             let Ok(next) = waiting.try_recv() else {
                 break;
             };
+            if next.outcome.is_closed() {
+                continue;
+            }
             bytes += next.bytes;
             batch.push(next);
         }
