@@ -81,7 +81,10 @@ fn attribute_id_is_derived_from_target_key_and_type() {
 fn large_numbers_in_args_round_trip() {
     let json = r#"{"funcname":"echo","args":["hi",31111100000000920276050]}"#;
     let spec: FunctionSpec = serde_json::from_str(json).unwrap();
-    assert_eq!(spec.args[1].as_f64(), Some(31_111_100_000_000_920_276_050.0));
+    assert_eq!(
+        spec.args[1].as_f64(),
+        Some(31_111_100_000_000_920_276_050.0)
+    );
     let encoded = serde_json::to_string(&spec).unwrap();
     let again: FunctionSpec = serde_json::from_str(&encoded).unwrap();
     assert_eq!(again, spec);
