@@ -13,7 +13,7 @@ use super::{io, Error, Store, CF_APPLIED, CF_SNAPSHOT};
 use crate::state::keys::Table;
 use rocksdb::{IteratorMode, WriteBatch};
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 /// Subdirectory of the database holding snapshot files.
@@ -32,29 +32,30 @@ fn put_bytes(out: &mut impl Write, bytes: &[u8]) -> std::io::Result<()> {
     out.write_all(bytes)
 }
 
-/// Reads one u32, or `None` at a clean end of input.
-fn take_u32(input: &mut impl Read, first: bool) -> Result<Option<u32>, Error> {
-    let mut bytes = [0u8; 4];
-    let mut filled = 0;
-    while filled < 4 {
-        match input.read(&mut bytes[filled..]) {
-            Ok(0) if first && filled == 0 => return Ok(None),
-            Ok(0) => return Err(Error::Corrupt("snapshot data is truncated".into())),
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(Error::File(format!("read snapshot data: {e}"))),
-        }
+/// What a failed read of snapshot data means: an early end is a truncated snapshot.
+fn read_error(e: std::io::Error) -> Error {
+    match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => Error::Corrupt("snapshot data is truncated".into()),
+        _ => Error::File(format!("read snapshot data: {e}")),
     }
+}
+
+/// Reads one u32, or `None` at a clean end of input (before its first byte).
+fn take_u32(input: &mut impl BufRead) -> Result<Option<u32>, Error> {
+    if input.fill_buf().map_err(read_error)?.is_empty() {
+        return Ok(None);
+    }
+    let mut bytes = [0u8; 4];
+    input.read_exact(&mut bytes).map_err(read_error)?;
     Ok(Some(u32::from_le_bytes(bytes)))
 }
 
-fn take_bytes(input: &mut impl Read) -> Result<Vec<u8>, Error> {
-    let len = take_u32(input, false)?.expect("not first") as usize;
-    let mut bytes = vec![0u8; len];
-    input.read_exact(&mut bytes).map_err(|e| match e.kind() {
-        std::io::ErrorKind::UnexpectedEof => Error::Corrupt("snapshot data is truncated".into()),
-        _ => Error::File(format!("read snapshot data: {e}")),
-    })?;
+/// Reads one length-prefixed byte string.
+fn take_bytes(input: &mut impl BufRead) -> Result<Vec<u8>, Error> {
+    let len =
+        take_u32(input)?.ok_or_else(|| read_error(std::io::ErrorKind::UnexpectedEof.into()))?;
+    let mut bytes = vec![0u8; len as usize];
+    input.read_exact(&mut bytes).map_err(read_error)?;
     Ok(bytes)
 }
 
@@ -152,7 +153,7 @@ impl Store {
                 batch.delete_cf(cf, key);
             }
         }
-        while let Some(index) = take_u32(&mut input, true)? {
+        while let Some(index) = take_u32(&mut input)? {
             let table = Table::ALL
                 .get(index as usize)
                 .ok_or_else(|| Error::Corrupt(format!("snapshot names table {index}")))?;
