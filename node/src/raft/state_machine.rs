@@ -57,11 +57,16 @@ fn snapshot_error(e: impl ToString) -> StorageError<NodeId> {
     StorageIOError::read_snapshot(None, &std::io::Error::other(e.to_string())).into()
 }
 
-fn read_applied(store: &Store) -> Result<Applied, StorageError<NodeId>> {
-    match store.applied().map_err(sm_error)? {
+/// The applied record as the store keeps it; none yet means nothing applied.
+fn decode_applied(bytes: Option<Vec<u8>>) -> Result<Applied, serde_json::Error> {
+    match bytes {
         None => Ok((None, StoredMembership::default())),
-        Some(bytes) => serde_json::from_slice(&bytes).map_err(sm_error),
+        Some(bytes) => serde_json::from_slice(&bytes),
     }
+}
+
+fn read_applied(store: &Store) -> Result<Applied, StorageError<NodeId>> {
+    decode_applied(store.applied().map_err(sm_error)?).map_err(sm_error)
 }
 
 /// The responses to one entry's commands, in order (none for blank and membership entries).
@@ -217,10 +222,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
         let store = self.store.clone();
         let (meta, kept) = tokio::task::spawn_blocking(move || {
             let (file, applied) = store.write_snapshot_file().map_err(snapshot_error)?;
-            let (last_log_id, last_membership): Applied = match applied {
-                Some(bytes) => serde_json::from_slice(&bytes).map_err(snapshot_error)?,
-                None => (None, StoredMembership::default()),
-            };
+            let (last_log_id, last_membership) = decode_applied(applied).map_err(snapshot_error)?;
             let snapshot_id = match last_log_id {
                 Some(id) => format!(
                     "{}-{}-{}",
@@ -254,10 +256,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
 pub(super) fn state_digest(store: &Store) -> Result<(u64, String), StorageError<NodeId>> {
     let mut digest = proto::crypto::Sha3Writer::default();
     let applied = store.export_state_to(&mut digest).map_err(snapshot_error)?;
-    let (last_log_id, _): Applied = match applied {
-        Some(bytes) => serde_json::from_slice(&bytes).map_err(snapshot_error)?,
-        None => (None, StoredMembership::default()),
-    };
+    let (last_log_id, _) = decode_applied(applied).map_err(snapshot_error)?;
     let index = last_log_id.map_or(0, |id| id.index);
     Ok((index, digest.finish_hex()))
 }
