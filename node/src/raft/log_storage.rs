@@ -29,19 +29,48 @@ const FLUSHES_QUEUED_MAX: usize = 4096;
 #[derive(Clone)]
 pub(super) struct LogStore {
     store: Store,
-    /// To the `raft-log-sync` thread; it exits when every clone is dropped.
+    sync: std::sync::Arc<SyncThread>,
+}
+
+/// The `raft-log-sync` thread and the queue to it. Dropping the last `LogStore` closes the
+/// queue and then waits for the thread: it exits with its clone of the store, so the database
+/// is closed before the drop returns (not while the process is already exiting, which crashes
+/// RocksDB's background threads).
+struct SyncThread {
+    // Fields drop in this order: the queue closes first, then `_joined` waits for the thread.
     flushes: tokio::sync::mpsc::Sender<LogFlushed<TypeConfig>>,
+    _joined: JoinOnDrop,
+}
+
+struct JoinOnDrop(Option<std::thread::JoinHandle<()>>);
+
+impl Drop for JoinOnDrop {
+    fn drop(&mut self) {
+        if let Some(thread) = self.0.take() {
+            // The thread only finishes its current fsync and fires its callbacks.
+            if thread.join().is_err() {
+                tracing::error!("the raft log sync thread panicked");
+            }
+        }
+    }
 }
 
 impl LogStore {
     pub(super) fn new(store: Store) -> LogStore {
         let (flushes, queued) = tokio::sync::mpsc::channel(FLUSHES_QUEUED_MAX);
         let syncer = store.clone();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("raft-log-sync".into())
             .spawn(move || sync_loop(&syncer, queued))
             .expect("spawn the raft log sync thread");
-        LogStore { store, flushes }
+        let sync = SyncThread {
+            flushes,
+            _joined: JoinOnDrop(Some(thread)),
+        };
+        LogStore {
+            store,
+            sync: std::sync::Arc::new(sync),
+        }
     }
 }
 
@@ -209,7 +238,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             return written;
         }
         // Raft may count these entries as persisted only once the sync thread has fsynced them.
-        self.flushes
+        self.sync
+            .flushes
             .send(callback)
             .await
             .map_err(|_| write_error("the raft log sync thread has stopped"))
