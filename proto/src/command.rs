@@ -9,6 +9,7 @@ use crate::colony::{Colony, User};
 use crate::error::ApiError;
 use crate::executor::Executor;
 use crate::process::{Attribute, FunctionSpec, Process};
+use crate::workflow::{ProcessGraph, WorkflowSpec};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -81,6 +82,26 @@ pub enum Op {
         state: i32,
     },
     AddAttribute(Attribute),
+    SubmitWorkflow(Box<WorkflowSpec>),
+    RemoveProcessGraph {
+        processgraphid: String,
+    },
+    RemoveAllProcessGraphs {
+        colonyname: String,
+        state: i32,
+    },
+    CancelProcessGraph {
+        processgraphid: String,
+    },
+    /// Adds a process under a running parent of a graph (`insert`: between the parent and
+    /// its children; otherwise as an extra child, before `childprocessid` if given).
+    AddChild {
+        processgraphid: String,
+        parentprocessid: String,
+        childprocessid: String,
+        spec: Box<FunctionSpec>,
+        insert: bool,
+    },
     /// The leader's periodic clock tick: expires deadlines as of `now_nanos`.
     Tick,
     /// The autopilot removed this peer's node: its certificate is no longer accepted.
@@ -99,6 +120,7 @@ pub enum Reply {
     User(User),
     Process(Box<Process>),
     Attribute(Attribute),
+    ProcessGraph(Box<ProcessGraph>),
     /// `Assign` found nothing the executor can run.
     NothingToAssign,
     /// `Tick` expired this many deadlines.

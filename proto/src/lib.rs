@@ -7,7 +7,7 @@
 //! - `crypto`: secp256k1 + SHA3-256 signing, recovery and ids.
 //! - `envelope`: `RpcMsg` / `RpcReply` / `Failure` and payload encoding.
 //! - `msgs`: request payload structs and the closed `Request` enum.
-//! - `colony`, `executor`, `process`: the ColonyOS objects.
+//! - `colony`, `executor`, `process`, `workflow`: the ColonyOS objects.
 //! - `command`: replicated `Command` / `Op` / `Reply` applied by the state machine.
 //! - `mesh`: requests and responses between mesh nodes.
 //! - `error`: `ErrorCode` and `ApiError`.
@@ -25,6 +25,7 @@ pub mod mesh;
 pub mod msgs;
 pub mod process;
 pub mod units;
+pub mod workflow;
 
 pub use colony::{Colony, Statistics, User};
 pub use command::{Batch, Command, Op, Reply, Response};
@@ -35,3 +36,4 @@ pub use executor::Executor;
 pub use gotime::GoTime;
 pub use msgs::Request;
 pub use process::{Attribute, Conditions, FunctionSpec, Process};
+pub use workflow::{ProcessGraph, WorkflowSpec};

@@ -7,6 +7,7 @@ use crate::envelope::EnvelopeError;
 use crate::executor::Executor;
 use crate::lenient::null_default as nd;
 use crate::process::{Attribute, FunctionSpec};
+use crate::workflow::WorkflowSpec;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -175,6 +176,51 @@ pub struct AttributeIdMsg {
     pub attributeid: String,
 }
 
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SubmitWorkflowMsg {
+    #[serde(default, deserialize_with = "nd")]
+    pub spec: WorkflowSpec,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProcessGraphIdMsg {
+    #[serde(default, deserialize_with = "nd")]
+    pub processgraphid: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RemoveProcessGraphMsg {
+    #[serde(default, deserialize_with = "nd")]
+    pub processgraphid: String,
+    #[serde(default, deserialize_with = "nd")]
+    pub all: bool,
+}
+
+/// `getprocessgraphsmsg`, and `removeallprocessgraphsmsg` (which ignores `count`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProcessGraphsMsg {
+    #[serde(default, deserialize_with = "nd")]
+    pub colonyname: String,
+    #[serde(default, deserialize_with = "nd")]
+    pub count: i64,
+    #[serde(default, deserialize_with = "nd")]
+    pub state: i32,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AddChildMsg {
+    #[serde(default, deserialize_with = "nd")]
+    pub processgraphid: String,
+    #[serde(default, deserialize_with = "nd")]
+    pub parentprocessid: String,
+    #[serde(default, deserialize_with = "nd")]
+    pub childprocessid: String,
+    #[serde(default, deserialize_with = "nd")]
+    pub spec: FunctionSpec,
+    #[serde(default, deserialize_with = "nd")]
+    pub insert: bool,
+}
+
 macro_rules! requests {
     ($($variant:ident = $name:literal => $msg:ty,)*) => {
         /// Every request payload this node understands, tagged by `msgtype`.
@@ -236,6 +282,13 @@ requests! {
     CancelProcess = "cancelprocessmsg" => ProcessIdMsg,
     AddAttribute = "addattributemsg" => AttributeMsg,
     GetAttribute = "getattributemsg" => AttributeIdMsg,
+    SubmitWorkflow = "submitworkflowspecmsg" => SubmitWorkflowMsg,
+    GetProcessGraph = "getprocessgraphmsg" => ProcessGraphIdMsg,
+    GetProcessGraphs = "getprocessgraphsmsg" => ProcessGraphsMsg,
+    RemoveProcessGraph = "removeprocessgraphmsg" => RemoveProcessGraphMsg,
+    RemoveAllProcessGraphs = "removeallprocessgraphsmsg" => ProcessGraphsMsg,
+    CancelProcessGraph = "cancelprocessgraphmsg" => ProcessGraphIdMsg,
+    AddChild = "addchildmsg" => AddChildMsg,
 }
 
 impl Request {

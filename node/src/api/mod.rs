@@ -12,6 +12,7 @@ mod colonies;
 mod executors;
 mod processes;
 mod rpc;
+mod workflows;
 
 use crate::clock::Clock;
 use crate::config::ApiConfig;
@@ -136,6 +137,7 @@ fn reply_json(reply: Reply) -> Result<String, ApiError> {
         Reply::User(user) => json(&user),
         Reply::Process(process) => json(&process),
         Reply::Attribute(attribute) => json(&attribute),
+        Reply::ProcessGraph(graph) => json(&graph),
         Reply::NothingToAssign => Err(no_process()),
     }
 }

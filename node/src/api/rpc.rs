@@ -1,7 +1,7 @@
 //! `POST /api`: opens the envelope (size, JSON, signature, payload type) and dispatches the
 //! request to its handler. Every failure becomes the ColonyOS error envelope with a 4xx/5xx.
 
-use super::{colonies, executors, processes, status_of, ApiState};
+use super::{colonies, executors, processes, status_of, workflows, ApiState};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
@@ -96,6 +96,8 @@ fn may_lag(request: &Request, error: &ApiError) -> bool {
             | R::GetProcessHist(_)
             | R::GetAttribute(_)
             | R::GetCluster(_)
+            | R::GetProcessGraph(_)
+            | R::GetProcessGraphs(_)
     );
     match error.code {
         ErrorCode::NotFound => read,
@@ -139,5 +141,11 @@ async fn dispatch(state: &ApiState, caller: &str, request: Request) -> Result<St
         R::GetProcess(_) | R::GetProcesses(_) | R::GetProcessHist(_) | R::GetAttribute(_) => {
             processes::read(state, caller, request)
         }
+        R::SubmitWorkflow(_)
+        | R::RemoveProcessGraph(_)
+        | R::RemoveAllProcessGraphs(_)
+        | R::CancelProcessGraph(_)
+        | R::AddChild(_) => workflows::write(state, caller, request).await,
+        R::GetProcessGraph(_) | R::GetProcessGraphs(_) => workflows::read(state, caller, request),
     }
 }

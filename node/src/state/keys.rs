@@ -35,11 +35,15 @@ pub enum Table {
     Requests,
     /// command time \0 request id -> "" (expiry of `Requests`).
     RequestsByTime,
+    /// process graph id -> workflows::GraphRecord.
+    Graphs,
+    /// colony \0 state \0 submission time \0 graph id -> "" (listing workflows).
+    GraphsByState,
 }
 
 impl Table {
     /// Every table, in a fixed order (snapshots are written in this order).
-    pub const ALL: [Table; 14] = [
+    pub const ALL: [Table; 16] = [
         Table::Meta,
         Table::Colonies,
         Table::Executors,
@@ -54,6 +58,8 @@ impl Table {
         Table::Attributes,
         Table::Requests,
         Table::RequestsByTime,
+        Table::Graphs,
+        Table::GraphsByState,
     ];
 
     /// Stable name, used as the column family name.
@@ -73,6 +79,8 @@ impl Table {
             Table::Attributes => "sm_attributes",
             Table::Requests => "sm_requests",
             Table::RequestsByTime => "sm_requests_by_time",
+            Table::Graphs => "sm_graphs",
+            Table::GraphsByState => "sm_graphs_by_state",
         }
     }
 }
@@ -119,6 +127,7 @@ pub(crate) fn queue(colony: &str, executortype: &str, prioritytime: i64, id: &st
     ])
 }
 
+/// Key of `ByState` (processes) and `GraphsByState` (workflows).
 pub(crate) fn by_state(colony: &str, state: i32, submission_nanos: i64, id: &str) -> Vec<u8> {
     join(&[
         colony.as_bytes(),
@@ -142,6 +151,11 @@ pub(crate) fn revoked(peer_id: &str) -> Vec<u8> {
 
 pub(crate) fn count(colony: &str, state: i32) -> Vec<u8> {
     join(&[b"count", colony.as_bytes(), &[state as u8]])
+}
+
+/// Counter of the workflows of `colony` in `state`.
+pub(crate) fn graph_count(colony: &str, state: i32) -> Vec<u8> {
+    join(&[b"graph_count", colony.as_bytes(), &[state as u8]])
 }
 
 /// The process id at the end of an index key (every index key ends with `\0` + id).

@@ -20,6 +20,7 @@ pub mod query;
 mod tick;
 pub mod tx;
 pub mod validate;
+pub mod workflows;
 
 #[cfg(test)]
 mod tests;
@@ -71,8 +72,29 @@ pub fn apply<R: StateRead + ?Sized>(state: &R, command: &Command) -> Result<Appl
         tx: Tx::new(state),
         command,
         events: Vec::new(),
+        graph_changes: Vec::new(),
     };
-    let response = Response(dispatch(&mut ctx, &command.op)?);
+    let mut response = Response(dispatch(&mut ctx, &command.op)?);
+    if response.0.is_ok() {
+        // Workflow consequences of the command's process changes, and of those, until none
+        // is left (each round only fails or releases processes that were waiting).
+        for _ in 0..=workflows::WORKFLOW_PROCESSES_MAX {
+            let changes = std::mem::take(&mut ctx.graph_changes);
+            if changes.is_empty() {
+                break;
+            }
+            workflows::settle(&mut ctx, changes)?;
+        }
+        if !ctx.graph_changes.is_empty() {
+            return Err(StoreError("workflow changes did not settle".into()));
+        }
+        if let Ok(Reply::ProcessGraph(graph)) = &mut response.0 {
+            // The reply shows the workflow as settled.
+            if let Some(record) = workflows::load_record(&ctx.tx, &graph.processgraphid)? {
+                graph.state = record.graph.state;
+            }
+        }
+    }
     if response.0.is_err() {
         return Ok(Applied {
             writes: Writes::new(),
@@ -130,6 +152,26 @@ fn dispatch<R: StateRead + ?Sized>(ctx: &mut Ctx<'_, R>, op: &Op) -> Outcome<Rep
             processes::remove_all(ctx, colonyname, *state)
         }
         Op::AddAttribute(attribute) => processes::add_attribute(ctx, attribute),
+        Op::SubmitWorkflow(workflow) => workflows::submit(ctx, workflow),
+        Op::RemoveProcessGraph { processgraphid } => workflows::remove(ctx, processgraphid),
+        Op::RemoveAllProcessGraphs { colonyname, state } => {
+            workflows::remove_all(ctx, colonyname, *state)
+        }
+        Op::CancelProcessGraph { processgraphid } => workflows::cancel(ctx, processgraphid),
+        Op::AddChild {
+            processgraphid,
+            parentprocessid,
+            childprocessid,
+            spec,
+            insert,
+        } => workflows::add_child(
+            ctx,
+            processgraphid,
+            parentprocessid,
+            childprocessid,
+            spec,
+            *insert,
+        ),
         Op::Tick => tick::tick(ctx),
         Op::RevokeNode { peer_id } => revoke(ctx, peer_id),
     }
@@ -150,6 +192,8 @@ pub(crate) struct Ctx<'a, R: StateRead + ?Sized> {
     pub(crate) tx: Tx<'a, R>,
     pub(crate) command: &'a Command,
     pub(crate) events: Vec<Event>,
+    /// State changes of workflow members, for `workflows::settle`.
+    pub(crate) graph_changes: Vec<workflows::GraphChange>,
 }
 
 impl<R: StateRead + ?Sized> Ctx<'_, R> {

@@ -8,6 +8,7 @@
 use super::colonies::scan_all;
 use super::keys::{self, DeadlineKind, Table};
 use super::tx::{Direction, StateRead, StoreError};
+use super::workflows::{self, GraphChange};
 use super::{auth, get_json, refuse_unless, validate, Ctx, Event, Outcome};
 use proto::command::Reply;
 use proto::process::{process_state as ps, PRIORITY_STEP_NANOS};
@@ -98,6 +99,18 @@ pub(super) fn save<R: StateRead + ?Sized>(
             add_count(ctx, &p.spec.conditions.colonyname, p.state, 1)?;
         }
     }
+    let graph_of = old.or(new).map(|p| p.processgraphid.as_str());
+    if let Some(graphid) = graph_of.filter(|id| !id.is_empty()) {
+        let (old_state, new_state) = (old.map(|p| p.state), new.map(|p| p.state));
+        if old_state != new_state {
+            ctx.graph_changes.push(GraphChange {
+                graphid: graphid.to_string(),
+                processid: old.or(new).map(|p| p.processid.clone()).unwrap_or_default(),
+                old: old_state,
+                new: new_state,
+            });
+        }
+    }
     match (old, new) {
         (_, Some(p)) => ctx.put_json(Table::Processes, p.processid.clone().into_bytes(), p),
         (Some(p), None) => ctx
@@ -155,7 +168,7 @@ pub(super) fn load<R: StateRead + ?Sized>(ctx: &Ctx<'_, R>, id: &str) -> Outcome
     }
 }
 
-fn deadline_after(now: i64, seconds: i64) -> GoTime {
+pub(super) fn deadline_after(now: i64, seconds: i64) -> GoTime {
     if seconds > 0 {
         GoTime::from_unix_nanos(now.saturating_add(seconds.saturating_mul(NANOS_PER_SECOND)))
     } else {
@@ -269,6 +282,7 @@ pub(super) fn assign<R: StateRead + ?Sized>(
         return Ok(Ok(Reply::NothingToAssign));
     };
     let process = Process {
+        input: workflows::input_of(ctx, &old)?,
         state: ps::RUNNING,
         isassigned: true,
         assignedexecutorid: executor.executorid.clone(),
@@ -430,7 +444,8 @@ pub(super) fn remove_all<R: StateRead + ?Sized>(
     Ok(Ok(Reply::Done))
 }
 
-/// Deletes every process of `colony` in `state` (all states when `None`).
+/// Deletes every process of `colony` in `state` (all states when `None`), except processes
+/// of workflows: those go with their workflow.
 pub(super) fn remove_matching<R: StateRead + ?Sized>(
     ctx: &mut Ctx<'_, R>,
     colony: &str,
@@ -442,7 +457,9 @@ pub(super) fn remove_matching<R: StateRead + ?Sized>(
     };
     for (key, _) in scan_all(ctx, Table::ByState, &prefix)? {
         let p = indexed_process(&ctx.tx, Table::ByState, &key)?;
-        save(ctx, Some(&p), None)?;
+        if p.processgraphid.is_empty() {
+            save(ctx, Some(&p), None)?;
+        }
     }
     Ok(())
 }

@@ -7,7 +7,7 @@ use super::processes::read_count;
 use super::tx::{Direction, StateRead, StoreError};
 use proto::executor::executor_state;
 use proto::process::process_state as ps;
-use proto::{Attribute, Colony, Executor, Process, Statistics, User};
+use proto::{Attribute, Colony, Executor, Process, ProcessGraph, Statistics, User};
 
 /// Most processes one listing returns (ColonyOS caps `count` at 100).
 pub const LIST_COUNT_MAX: usize = 100;
@@ -176,12 +176,56 @@ pub fn processes<R: StateRead + ?Sized>(
     Ok(found)
 }
 
+/// The workflow `id` with its UI layout, if it exists.
+pub fn process_graph<R: StateRead + ?Sized>(
+    state: &R,
+    id: &str,
+) -> Result<Option<ProcessGraph>, StoreError> {
+    let Some(record) = super::workflows::load_record(state, id)? else {
+        return Ok(None);
+    };
+    let mut members = Vec::with_capacity(record.graph.processids.len());
+    for pid in &record.graph.processids {
+        let p = process(state, pid)?
+            .ok_or_else(|| StoreError(format!("workflow {id} names missing process {pid}")))?;
+        members.push(p);
+    }
+    Ok(Some(record.graph.with_layout(&members)))
+}
+
+/// Up to `count` workflows of `colony` in `state`, newest submission first.
+pub fn process_graphs<R: StateRead + ?Sized>(
+    state: &R,
+    colony: &str,
+    graph_state: i32,
+    count: usize,
+) -> Result<Vec<ProcessGraph>, StoreError> {
+    let prefix = keys::prefix(&[colony.as_bytes(), &[graph_state as u8]]);
+    let count = count.min(LIST_COUNT_MAX);
+    let entries = state.scan(
+        Table::GraphsByState,
+        &prefix,
+        None,
+        Direction::Reverse,
+        count,
+    )?;
+    let mut found = Vec::with_capacity(entries.len());
+    for (key, _) in entries {
+        let id = keys::trailing_id(&key);
+        let graph = process_graph(state, id)?
+            .ok_or_else(|| StoreError(format!("listed workflow {id} missing")))?;
+        found.push(graph);
+    }
+    Ok(found)
+}
+
 /// Process and executor counters for one colony.
 pub fn colony_statistics<R: StateRead + ?Sized>(
     state: &R,
     colony: &str,
 ) -> Result<Statistics, StoreError> {
     let count = |s: i32| read_count(state, &keys::count(colony, s));
+    let graph_count = |s: i32| read_count(state, &keys::graph_count(colony, s));
     let executors = executors(state, colony)?;
     let active = executors
         .iter()
@@ -201,7 +245,11 @@ pub fn colony_statistics<R: StateRead + ?Sized>(
         successfulprocesses: count(ps::SUCCESS)?,
         failedprocesses: count(ps::FAILED)?,
         cancelledprocesses: count(ps::CANCELLED)?,
-        ..Statistics::default()
+        waitingworkflows: graph_count(ps::WAITING)?,
+        runningworkflows: graph_count(ps::RUNNING)?,
+        successfulworkflows: graph_count(ps::SUCCESS)?,
+        failedworkflows: graph_count(ps::FAILED)?,
+        cancelledworkflows: graph_count(ps::CANCELLED)?,
     })
 }
 
@@ -219,6 +267,11 @@ pub fn statistics<R: StateRead + ?Sized>(state: &R) -> Result<Statistics, StoreE
         total.successfulprocesses += s.successfulprocesses;
         total.failedprocesses += s.failedprocesses;
         total.cancelledprocesses += s.cancelledprocesses;
+        total.waitingworkflows += s.waitingworkflows;
+        total.runningworkflows += s.runningworkflows;
+        total.successfulworkflows += s.successfulworkflows;
+        total.failedworkflows += s.failedworkflows;
+        total.cancelledworkflows += s.cancelledworkflows;
     }
     Ok(total)
 }

@@ -175,6 +175,69 @@ impl World {
             let stored = processes::read_count(&self.state, &keys::count(&colony, state)).unwrap();
             assert_eq!(stored, n, "counter {colony}/{state}");
         }
+        self.check_workflow_invariants();
+    }
+
+    /// Every workflow's member counts, state and listing entry agree with its processes.
+    fn check_workflow_invariants(&self) {
+        let mut counted = std::collections::BTreeMap::<(String, i32), i64>::new();
+        for ((table, _), value) in &self.state.entries {
+            if *table != keys::Table::Graphs {
+                continue;
+            }
+            let record: crate::state::workflows::GraphRecord =
+                serde_json::from_slice(value).unwrap();
+            let graph = &record.graph;
+            let mut counts = [0i64; 5];
+            for id in &graph.processids {
+                let p = self.process(id);
+                assert_eq!(p.processgraphid, graph.processgraphid);
+                counts[p.state as usize] += 1;
+                if p.state == ps::WAITING && !p.waitforparents {
+                    for parent in &p.parents {
+                        assert_eq!(self.process(parent).state, ps::SUCCESS, "{p:?}");
+                    }
+                }
+            }
+            assert_eq!(record.counts, counts, "member counts of {graph:?}");
+            if counts[ps::FAILED as usize] > 0 {
+                assert_eq!(
+                    counts[ps::WAITING as usize],
+                    0,
+                    "a failed graph runs nothing"
+                );
+            }
+            let submitted = graph.submissiontime.unix_nanos().unwrap_or(0);
+            let key = keys::by_state(
+                &graph.colonyname,
+                graph.state,
+                submitted,
+                &graph.processgraphid,
+            );
+            assert!(self
+                .state
+                .get(keys::Table::GraphsByState, &key)
+                .unwrap()
+                .is_some());
+            *counted
+                .entry((graph.colonyname.clone(), graph.state))
+                .or_default() += 1;
+        }
+        let listed = self
+            .state
+            .entries
+            .keys()
+            .filter(|(t, _)| *t == keys::Table::GraphsByState)
+            .count() as i64;
+        assert_eq!(
+            listed,
+            counted.values().sum::<i64>(),
+            "one listing entry per workflow"
+        );
+        for ((colony, state), n) in counted {
+            let key = keys::graph_count(&colony, state);
+            assert_eq!(processes::read_count(&self.state, &key).unwrap(), n);
+        }
     }
 }
 
@@ -603,3 +666,4 @@ fn a_retried_command_is_not_applied_twice() {
 }
 
 mod prop;
+mod workflows;
