@@ -142,6 +142,9 @@ pub struct GetProcessesMsg {
     pub label: String,
     #[serde(default, deserialize_with = "nd")]
     pub initiator: String,
+    /// Only the processes of this workflow (sent by pycolonies' `get_processes_for_workflow`).
+    #[serde(default, deserialize_with = "nd")]
+    pub processgraphid: String,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

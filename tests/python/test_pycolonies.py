@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import pytest
 import requests
 from crypto import Crypto  # pycolonies ships its crypto as a top-level module
+from model import Workflow
 from pycolonies import Colonies, ColoniesConnectionError, colonies_client, func_spec
 
 WAITING = Colonies.WAITING
@@ -434,3 +435,101 @@ def test_waiting_assign_is_woken_by_submit(env, executor):
     # Woken by the submit, not by its own deadline.
     assert elapsed < ASSIGN_TIMEOUT_S - 2, f"assign returned after {elapsed:.2f}s"
     env.client.close(submitted.processid, [], executor.prvkey)
+
+
+def workflow_node(env, executortype, name, dependencies, args=None):
+    spec = func_spec(name, args or [], env.colonyname, executortype)
+    spec.nodename = name
+    spec.conditions.dependencies = dependencies
+    return spec
+
+
+def submit_workflow(env, executortype, nodes):
+    """Submits a workflow of (name, dependencies) nodes, one function per node name."""
+    workflow = Workflow(
+        colonyname=env.colonyname,
+        functionspecs=[workflow_node(env, executortype, n, deps) for n, deps in nodes],
+    )
+    return env.client.submit_workflow(workflow, env.prvkey)
+
+
+def test_workflow_of_three_levels_passes_outputs_to_children(env, executor):
+    # gen -> (double, square) -> total
+    graph = submit_workflow(
+        env,
+        executor.type,
+        [("gen", []), ("double", ["gen"]), ("square", ["gen"]), ("total", ["double", "square"])],
+    )
+    assert graph.state == WAITING
+    assert len(graph.processids) == 4
+    assert len(graph.rootprocessids) == 1
+    assert len(graph.nodes) == 4 and len(graph.edges) == 4
+    ran = []
+    total_input = None
+    for _ in range(4):
+        p = env.client.assign(env.colonyname, ASSIGN_TIMEOUT_S, executor.prvkey)
+        assert p.processgraphid == graph.processgraphid
+        name = p.spec.funcname
+        ran.append(name)
+        if name == "gen":
+            out = [3]
+        elif name == "double":
+            out = [2 * p.input[0]]
+        elif name == "square":
+            out = [p.input[0] ** 2]
+        else:
+            total_input = p.input
+            out = [sum(p.input)]
+        env.client.close(p.processid, out, executor.prvkey)
+    assert ran[0] == "gen" and ran[3] == "total", ran
+    assert total_input == [6, 9], "parents' outputs in dependency order"
+    done = env.client.get_processgraph(graph.processgraphid, env.prvkey)
+    assert done.state == SUCCESSFUL
+    members = env.client.get_processes_for_workflow(
+        graph.processgraphid, env.colonyname, env.prvkey
+    )
+    assert sorted(p["spec"]["funcname"] for p in members) == ["double", "gen", "square", "total"]
+    assert all(p["state"] == SUCCESSFUL for p in members)
+    listed = env.client.get_processgraphs(env.colonyname, 100, env.prvkey, state=SUCCESSFUL)
+    assert graph.processgraphid in [g["processgraphid"] for g in listed]
+
+
+def test_failed_parent_fails_the_workflow_which_is_then_removed(env, executor):
+    graph = submit_workflow(env, executor.type, [("first", []), ("second", ["first"])])
+    first = env.client.assign(env.colonyname, ASSIGN_TIMEOUT_S, executor.prvkey)
+    assert first.spec.funcname == "first"
+    env.client.fail(first.processid, ["boom"], executor.prvkey)
+    failed = env.client.get_processgraph(graph.processgraphid, env.prvkey)
+    assert failed.state == FAILED
+    second = env.client.get_process(graph.processids[1], env.prvkey)
+    assert second.state == FAILED
+    with pytest.raises(ColoniesConnectionError):
+        env.client.assign(env.colonyname, -1, executor.prvkey)
+    with pytest.raises(ColoniesConnectionError):
+        env.client.remove_process(second.processid, env.prvkey)  # only with its workflow
+    env.client.remove_processgraph(graph.processgraphid, env.prvkey)
+    with pytest.raises(ColoniesConnectionError):
+        env.client.get_processgraph(graph.processgraphid, env.prvkey)
+    with pytest.raises(ColoniesConnectionError):
+        env.client.get_process(second.processid, env.prvkey)
+
+
+def test_child_added_under_a_running_parent_runs_next(env, executor):
+    graph = submit_workflow(env, executor.type, [("parent", []), ("last", ["parent"])])
+    parent = env.client.assign(env.colonyname, ASSIGN_TIMEOUT_S, executor.prvkey)
+    child_spec = func_spec("inserted", [], env.colonyname, executor.type)
+    child = env.client.add_child(
+        graph.processgraphid, parent.processid, "", child_spec, "inserted", True, executor.prvkey
+    )
+    assert child["parents"] == [parent.processid]
+    assert child["children"] == [graph.processids[1]]
+    env.client.close(parent.processid, ["p"], executor.prvkey)
+    inserted = env.client.assign(env.colonyname, ASSIGN_TIMEOUT_S, executor.prvkey)
+    assert inserted.processid == child["processid"]
+    assert inserted.input == ["p"]
+    env.client.close(inserted.processid, ["i"], executor.prvkey)
+    last = env.client.assign(env.colonyname, ASSIGN_TIMEOUT_S, executor.prvkey)
+    assert last.processid == graph.processids[1]
+    assert last.input == ["i"]
+    env.client.close(last.processid, [], executor.prvkey)
+    assert env.client.get_processgraph(graph.processgraphid, env.prvkey).state == SUCCESSFUL

@@ -103,20 +103,38 @@ pub(super) fn read(state: &ApiState, caller: &str, request: Request) -> Result<S
                     "count {count} exceeds the limit of {max}"
                 )));
             }
+            if !msg.processgraphid.is_empty() {
+                let id = validate::id("processgraphid", &msg.processgraphid)?;
+                let found = query::workflow_processes(store, &msg.colonyname, &id, msg.state);
+                let mut found = found.map_err(internal)?;
+                found.truncate(count);
+                return json(&found);
+            }
             let filter = ProcessFilter {
                 executortype: msg.executortype,
                 label: msg.label,
                 initiator: msg.initiator,
                 ..ProcessFilter::default()
             };
-            let found = query::processes(
-                store,
-                &msg.colonyname,
-                state_arg(msg.state)?,
-                count,
-                &filter,
-            );
-            json(&found.map_err(internal)?)
+            let states = match msg.state {
+                ps::NOTSET => vec![
+                    ps::WAITING,
+                    ps::RUNNING,
+                    ps::SUCCESS,
+                    ps::FAILED,
+                    ps::CANCELLED,
+                ],
+                one => vec![state_arg(one)?],
+            };
+            let mut found = Vec::new();
+            for process_state in states {
+                let more = query::processes(store, &msg.colonyname, process_state, count, &filter);
+                found.extend(more.map_err(internal)?);
+            }
+            // Newest first over all states asked for.
+            found.sort_by_key(|p| std::cmp::Reverse(p.submissiontime.unix_nanos()));
+            found.truncate(count);
+            json(&found)
         }
         Request::GetProcessHist(msg) => {
             checked(auth::require_member(store, &msg.colonyname, caller, true))?;

@@ -193,6 +193,31 @@ pub fn process_graph<R: StateRead + ?Sized>(
     Ok(Some(record.graph.with_layout(&members)))
 }
 
+/// The processes of workflow `id` in `colony` (none if it is not there), in `state` or all
+/// states (`NOTSET`), in submission order.
+pub fn workflow_processes<R: StateRead + ?Sized>(
+    state: &R,
+    colony: &str,
+    id: &str,
+    process_state: i32,
+) -> Result<Vec<Process>, StoreError> {
+    let Some(record) = super::workflows::load_record(state, id)? else {
+        return Ok(Vec::new());
+    };
+    if record.graph.colonyname != colony {
+        return Ok(Vec::new());
+    }
+    let mut found = Vec::new();
+    for pid in &record.graph.processids {
+        let p = process(state, pid)?
+            .ok_or_else(|| StoreError(format!("workflow {id} names missing process {pid}")))?;
+        if process_state == ps::NOTSET || p.state == process_state {
+            found.push(p);
+        }
+    }
+    Ok(found)
+}
+
 /// Up to `count` workflows of `colony` in `state`, newest submission first.
 pub fn process_graphs<R: StateRead + ?Sized>(
     state: &R,
