@@ -333,10 +333,16 @@ pub(super) fn close_successful<R: StateRead + ?Sized>(
     if old.state != ps::RUNNING {
         return Ok(Err(not_running(&old)));
     }
+    // An empty `out` keeps what `setoutputmsg` stored (clients set output, then close).
+    let output = if out.is_empty() {
+        old.output.clone()
+    } else {
+        out.to_vec()
+    };
     let process = Process {
         state: ps::SUCCESS,
         endtime: GoTime::from_unix_nanos(ctx.now()),
-        output: out.to_vec(),
+        output,
         ..old.clone()
     };
     save(ctx, Some(&old), Some(&process))?;

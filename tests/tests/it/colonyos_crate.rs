@@ -32,5 +32,51 @@ async fn colonyos_crate_lifecycle() {
     assert_eq!(closed.state, colonyos::core::SUCCESS);
     assert_eq!(closed.assignedexecutorid, node.executor.id());
     assert_eq!(closed.spec.args, vec![serde_json::Value::from("hello")]);
+    workflow_runs_in_dependency_order(&key).await;
     node.stop().await;
+}
+
+/// - `colonyos::submit_workflow` of `a -> b -> c` returns the graph with `a` as its root
+/// - each process is assigned only after its parent closed, with the parent's output as input
+/// - `colonyos::get_processgraph` and `get_processgraphs` see the graph successful
+async fn workflow_runs_in_dependency_order(key: &str) {
+    let node = |name: &str, parents: &[&str]| {
+        let mut spec = colonyos::core::FunctionSpec::new(name, "cli", "dev");
+        spec.nodename = name.into();
+        spec.maxexectime = -1;
+        spec.conditions.dependencies = parents.iter().map(|p| p.to_string()).collect();
+        spec
+    };
+    let workflow = colonyos::core::WorkflowSpec {
+        colonyname: "dev".into(),
+        functionspecs: vec![node("c", &["b"]), node("b", &["a"]), node("a", &[])],
+    };
+    let graph = colonyos::submit_workflow(&workflow, key)
+        .await
+        .expect("submit workflow");
+    assert_eq!(graph.processids.len(), 3);
+    assert_eq!(graph.rootprocessids, vec![graph.processids[2].clone()]);
+    let mut previous_output: Option<String> = None;
+    for name in ["a", "b", "c"] {
+        let p = colonyos::assign("dev", 10, key).await.expect("assign");
+        assert_eq!(p.spec.funcname, name);
+        let expected: Vec<String> = previous_output.iter().cloned().collect();
+        assert_eq!(p.input, expected, "input of {name}");
+        let output = format!("out-{name}");
+        colonyos::set_output(&p.processid, vec![output.clone()], key)
+            .await
+            .expect("set output");
+        colonyos::close(&p.processid, key).await.expect("close");
+        previous_output = Some(output);
+    }
+    let done = colonyos::get_processgraph(&graph.processgraphid, key)
+        .await
+        .expect("get graph");
+    assert_eq!(done.state, colonyos::core::SUCCESS);
+    let listed = colonyos::get_processgraphs("dev", 10, colonyos::core::SUCCESS, key)
+        .await
+        .expect("list graphs");
+    assert!(listed
+        .iter()
+        .any(|g| g.processgraphid == graph.processgraphid));
 }
