@@ -7,7 +7,8 @@
 
 use crate::colony::{Colony, User};
 use crate::error::ApiError;
-use crate::executor::Executor;
+use crate::executor::{Allocations, Capabilities, Executor};
+use crate::function::{Function, Location};
 use crate::process::{Attribute, FunctionSpec, Process};
 use crate::workflow::{ProcessGraph, WorkflowSpec};
 use serde::{Deserialize, Serialize};
@@ -102,6 +103,56 @@ pub enum Op {
         spec: Box<FunctionSpec>,
         insert: bool,
     },
+    AddFunction(Box<Function>),
+    RemoveFunction {
+        functionid: String,
+    },
+    AddLog {
+        processid: String,
+        message: String,
+    },
+    AddExecutorLog {
+        colonyname: String,
+        executorname: String,
+        message: String,
+    },
+    AddLocation(Location),
+    RemoveLocation {
+        colonyname: String,
+        name: String,
+    },
+    /// Pause (`paused = true`) or resume assignments in a colony.
+    SetPaused {
+        colonyname: String,
+        paused: bool,
+    },
+    UpdateExecutor {
+        colonyname: String,
+        executorname: String,
+        capabilities: Capabilities,
+    },
+    ReportAllocation {
+        colonyname: String,
+        executorname: String,
+        allocations: Allocations,
+    },
+    /// The calling user of `colonyname` takes the new id `userid`.
+    ChangeUserId {
+        colonyname: String,
+        userid: String,
+    },
+    /// The calling executor of `colonyname` takes the new id `executorid`.
+    ChangeExecutorId {
+        colonyname: String,
+        executorid: String,
+    },
+    ChangeColonyId {
+        colonyname: String,
+        colonyid: String,
+    },
+    ChangeServerId {
+        serverid: String,
+    },
     /// The leader's periodic clock tick: expires deadlines as of `now_nanos`.
     Tick,
     /// The autopilot removed this peer's node: its certificate is no longer accepted.
@@ -121,6 +172,10 @@ pub enum Reply {
     Process(Box<Process>),
     Attribute(Attribute),
     ProcessGraph(Box<ProcessGraph>),
+    Function(Box<Function>),
+    Location(Location),
+    /// `Assign` found the colony's assignments paused.
+    AssignmentsPaused,
     /// `Assign` found nothing the executor can run.
     NothingToAssign,
     /// `Tick` expired this many deadlines.

@@ -7,7 +7,7 @@
 //! - `crypto`: secp256k1 + SHA3-256 signing, recovery and ids.
 //! - `envelope`: `RpcMsg` / `RpcReply` / `Failure` and payload encoding.
 //! - `msgs`: request payload structs and the closed `Request` enum.
-//! - `colony`, `executor`, `process`, `workflow`: the ColonyOS objects.
+//! - `colony`, `executor`, `function`, `process`, `workflow`: the ColonyOS objects.
 //! - `command`: replicated `Command` / `Op` / `Reply` applied by the state machine.
 //! - `mesh`: requests and responses between mesh nodes.
 //! - `error`: `ErrorCode` and `ApiError`.
@@ -19,6 +19,7 @@ pub mod crypto;
 pub mod envelope;
 pub mod error;
 pub mod executor;
+pub mod function;
 pub mod gotime;
 pub mod lenient;
 pub mod mesh;
@@ -33,6 +34,7 @@ pub use crypto::PrivateKey;
 pub use envelope::{Failure, RpcMsg, RpcReply};
 pub use error::{ApiError, ErrorCode};
 pub use executor::Executor;
+pub use function::{Function, Location, Log};
 pub use gotime::GoTime;
 pub use msgs::Request;
 pub use process::{Attribute, Conditions, FunctionSpec, Process};

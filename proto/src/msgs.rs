@@ -4,7 +4,8 @@
 
 use crate::colony::{Colony, User};
 use crate::envelope::EnvelopeError;
-use crate::executor::Executor;
+use crate::executor::{Allocations, Capabilities, Executor};
+use crate::function::{Function, Location};
 use crate::lenient::null_default as nd;
 use crate::process::{Attribute, FunctionSpec};
 use crate::workflow::WorkflowSpec;
@@ -63,6 +64,7 @@ pub struct UserMsg {
     pub user: User,
 }
 
+/// A colony and an object name in it (users, locations).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct UserNameMsg {
     #[serde(default, deserialize_with = "nd")]
@@ -224,6 +226,131 @@ pub struct AddChildMsg {
     pub insert: bool,
 }
 
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AddFunctionMsg {
+    #[serde(default, deserialize_with = "nd")]
+    pub fun: Function,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct GetFunctionsMsg {
+    #[serde(default, deserialize_with = "nd")]
+    pub executorname: String,
+    #[serde(default, deserialize_with = "nd")]
+    pub colonyname: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct FunctionIdMsg {
+    #[serde(default, deserialize_with = "nd")]
+    pub functionid: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AddLogMsg {
+    #[serde(default, deserialize_with = "nd")]
+    pub processid: String,
+    #[serde(default, deserialize_with = "nd")]
+    pub message: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AddExecutorLogMsg {
+    #[serde(default, deserialize_with = "nd")]
+    pub colonyname: String,
+    #[serde(default, deserialize_with = "nd")]
+    pub executorname: String,
+    #[serde(default, deserialize_with = "nd")]
+    pub message: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct GetLogsMsg {
+    #[serde(default, deserialize_with = "nd")]
+    pub colonyname: String,
+    #[serde(default, deserialize_with = "nd")]
+    pub processid: String,
+    /// When set, the executor's own log instead of a process's.
+    #[serde(default, deserialize_with = "nd")]
+    pub executorname: String,
+    #[serde(default, deserialize_with = "nd")]
+    pub count: i64,
+    /// Only lines after this time (Unix ns); 0 = from the start.
+    #[serde(default, deserialize_with = "nd")]
+    pub since: i64,
+    /// The last `count` lines instead of the first.
+    #[serde(default, deserialize_with = "nd")]
+    pub latest: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SearchLogsMsg {
+    #[serde(default, deserialize_with = "nd")]
+    pub colonyname: String,
+    #[serde(default, deserialize_with = "nd")]
+    pub text: String,
+    #[serde(default, deserialize_with = "nd")]
+    pub days: i64,
+    #[serde(default, deserialize_with = "nd")]
+    pub count: i64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LocationMsg {
+    #[serde(default, deserialize_with = "nd")]
+    pub location: Location,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct UpdateExecutorMsg {
+    #[serde(default, deserialize_with = "nd")]
+    pub colonyname: String,
+    #[serde(default, deserialize_with = "nd")]
+    pub executorname: String,
+    #[serde(default, deserialize_with = "nd")]
+    pub capabilities: Capabilities,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReportAllocationMsg {
+    #[serde(default, deserialize_with = "nd")]
+    pub colonyname: String,
+    #[serde(default, deserialize_with = "nd")]
+    pub executorname: String,
+    #[serde(default, deserialize_with = "nd")]
+    pub allocations: Allocations,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChangeUserIdMsg {
+    #[serde(default, deserialize_with = "nd")]
+    pub colonyname: String,
+    #[serde(default, deserialize_with = "nd")]
+    pub userid: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChangeColonyIdMsg {
+    #[serde(default, deserialize_with = "nd")]
+    pub colonyname: String,
+    #[serde(default, deserialize_with = "nd")]
+    pub colonyid: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChangeServerIdMsg {
+    #[serde(default, deserialize_with = "nd")]
+    pub serverid: String,
+}
+
+/// Reply of `getpausestatusmsg` (sent with payloadtype `pausestatusreplymsg`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PauseStatusReply {
+    pub msgtype: String,
+    pub colonyname: String,
+    pub ispaused: bool,
+}
+
 macro_rules! requests {
     ($($variant:ident = $name:literal => $msg:ty,)*) => {
         /// Every request payload this node understands, tagged by `msgtype`.
@@ -292,6 +419,26 @@ requests! {
     RemoveAllProcessGraphs = "removeallprocessgraphsmsg" => ProcessGraphsMsg,
     CancelProcessGraph = "cancelprocessgraphmsg" => ProcessGraphIdMsg,
     AddChild = "addchildmsg" => AddChildMsg,
+    AddFunction = "addfunctionmsg" => AddFunctionMsg,
+    GetFunctions = "getfunctionsmsg" => GetFunctionsMsg,
+    RemoveFunction = "removefunctionmsg" => FunctionIdMsg,
+    AddLog = "addlogmsg" => AddLogMsg,
+    AddExecutorLog = "addexecutorlogmsg" => AddExecutorLogMsg,
+    GetLogs = "getlogsmsg" => GetLogsMsg,
+    SearchLogs = "searchlogsmsg" => SearchLogsMsg,
+    AddLocation = "addlocationmsg" => LocationMsg,
+    GetLocations = "getlocationsmsg" => ColonyNameMsg,
+    GetLocation = "getlocationmsg" => UserNameMsg,
+    RemoveLocation = "removelocationmsg" => UserNameMsg,
+    PauseAssignments = "pauseassignmentsmsg" => ColonyNameMsg,
+    ResumeAssignments = "resumeassignmentsmsg" => ColonyNameMsg,
+    GetPauseStatus = "getpausestatusmsg" => ColonyNameMsg,
+    UpdateExecutor = "updateexecutormsg" => UpdateExecutorMsg,
+    ReportAllocation = "reportallocationmsg" => ReportAllocationMsg,
+    ChangeUserId = "changeuseridmsg" => ChangeUserIdMsg,
+    ChangeExecutorId = "changeexecutoridmsg" => ExecutorIdMsg,
+    ChangeColonyId = "changecolonyidmsg" => ChangeColonyIdMsg,
+    ChangeServerId = "changeserveridmsg" => ChangeServerIdMsg,
 }
 
 impl Request {

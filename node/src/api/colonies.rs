@@ -3,7 +3,7 @@
 use super::{checked, internal, json, reply_json, ApiState, BUILD_VERSION};
 use crate::state::{auth, query};
 use proto::command::Op;
-use proto::msgs::{Backend, ServerInfoReply, VersionReply};
+use proto::msgs::{Backend, PauseStatusReply, ServerInfoReply, VersionReply};
 use proto::{ApiError, Request};
 
 pub(super) async fn server(
@@ -64,6 +64,12 @@ pub(super) async fn server(
     }
 }
 
+/// Whether a pause-or-resume request pauses.
+enum Kind {
+    Pause,
+    Other,
+}
+
 pub(super) async fn colony(
     state: &ApiState,
     caller: &str,
@@ -71,6 +77,10 @@ pub(super) async fn colony(
 ) -> Result<String, ApiError> {
     let view = state.store.view();
     let store = &view;
+    let request_kind = match request {
+        Request::PauseAssignments(_) => Kind::Pause,
+        _ => Kind::Other,
+    };
     match request {
         Request::AddColony(msg) => {
             reply_json(state.propose(caller, Op::AddColony(msg.colony)).await?)
@@ -94,6 +104,64 @@ pub(super) async fn colony(
             checked(auth::colony(store, &msg.colonyname))?;
             checked(auth::require_member(store, &msg.colonyname, caller, true))?;
             json(&query::colony_statistics(store, &msg.colonyname).map_err(internal)?)
+        }
+        Request::PauseAssignments(msg) | Request::ResumeAssignments(msg) => {
+            let paused = matches!(request_kind, Kind::Pause);
+            let op = Op::SetPaused {
+                colonyname: msg.colonyname,
+                paused,
+            };
+            reply_json(state.propose(caller, op).await?)
+        }
+        Request::GetPauseStatus(msg) => {
+            checked(auth::require_member(store, &msg.colonyname, caller, false))?;
+            let paused = crate::state::colonies::is_paused(store, &msg.colonyname);
+            json(&PauseStatusReply {
+                msgtype: "pausestatusreplymsg".to_string(),
+                ispaused: paused.map_err(internal)?,
+                colonyname: msg.colonyname,
+            })
+        }
+        Request::ChangeColonyId(msg) => {
+            let echo = Request::ChangeColonyId(msg.clone()).to_json();
+            let op = Op::ChangeColonyId {
+                colonyname: msg.colonyname,
+                colonyid: msg.colonyid,
+            };
+            state.propose(caller, op).await?;
+            Ok(echo)
+        }
+        Request::ChangeServerId(msg) => {
+            let echo = Request::ChangeServerId(msg.clone()).to_json();
+            let op = Op::ChangeServerId {
+                serverid: msg.serverid,
+            };
+            state.propose(caller, op).await?;
+            Ok(echo)
+        }
+        Request::AddLocation(msg) => {
+            reply_json(state.propose(caller, Op::AddLocation(msg.location)).await?)
+        }
+        Request::RemoveLocation(msg) => {
+            let op = Op::RemoveLocation {
+                colonyname: msg.colonyname,
+                name: msg.name,
+            };
+            reply_json(state.propose(caller, op).await?)
+        }
+        Request::GetLocations(msg) => {
+            checked(auth::require_member(store, &msg.colonyname, caller, false))?;
+            json(&query::locations(store, &msg.colonyname).map_err(internal)?)
+        }
+        Request::GetLocation(msg) => {
+            checked(auth::require_member(store, &msg.colonyname, caller, false))?;
+            match query::location(store, &msg.colonyname, &msg.name).map_err(internal)? {
+                Some(location) => json(&location),
+                None => Err(ApiError::not_found(format!(
+                    "location with name {:?} not found",
+                    msg.name
+                ))),
+            }
         }
         other => unreachable!("{} is not a colony request", other.msgtype()),
     }
@@ -139,6 +207,15 @@ pub(super) async fn user(
                     msg.userid
                 ))),
             }
+        }
+        Request::ChangeUserId(msg) => {
+            let echo = Request::ChangeUserId(msg.clone()).to_json();
+            let op = Op::ChangeUserId {
+                colonyname: msg.colonyname,
+                userid: msg.userid,
+            };
+            state.propose(caller, op).await?;
+            Ok(echo)
         }
         other => unreachable!("{} is not a user request", other.msgtype()),
     }

@@ -25,6 +25,25 @@ pub(super) async fn handle(
             colonyname: msg.colonyname,
             executorname: msg.executorname,
         },
+        Request::UpdateExecutor(msg) => Op::UpdateExecutor {
+            colonyname: msg.colonyname,
+            executorname: msg.executorname,
+            capabilities: msg.capabilities,
+        },
+        Request::ReportAllocation(msg) => Op::ReportAllocation {
+            colonyname: msg.colonyname,
+            executorname: msg.executorname,
+            allocations: msg.allocations,
+        },
+        Request::ChangeExecutorId(msg) => {
+            let echo = Request::ChangeExecutorId(msg.clone()).to_json();
+            let op = Op::ChangeExecutorId {
+                colonyname: msg.colonyname,
+                executorid: msg.executorid,
+            };
+            state.propose(caller, op).await?;
+            return Ok(echo);
+        }
         Request::GetExecutors(msg) => {
             checked(auth::require_member(store, &msg.colonyname, caller, false))?;
             return json(&query::executors(store, &msg.colonyname).map_err(internal)?);

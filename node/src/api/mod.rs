@@ -10,6 +10,7 @@
 
 mod colonies;
 mod executors;
+mod functions;
 mod processes;
 mod rpc;
 mod workflows;
@@ -138,7 +139,10 @@ fn reply_json(reply: Reply) -> Result<String, ApiError> {
         Reply::Process(process) => json(&process),
         Reply::Attribute(attribute) => json(&attribute),
         Reply::ProcessGraph(graph) => json(&graph),
+        Reply::Function(function) => json(&function),
+        Reply::Location(location) => json(&location),
         Reply::NothingToAssign => Err(no_process()),
+        Reply::AssignmentsPaused => Err(ApiError::unavailable("colony assignments are paused")),
     }
 }
 

@@ -12,7 +12,7 @@ use crate::state::{auth, validate};
 use proto::command::{Op, Reply};
 use proto::msgs::AssignMsg;
 use proto::process::process_state as ps;
-use proto::{ApiError, Executor, Process, Request};
+use proto::{ApiError, ErrorCode, Executor, Process, Request};
 use std::time::Duration;
 
 const NANOS_PER_SECOND: i64 = 1_000_000_000;
@@ -199,22 +199,27 @@ pub(super) async fn assign(
     let mut hops = None;
     // Whether a one-try assign has already caught up with the leader before giving up.
     let mut caught_up = false;
+    let paused = || -> Result<bool, ApiError> {
+        crate::state::colonies::is_paused(&state.store.view(), colony).map_err(internal)
+    };
     loop {
         // Register before looking, so work enqueued after the look still wakes us.
         let ticket = state
             .waiters
             .register(colony, executortype)
             .map_err(|e| ApiError::unavailable(e.to_string()))?;
-        if query::has_match(&state.store.view(), &executor, cpu_millis, mem_mib)
-            .map_err(internal)?
-        {
+        let runnable = !paused()?
+            && query::has_match(&state.store.view(), &executor, cpu_millis, mem_mib)
+                .map_err(internal)?;
+        if runnable {
             let op = Op::Assign {
                 colonyname: colony.clone(),
                 cpu_millis,
                 mem_mib,
             };
             match state.propose(caller, op).await? {
-                Reply::NothingToAssign => {} // Another executor was faster.
+                // Another executor was faster, or the colony was paused meanwhile.
+                Reply::NothingToAssign | Reply::AssignmentsPaused => {}
                 reply => return reply_json(reply),
             }
         } else if let Some(hops) = hops {
@@ -228,11 +233,22 @@ pub(super) async fn assign(
                 caught_up = true;
                 continue;
             }
+            if paused()? {
+                return Err(ApiError::unavailable("colony assignments are paused"));
+            }
             return Err(no_process());
         }
         tokio::select! {
             woken = ticket.notified() => hops = Some(woken),
-            () = &mut deadline => return Err(no_process()),
+            () = &mut deadline => {
+                if paused()? {
+                    return Err(ApiError::new(
+                        ErrorCode::Timeout,
+                        "Assignment timeout: colony assignments are paused",
+                    ));
+                }
+                return Err(no_process());
+            }
             () = state.shutdown.clone().wait() => {
                 return Err(ApiError::unavailable("node is shutting down"));
             }

@@ -1,7 +1,7 @@
 //! `POST /api`: opens the envelope (size, JSON, signature, payload type) and dispatches the
 //! request to its handler. Every failure becomes the ColonyOS error envelope with a 4xx/5xx.
 
-use super::{colonies, executors, processes, status_of, workflows, ApiState};
+use super::{colonies, executors, functions, processes, status_of, workflows, ApiState};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
@@ -62,6 +62,11 @@ async fn handle(
         false => msg.caller_id().map_err(envelope_error)?,
     };
     let request = msg.request().map_err(envelope_error)?;
+    // The one reply ColonyOS sends under a payload type of its own.
+    let payloadtype = match request {
+        Request::GetPauseStatus(_) => "pausestatusreplymsg".to_string(),
+        _ => payloadtype,
+    };
     let json = match dispatch(state, &caller, request.clone()).await {
         // The local replica may lag the writes a client made through another node: before
         // saying "not found" or "denied", catch up to the leader's commit index and look again.
@@ -98,6 +103,12 @@ fn may_lag(request: &Request, error: &ApiError) -> bool {
             | R::GetCluster(_)
             | R::GetProcessGraph(_)
             | R::GetProcessGraphs(_)
+            | R::GetFunctions(_)
+            | R::GetLogs(_)
+            | R::SearchLogs(_)
+            | R::GetLocations(_)
+            | R::GetLocation(_)
+            | R::GetPauseStatus(_)
     );
     match error.code {
         ErrorCode::NotFound => read,
@@ -119,16 +130,38 @@ async fn dispatch(state: &ApiState, caller: &str, request: Request) -> Result<St
         | R::GetColonies(_)
         | R::GetColony(_)
         | R::GetColonyStats(_) => colonies::colony(state, caller, request).await,
-        R::AddUser(_) | R::GetUsers(_) | R::GetUser(_) | R::GetUserById(_) | R::RemoveUser(_) => {
-            colonies::user(state, caller, request).await
-        }
+        R::PauseAssignments(_)
+        | R::ResumeAssignments(_)
+        | R::GetPauseStatus(_)
+        | R::ChangeColonyId(_)
+        | R::ChangeServerId(_)
+        | R::AddLocation(_)
+        | R::RemoveLocation(_)
+        | R::GetLocations(_)
+        | R::GetLocation(_) => colonies::colony(state, caller, request).await,
+        R::AddUser(_)
+        | R::GetUsers(_)
+        | R::GetUser(_)
+        | R::GetUserById(_)
+        | R::RemoveUser(_)
+        | R::ChangeUserId(_) => colonies::user(state, caller, request).await,
         R::AddExecutor(_)
         | R::GetExecutors(_)
         | R::GetExecutor(_)
         | R::GetExecutorById(_)
         | R::ApproveExecutor(_)
         | R::RejectExecutor(_)
-        | R::RemoveExecutor(_) => executors::handle(state, caller, request).await,
+        | R::RemoveExecutor(_)
+        | R::UpdateExecutor(_)
+        | R::ReportAllocation(_)
+        | R::ChangeExecutorId(_) => executors::handle(state, caller, request).await,
+        R::AddFunction(_)
+        | R::GetFunctions(_)
+        | R::RemoveFunction(_)
+        | R::AddLog(_)
+        | R::AddExecutorLog(_)
+        | R::GetLogs(_)
+        | R::SearchLogs(_) => functions::handle(state, caller, request).await,
         R::Assign(msg) => processes::assign(state, caller, msg).await,
         R::Submit(_)
         | R::CloseSuccessful(_)

@@ -154,7 +154,24 @@ impl Waiters {
             } => {
                 self.wake_one(colonyname, executortype);
             }
+            Event::Resumed { colonyname } => self.wake_colony(colonyname),
         }
+    }
+
+    /// Wakes every waiter of `colony`, of any executor type (assignments were resumed: rare,
+    /// and each of them may have work now).
+    pub fn wake_colony(&self, colony: &str) {
+        let mut queues = self.queues.lock().expect("waiter lock is never poisoned");
+        queues.retain(|(queue_colony, _), queue| {
+            if queue_colony != colony {
+                return true;
+            }
+            for waiter in queue.drain(..).filter_map(|weak| weak.upgrade()) {
+                waiter.hops.store(0, Ordering::SeqCst);
+                waiter.notify.notify_one();
+            }
+            false
+        });
     }
 
     /// Live long-polls on this node.
@@ -192,6 +209,19 @@ mod tests {
         assert!(waiters.wake_one("dev", "cli"));
         assert!(is_ready(&second));
         assert!(!waiters.wake_one("dev", "cli"), "queue is empty now");
+    }
+
+    #[test]
+    fn resuming_a_colony_wakes_all_its_waiters() {
+        let waiters = Waiters::new(10);
+        let cli = waiters.register("dev", "cli").unwrap();
+        let gpu = waiters.register("dev", "gpu").unwrap();
+        let other_colony = waiters.register("prod", "cli").unwrap();
+        waiters.publish(&Event::Resumed {
+            colonyname: "dev".into(),
+        });
+        assert!(is_ready(&cli) && is_ready(&gpu));
+        assert!(!is_ready(&other_colony));
     }
 
     #[test]

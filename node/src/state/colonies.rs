@@ -1,7 +1,7 @@
 //! Apply logic for the server owner, colonies and users.
 
 use super::keys::{self, Table};
-use super::tx::{Direction, StateRead};
+use super::tx::{Direction, StateRead, StoreError};
 use super::{auth, get_json, processes, refuse_unless, validate, Ctx, Outcome};
 use proto::command::Reply;
 use proto::{ApiError, Colony, User};
@@ -71,7 +71,106 @@ pub(super) fn remove_colony<R: StateRead + ?Sized>(
         );
         ctx.tx.delete(Table::Users, key);
     }
+    for (key, value) in scan_all(ctx, Table::Functions, &prefix)? {
+        let function: proto::Function = decode(&value)?;
+        ctx.tx
+            .delete(Table::FunctionIds, function.functionid.into_bytes());
+        ctx.tx.delete(Table::Functions, key);
+    }
+    for (key, value) in scan_all(ctx, Table::LogsByTime, &prefix)? {
+        let log: proto::Log = decode(&value)?;
+        if !log.processid.is_empty() {
+            // The same line under its process: process id, time, request id.
+            let time = keys::ordered_i64(log.timestamp);
+            let request = keys::trailing_id(&key).as_bytes();
+            let by_process = keys::join(&[log.processid.as_bytes(), &time, request]);
+            ctx.tx.delete(Table::Logs, by_process);
+        }
+        ctx.tx.delete(Table::LogsByTime, key);
+    }
+    for table in [Table::ExecutorLogs, Table::Locations] {
+        for (key, _) in scan_all(ctx, table, &prefix)? {
+            ctx.tx.delete(table, key);
+        }
+    }
+    ctx.tx.delete(Table::Meta, keys::paused(name));
     ctx.tx.delete(Table::Colonies, name.as_bytes().to_vec());
+    Ok(Ok(Reply::Done))
+}
+
+pub(super) fn set_paused<R: StateRead + ?Sized>(
+    ctx: &mut Ctx<'_, R>,
+    colony: &str,
+    paused: bool,
+) -> Outcome<Reply> {
+    refuse_unless!(auth::require_colony_owner(&ctx.tx, colony, ctx.caller())?);
+    if paused {
+        ctx.tx.put(Table::Meta, keys::paused(colony), Vec::new());
+    } else {
+        ctx.tx.delete(Table::Meta, keys::paused(colony));
+        ctx.events.push(super::Event::Resumed {
+            colonyname: colony.to_string(),
+        });
+    }
+    Ok(Ok(Reply::Done))
+}
+
+/// True while assignments in `colony` are paused.
+pub fn is_paused<R: StateRead + ?Sized>(state: &R, colony: &str) -> Result<bool, StoreError> {
+    Ok(state.get(Table::Meta, &keys::paused(colony))?.is_some())
+}
+
+pub(super) fn change_colony_id<R: StateRead + ?Sized>(
+    ctx: &mut Ctx<'_, R>,
+    colony: &str,
+    new_id: &str,
+) -> Outcome<Reply> {
+    let mut record = refuse_unless!(auth::require_colony_owner(&ctx.tx, colony, ctx.caller())?);
+    record.colonyid = refuse_unless!(validate::id("colonyid", new_id));
+    ctx.put_json(Table::Colonies, colony.as_bytes().to_vec(), &record);
+    Ok(Ok(Reply::Done))
+}
+
+pub(super) fn change_server_id<R: StateRead + ?Sized>(
+    ctx: &mut Ctx<'_, R>,
+    new_id: &str,
+) -> Outcome<Reply> {
+    refuse_unless!(auth::require_server_owner(&ctx.tx, ctx.caller())?);
+    let new_id = refuse_unless!(validate::id("serverid", new_id));
+    ctx.tx
+        .put(Table::Meta, keys::SERVER_ID.to_vec(), new_id.into_bytes());
+    Ok(Ok(Reply::Done))
+}
+
+pub(super) fn change_user_id<R: StateRead + ?Sized>(
+    ctx: &mut Ctx<'_, R>,
+    colony: &str,
+    new_id: &str,
+) -> Outcome<Reply> {
+    let new_id = refuse_unless!(validate::id("userid", new_id));
+    let member = refuse_unless!(auth::require_member(&ctx.tx, colony, ctx.caller(), false)?);
+    let auth::Member::User(mut user) = member else {
+        return Ok(Err(ApiError::forbidden(
+            "access denied, only users change their user id",
+        )));
+    };
+    if auth::user_by_id(&ctx.tx, colony, &new_id)?.is_some() {
+        return Ok(Err(ApiError::conflict(
+            "a user with this userid already exists",
+        )));
+    }
+    ctx.tx.delete(
+        Table::UserIds,
+        keys::join(&[user.userid.as_bytes(), colony.as_bytes()]),
+    );
+    user.userid = new_id;
+    ctx.tx.put(
+        Table::UserIds,
+        keys::join(&[user.userid.as_bytes(), colony.as_bytes()]),
+        user.name.clone().into_bytes(),
+    );
+    let key = keys::join(&[colony.as_bytes(), user.name.as_bytes()]);
+    ctx.put_json(Table::Users, key, &user);
     Ok(Ok(Reply::Done))
 }
 

@@ -39,11 +39,23 @@ pub enum Table {
     Graphs,
     /// colony \0 state \0 submission time \0 graph id -> "" (listing workflows).
     GraphsByState,
+    /// colony \0 executor name \0 function name -> Function.
+    Functions,
+    /// function id -> colony \0 executor name \0 function name.
+    FunctionIds,
+    /// process id \0 time \0 request id -> Log (a process's log).
+    Logs,
+    /// colony \0 executor name \0 time \0 request id -> Log (an executor's own log).
+    ExecutorLogs,
+    /// colony \0 time \0 request id -> Log (every log line of a colony, for search).
+    LogsByTime,
+    /// colony \0 location name -> Location.
+    Locations,
 }
 
 impl Table {
     /// Every table, in a fixed order (snapshots are written in this order).
-    pub const ALL: [Table; 16] = [
+    pub const ALL: [Table; 22] = [
         Table::Meta,
         Table::Colonies,
         Table::Executors,
@@ -60,6 +72,12 @@ impl Table {
         Table::RequestsByTime,
         Table::Graphs,
         Table::GraphsByState,
+        Table::Functions,
+        Table::FunctionIds,
+        Table::Logs,
+        Table::ExecutorLogs,
+        Table::LogsByTime,
+        Table::Locations,
     ];
 
     /// Stable name, used as the column family name.
@@ -81,6 +99,12 @@ impl Table {
             Table::RequestsByTime => "sm_requests_by_time",
             Table::Graphs => "sm_graphs",
             Table::GraphsByState => "sm_graphs_by_state",
+            Table::Functions => "sm_functions",
+            Table::FunctionIds => "sm_function_ids",
+            Table::Logs => "sm_logs",
+            Table::ExecutorLogs => "sm_executor_logs",
+            Table::LogsByTime => "sm_logs_by_time",
+            Table::Locations => "sm_locations",
         }
     }
 }
@@ -151,6 +175,11 @@ pub(crate) fn revoked(peer_id: &str) -> Vec<u8> {
 
 pub(crate) fn count(colony: &str, state: i32) -> Vec<u8> {
     join(&[b"count", colony.as_bytes(), &[state as u8]])
+}
+
+/// Present while assignments in `colony` are paused.
+pub(crate) fn paused(colony: &str) -> Vec<u8> {
+    join(&[b"paused", colony.as_bytes()])
 }
 
 /// Counter of the workflows of `colony` in `state`.

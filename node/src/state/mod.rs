@@ -12,9 +12,12 @@
 //! `Command::request_id`. Given the same state and command, every replica writes the same bytes.
 
 pub mod auth;
-mod colonies;
+pub mod colonies;
 mod executors;
+mod functions;
 pub mod keys;
+mod locations;
+mod logs;
 mod processes;
 pub mod query;
 mod tick;
@@ -40,6 +43,8 @@ pub enum Event {
         colonyname: String,
         executortype: String,
     },
+    /// Assignments in this colony were resumed: every waiting assign should look again.
+    Resumed { colonyname: String },
 }
 
 /// The outcome of applying one command.
@@ -172,6 +177,39 @@ fn dispatch<R: StateRead + ?Sized>(ctx: &mut Ctx<'_, R>, op: &Op) -> Outcome<Rep
             spec,
             *insert,
         ),
+        Op::AddFunction(function) => functions::add(ctx, function),
+        Op::RemoveFunction { functionid } => functions::remove(ctx, functionid),
+        Op::AddLog { processid, message } => logs::add(ctx, processid, message),
+        Op::AddExecutorLog {
+            colonyname,
+            executorname,
+            message,
+        } => logs::add_executor_log(ctx, colonyname, executorname, message),
+        Op::AddLocation(location) => locations::add(ctx, location),
+        Op::RemoveLocation { colonyname, name } => locations::remove(ctx, colonyname, name),
+        Op::SetPaused { colonyname, paused } => colonies::set_paused(ctx, colonyname, *paused),
+        Op::UpdateExecutor {
+            colonyname,
+            executorname,
+            capabilities,
+        } => executors::update_capabilities(ctx, colonyname, executorname, capabilities),
+        Op::ReportAllocation {
+            colonyname,
+            executorname,
+            allocations,
+        } => executors::report_allocations(ctx, colonyname, executorname, allocations),
+        Op::ChangeUserId { colonyname, userid } => {
+            colonies::change_user_id(ctx, colonyname, userid)
+        }
+        Op::ChangeExecutorId {
+            colonyname,
+            executorid,
+        } => executors::change_id(ctx, colonyname, executorid),
+        Op::ChangeColonyId {
+            colonyname,
+            colonyid,
+        } => colonies::change_colony_id(ctx, colonyname, colonyid),
+        Op::ChangeServerId { serverid } => colonies::change_server_id(ctx, serverid),
         Op::Tick => tick::tick(ctx),
         Op::RevokeNode { peer_id } => revoke(ctx, peer_id),
     }

@@ -273,13 +273,20 @@ pub(super) fn assign<R: StateRead + ?Sized>(
             "access denied, only executors can be assigned",
         )));
     };
-    let found = find_match(&ctx.tx, &executor, cpu, mem)?;
+    let paused = super::colonies::is_paused(&ctx.tx, colony)?;
+    let found = match paused {
+        true => None,
+        false => find_match(&ctx.tx, &executor, cpu, mem)?,
+    };
     let now = ctx.now();
     executor.lastheardfromtime = GoTime::from_unix_nanos(now);
     let executor_key = keys::join(&[colony.as_bytes(), executor.executorname.as_bytes()]);
     ctx.put_json(Table::Executors, executor_key, &executor);
     let Some(old) = found else {
-        return Ok(Ok(Reply::NothingToAssign));
+        return Ok(Ok(match paused {
+            true => Reply::AssignmentsPaused,
+            false => Reply::NothingToAssign,
+        }));
     };
     let process = Process {
         input: workflows::input_of(ctx, &old)?,
@@ -346,6 +353,9 @@ pub(super) fn close_successful<R: StateRead + ?Sized>(
         ..old.clone()
     };
     save(ctx, Some(&old), Some(&process))?;
+    if let Some(executor) = auth::executor_by_id(&ctx.tx, &process.assignedexecutorid)? {
+        super::functions::record_run(ctx, &process, &executor.executorname)?;
+    }
     Ok(Ok(Reply::Done))
 }
 

@@ -7,7 +7,9 @@ use super::processes::read_count;
 use super::tx::{Direction, StateRead, StoreError};
 use proto::executor::executor_state;
 use proto::process::process_state as ps;
-use proto::{Attribute, Colony, Executor, Process, ProcessGraph, Statistics, User};
+use proto::{
+    Attribute, Colony, Executor, Function, Location, Log, Process, ProcessGraph, Statistics, User,
+};
 
 /// Most processes one listing returns (ColonyOS caps `count` at 100).
 pub const LIST_COUNT_MAX: usize = 100;
@@ -22,12 +24,7 @@ fn list_json<T: serde::de::DeserializeOwned, R: StateRead + ?Sized>(
     prefix: &[u8],
 ) -> Result<Vec<T>, StoreError> {
     let entries = state.scan(table, prefix, None, Direction::Forward, LIST_OBJECTS_MAX)?;
-    entries
-        .into_iter()
-        .map(|(_, v)| {
-            serde_json::from_slice(&v).map_err(|e| StoreError(format!("corrupt value: {e}")))
-        })
-        .collect()
+    entries.into_iter().map(|(_, v)| decode_json(&v)).collect()
 }
 
 pub fn colonies<R: StateRead + ?Sized>(state: &R) -> Result<Vec<Colony>, StoreError> {
@@ -326,4 +323,135 @@ pub fn next_deadline<R: StateRead + ?Sized>(state: &R) -> Result<Option<i64>, St
 /// True when the mesh revoked the certificate of `peer_id`.
 pub fn is_revoked<R: StateRead + ?Sized>(state: &R, peer_id: &str) -> Result<bool, StoreError> {
     Ok(state.get(Table::Meta, &keys::revoked(peer_id))?.is_some())
+}
+
+/// Functions registered in `colony`, by one executor or (`executorname` empty) by all.
+pub fn functions<R: StateRead + ?Sized>(
+    state: &R,
+    colony: &str,
+    executorname: &str,
+) -> Result<Vec<Function>, StoreError> {
+    let prefix = match executorname {
+        "" => keys::prefix(&[colony.as_bytes()]),
+        name => keys::prefix(&[colony.as_bytes(), name.as_bytes()]),
+    };
+    list_json(state, Table::Functions, &prefix)
+}
+
+/// The function `id` (whatever colony it is in).
+pub fn function<R: StateRead + ?Sized>(
+    state: &R,
+    id: &str,
+) -> Result<Option<Function>, StoreError> {
+    match state.get(Table::FunctionIds, id.as_bytes())? {
+        Some(key) => get_json(state, Table::Functions, &key),
+        None => Ok(None),
+    }
+}
+
+/// Most log lines one read returns (ColonyOS caps `count` at 500).
+pub const LOG_COUNT_MAX: usize = 500;
+/// Most days a log search looks back.
+pub const LOG_SEARCH_DAYS_MAX: i64 = 30;
+
+/// Which log lines to read: of a process, or of an executor of a colony.
+pub enum LogSource<'a> {
+    Process(&'a str),
+    Executor { colony: &'a str, name: &'a str },
+}
+
+/// Up to `count` log lines of `source`, oldest first: the first ones after `since` (Unix ns,
+/// 0 = from the start), or with `latest` the last ones.
+pub fn logs<R: StateRead + ?Sized>(
+    state: &R,
+    source: LogSource<'_>,
+    count: usize,
+    since: i64,
+    latest: bool,
+) -> Result<Vec<Log>, StoreError> {
+    let (table, prefix) = match source {
+        LogSource::Process(id) => (Table::Logs, keys::prefix(&[id.as_bytes()])),
+        LogSource::Executor { colony, name } => (
+            Table::ExecutorLogs,
+            keys::prefix(&[colony.as_bytes(), name.as_bytes()]),
+        ),
+    };
+    let count = count.min(LOG_COUNT_MAX);
+    let entries = if latest {
+        let mut newest = state.scan(table, &prefix, None, Direction::Reverse, count)?;
+        newest.reverse();
+        newest
+    } else {
+        // Keys are prefix, time, \0, request id: everything at `since` sorts below
+        // prefix + time + \x01.
+        let mut after = prefix.clone();
+        after.extend_from_slice(&keys::ordered_i64(since));
+        after.push(1);
+        let after = (since > 0).then_some(after);
+        state.scan(table, &prefix, after.as_deref(), Direction::Forward, count)?
+    };
+    entries.iter().map(|(_, v)| decode_json(v)).collect()
+}
+
+/// Up to `count` log lines of `colony` from the last `days` days containing `text`, newest
+/// first, examining at most `LIST_SCAN_MAX` lines.
+pub fn search_logs<R: StateRead + ?Sized>(
+    state: &R,
+    colony: &str,
+    text: &str,
+    since_nanos: i64,
+    count: usize,
+) -> Result<Vec<Log>, StoreError> {
+    let prefix = keys::prefix(&[colony.as_bytes()]);
+    let mut found = Vec::new();
+    let mut after: Option<Vec<u8>> = None;
+    let mut examined = 0;
+    while found.len() < count && examined < LIST_SCAN_MAX {
+        let page = state.scan(
+            Table::LogsByTime,
+            &prefix,
+            after.as_deref(),
+            Direction::Reverse,
+            256,
+        )?;
+        for (key, value) in &page {
+            examined += 1;
+            let at = keys::read_ordered_i64(key, prefix.len()).unwrap_or(i64::MIN);
+            if at < since_nanos {
+                return Ok(found);
+            }
+            let log: Log = decode_json(value)?;
+            if log.message.contains(text) {
+                found.push(log);
+                if found.len() == count {
+                    break;
+                }
+            }
+        }
+        if page.len() < 256 {
+            break;
+        }
+        after = page.last().map(|(key, _)| key.clone());
+    }
+    Ok(found)
+}
+
+pub fn locations<R: StateRead + ?Sized>(
+    state: &R,
+    colony: &str,
+) -> Result<Vec<Location>, StoreError> {
+    list_json(state, Table::Locations, &keys::prefix(&[colony.as_bytes()]))
+}
+
+pub fn location<R: StateRead + ?Sized>(
+    state: &R,
+    colony: &str,
+    name: &str,
+) -> Result<Option<Location>, StoreError> {
+    let key = keys::join(&[colony.as_bytes(), name.as_bytes()]);
+    get_json(state, Table::Locations, &key)
+}
+
+fn decode_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError(format!("corrupt value: {e}")))
 }

@@ -666,4 +666,5 @@ fn a_retried_command_is_not_applied_twice() {
 }
 
 mod prop;
+mod registry;
 mod workflows;

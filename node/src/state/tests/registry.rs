@@ -1,0 +1,271 @@
+//! Tests of the colony's registries and controls: functions and their run statistics, process
+//! and executor logs, locations, pausing assignments, and changing identities.
+
+use super::*;
+use crate::state::query::LogSource;
+use proto::{Function, Location};
+
+const USER: &str = "00000000000000000000000000000000000000000000000000000000000000c1";
+const NEW_ID: &str = "00000000000000000000000000000000000000000000000000000000000000d1";
+
+fn function(executorname: &str, funcname: &str) -> Op {
+    Op::AddFunction(Box::new(Function {
+        executorname: executorname.into(),
+        colonyname: "dev".into(),
+        funcname: funcname.into(),
+        ..Function::default()
+    }))
+}
+
+#[test]
+fn functions_are_registered_by_their_executor_and_count_runs() {
+    let mut w = World::new();
+    assert_eq!(
+        w.refused(EXEC_B, function("a", "echo")),
+        ErrorCode::Forbidden
+    );
+    assert_eq!(
+        w.refused(OWNER, function("a", "echo")),
+        ErrorCode::Forbidden
+    );
+    let Reply::Function(added) = w.ok(EXEC_A, function("a", "echo")) else {
+        panic!("a function")
+    };
+    assert_eq!(added.executortype, "cli");
+    assert_eq!(added.functionid.len(), 64);
+    assert_eq!(
+        w.refused(EXEC_A, function("a", "echo")),
+        ErrorCode::Conflict
+    );
+    w.ok(EXEC_B, function("b", "echo"));
+    assert_eq!(query::functions(&w.state, "dev", "").unwrap().len(), 2);
+    // A run on executor a: waits 1 s, runs 2 s.
+    let p = w.submit(spec("echo"));
+    w.now += SECOND;
+    assert_eq!(w.assign(EXEC_A).unwrap().processid, p.processid);
+    w.now += 2 * SECOND;
+    let close = Op::CloseSuccessful {
+        processid: p.processid.clone(),
+        out: vec![],
+    };
+    w.ok(EXEC_A, close);
+    let mine = query::functions(&w.state, "dev", "a").unwrap();
+    assert_eq!(mine[0].counter, 1);
+    assert_eq!((mine[0].avgwaittime, mine[0].avgexectime), (1.0, 2.0));
+    let theirs = query::functions(&w.state, "dev", "b").unwrap();
+    assert_eq!(theirs[0].counter, 0, "only the executor that ran it counts");
+    let remove = Op::RemoveFunction {
+        functionid: added.functionid.clone(),
+    };
+    assert_eq!(w.refused(EXEC_B, remove.clone()), ErrorCode::Forbidden);
+    w.ok(EXEC_A, remove);
+    assert!(query::function(&w.state, &added.functionid)
+        .unwrap()
+        .is_none());
+    // Removing an executor removes the functions it registered.
+    let executor = Op::RemoveExecutor {
+        colonyname: "dev".into(),
+        executorname: "b".into(),
+    };
+    w.ok(OWNER, executor);
+    assert!(query::functions(&w.state, "dev", "").unwrap().is_empty());
+}
+
+#[test]
+fn logs_are_written_by_the_running_executor_and_read_in_order() {
+    let mut w = World::new();
+    let p = w.submit(spec("echo"));
+    let log = |message: &str| Op::AddLog {
+        processid: p.processid.clone(),
+        message: message.into(),
+    };
+    assert_eq!(
+        w.refused(EXEC_A, log("early")),
+        ErrorCode::Forbidden,
+        "not running"
+    );
+    w.assign(EXEC_A).unwrap();
+    assert_eq!(w.refused(EXEC_B, log("other")), ErrorCode::Forbidden);
+    for line in ["one", "two", "three"] {
+        w.now += SECOND;
+        w.ok(EXEC_A, log(line));
+    }
+    let huge = "x".repeat(64 * 1024 + 1);
+    let error = w.run(EXEC_A, log(&huge)).unwrap_err();
+    assert!(
+        error.message.contains("longer than the limit"),
+        "{}",
+        error.message
+    );
+    let read = |w: &World, count, since, latest| {
+        let source = LogSource::Process(&p.processid);
+        let found = query::logs(&w.state, source, count, since, latest).unwrap();
+        found.into_iter().map(|l| l.message).collect::<Vec<_>>()
+    };
+    assert_eq!(read(&w, 10, 0, false), ["one", "two", "three"]);
+    assert_eq!(read(&w, 2, 0, false), ["one", "two"]);
+    assert_eq!(read(&w, 2, 0, true), ["two", "three"]);
+    let first = query::logs(&w.state, LogSource::Process(&p.processid), 1, 0, false).unwrap();
+    assert_eq!(first[0].executorname, "a");
+    assert_eq!(read(&w, 10, first[0].timestamp, false), ["two", "three"]);
+    // Executor logs: only the executor itself.
+    let executor_log = |name: &str| Op::AddExecutorLog {
+        colonyname: "dev".into(),
+        executorname: name.into(),
+        message: "started three".into(),
+    };
+    assert_eq!(w.refused(EXEC_B, executor_log("a")), ErrorCode::Forbidden);
+    w.ok(EXEC_A, executor_log("a"));
+    let source = LogSource::Executor {
+        colony: "dev",
+        name: "a",
+    };
+    assert_eq!(
+        query::logs(&w.state, source, 10, 0, false).unwrap().len(),
+        1
+    );
+    // Search: newest first, within the time window.
+    let found = query::search_logs(&w.state, "dev", "three", 0, 10).unwrap();
+    let messages: Vec<_> = found.iter().map(|l| l.message.as_str()).collect();
+    assert_eq!(messages, ["started three", "three"]);
+    assert!(query::search_logs(&w.state, "dev", "three", w.now + 1, 10)
+        .unwrap()
+        .is_empty());
+    // Removing the colony removes its logs.
+    let remove = Op::RemoveColony {
+        colonyname: "dev".into(),
+    };
+    w.ok(SERVER, remove);
+    let leftovers = w.state.entries.keys().filter(|(t, _)| {
+        matches!(
+            t,
+            keys::Table::Logs | keys::Table::ExecutorLogs | keys::Table::LogsByTime
+        )
+    });
+    assert_eq!(leftovers.count(), 0);
+}
+
+#[test]
+fn locations_are_managed_by_the_colony_owner() {
+    let mut w = World::new();
+    let location = Location {
+        name: "lab".into(),
+        colonyname: "dev".into(),
+        description: "the lab".into(),
+        long: 18.07,
+        lat: 59.33,
+        ..Location::default()
+    };
+    assert_eq!(
+        w.refused(EXEC_A, Op::AddLocation(location.clone())),
+        ErrorCode::Forbidden
+    );
+    let Reply::Location(added) = w.ok(OWNER, Op::AddLocation(location.clone())) else {
+        panic!("a location")
+    };
+    assert_eq!(added.locationid.len(), 64);
+    assert_eq!(
+        w.refused(OWNER, Op::AddLocation(location)),
+        ErrorCode::Conflict
+    );
+    assert_eq!(
+        query::location(&w.state, "dev", "lab").unwrap(),
+        Some(added)
+    );
+    let remove = Op::RemoveLocation {
+        colonyname: "dev".into(),
+        name: "lab".into(),
+    };
+    w.ok(OWNER, remove.clone());
+    assert_eq!(w.refused(OWNER, remove), ErrorCode::NotFound);
+}
+
+#[test]
+fn paused_colonies_assign_nothing_until_resumed() {
+    let mut w = World::new();
+    let pause = |paused| Op::SetPaused {
+        colonyname: "dev".into(),
+        paused,
+    };
+    assert_eq!(w.refused(EXEC_A, pause(true)), ErrorCode::Forbidden);
+    w.ok(OWNER, pause(true));
+    let p = w.submit(spec("echo"));
+    let assign = Op::Assign {
+        colonyname: "dev".into(),
+        cpu_millis: None,
+        mem_mib: None,
+    };
+    assert_eq!(w.ok(EXEC_A, assign), Reply::AssignmentsPaused);
+    w.events.clear();
+    w.ok(OWNER, pause(false));
+    assert_eq!(
+        w.events,
+        vec![Event::Resumed {
+            colonyname: "dev".into()
+        }]
+    );
+    assert_eq!(w.assign(EXEC_A).unwrap().processid, p.processid);
+}
+
+#[test]
+fn identities_change_to_new_ids() {
+    let mut w = World::new();
+    // Server owner.
+    let server = Op::ChangeServerId {
+        serverid: NEW_ID.into(),
+    };
+    assert_eq!(w.refused(OWNER, server.clone()), ErrorCode::Forbidden);
+    w.ok(SERVER, server);
+    assert_eq!(auth::server_id(&w.state).unwrap().as_deref(), Some(NEW_ID));
+    // Colony owner.
+    let colony = |id: &str| Op::ChangeColonyId {
+        colonyname: "dev".into(),
+        colonyid: id.into(),
+    };
+    assert_eq!(w.refused(EXEC_A, colony(USER)), ErrorCode::Forbidden);
+    w.ok(OWNER, colony(USER));
+    assert_eq!(w.refused(OWNER, colony(OWNER)), ErrorCode::Forbidden);
+    w.ok(USER, colony(OWNER));
+    // A user.
+    let user = proto::User {
+        colonyname: "dev".into(),
+        userid: USER.into(),
+        name: "ann".into(),
+        ..proto::User::default()
+    };
+    w.ok(OWNER, Op::AddUser(user));
+    let change_user = |id: &str| Op::ChangeUserId {
+        colonyname: "dev".into(),
+        userid: id.into(),
+    };
+    assert_eq!(w.refused(EXEC_A, change_user(NEW_ID)), ErrorCode::Forbidden);
+    w.ok(USER, change_user(NEW_ID));
+    assert_eq!(
+        w.refused(USER, Op::Submit(Box::new(spec("x")))),
+        ErrorCode::Forbidden
+    );
+    w.ok(NEW_ID, Op::Submit(Box::new(spec("x"))));
+    // An executor, refused while it runs a process.
+    let change_executor = |id: &str| Op::ChangeExecutorId {
+        colonyname: "dev".into(),
+        executorid: id.into(),
+    };
+    assert_eq!(
+        w.refused(EXEC_A, change_executor(EXEC_B)),
+        ErrorCode::Conflict
+    );
+    w.assign(EXEC_B).unwrap();
+    assert_eq!(
+        w.refused(EXEC_B, change_executor(STRANGER)),
+        ErrorCode::BadRequest
+    );
+    w.ok(EXEC_A, change_executor(STRANGER));
+    assert_eq!(
+        auth::executor_by_id(&w.state, STRANGER)
+            .unwrap()
+            .unwrap()
+            .executorname,
+        "a"
+    );
+    assert!(auth::executor_by_id(&w.state, EXEC_A).unwrap().is_none());
+}
