@@ -533,3 +533,138 @@ def test_child_added_under_a_running_parent_runs_next(env, executor):
     assert last.input == ["i"]
     env.client.close(last.processid, [], executor.prvkey)
     assert env.client.get_processgraph(graph.processgraphid, env.prvkey).state == SUCCESSFUL
+
+
+def rpc(env, msg, prvkey):
+    """Sends any message, signed and encoded by pycolonies itself, for the message types it
+    has no method for (pause, locations, executor logs, search, change-id)."""
+    return env.client._Colonies__rpc(msg, prvkey)
+
+
+def test_functions_are_registered_and_count_runs(env, executor):
+    added = env.client.add_function(env.colonyname, executor.name, "echo", executor.prvkey)
+    assert added["funcname"] == "echo" and added["executortype"] == executor.type
+    with pytest.raises(ColoniesConnectionError):
+        # Only the executor itself registers its functions.
+        env.client.add_function(env.colonyname, executor.name, "other", env.prvkey)
+    submitted = submit(env, executor.type)
+    env.client.assign(env.colonyname, ASSIGN_TIMEOUT_S, executor.prvkey)
+    env.client.close(submitted.processid, [], executor.prvkey)
+    mine = env.client.get_functions_by_executor(env.colonyname, executor.name, env.prvkey)
+    assert [(f["funcname"], f["counter"]) for f in mine] == [("echo", 1)]
+    everyone = env.client.get_functions_by_colony(env.colonyname, env.prvkey)
+    assert added["functionid"] in [f["functionid"] for f in everyone]
+
+
+def test_process_and_executor_logs(env, executor):
+    submitted = submit(env, executor.type)
+    with pytest.raises(ColoniesConnectionError):
+        env.client.add_log(submitted.processid, "too early", executor.prvkey)
+    env.client.assign(env.colonyname, ASSIGN_TIMEOUT_S, executor.prvkey)
+    marker = unique("needle")
+    for line in ["one", "two", marker]:
+        env.client.add_log(submitted.processid, line, executor.prvkey)
+    logs = env.client.get_process_log(env.colonyname, submitted.processid, 100, 0, env.prvkey)
+    assert [entry["message"] for entry in logs] == ["one", "two", marker]
+    assert all(entry["executorname"] == executor.name for entry in logs)
+    since = logs[0]["timestamp"]
+    later = env.client.get_process_log(
+        env.colonyname, submitted.processid, 100, since, env.prvkey
+    )
+    assert [entry["message"] for entry in later] == ["two", marker]
+    latest = rpc(
+        env,
+        {
+            "msgtype": "getlogsmsg",
+            "colonyname": env.colonyname,
+            "processid": submitted.processid,
+            "count": 1,
+            "latest": True,
+        },
+        env.prvkey,
+    )
+    assert [entry["message"] for entry in latest] == [marker]
+    rpc(
+        env,
+        {
+            "msgtype": "addexecutorlogmsg",
+            "colonyname": env.colonyname,
+            "executorname": executor.name,
+            "message": f"executor {marker}",
+        },
+        executor.prvkey,
+    )
+    own = env.client.get_executor_log(env.colonyname, executor.name, 100, 0, env.prvkey)
+    assert [entry["message"] for entry in own] == [f"executor {marker}"]
+    found = rpc(
+        env,
+        {
+            "msgtype": "searchlogsmsg",
+            "colonyname": env.colonyname,
+            "text": marker,
+            "days": 1,
+            "count": 10,
+        },
+        env.prvkey,
+    )
+    assert [entry["message"] for entry in found] == [f"executor {marker}", marker]
+
+
+def test_pause_and_resume_assignments(env, executor):
+    def status():
+        reply = rpc(
+            env, {"msgtype": "getpausestatusmsg", "colonyname": env.colonyname}, env.prvkey
+        )
+        return reply["ispaused"]
+
+    pause = {"msgtype": "pauseassignmentsmsg", "colonyname": env.colonyname}
+    resume = {"msgtype": "resumeassignmentsmsg", "colonyname": env.colonyname}
+    with pytest.raises(ColoniesConnectionError):
+        rpc(env, pause, env.prvkey)  # only the colony owner
+    submitted = submit(env, executor.type)
+    rpc(env, pause, env.colony_prvkey)
+    try:
+        assert status() is True
+        with pytest.raises(ColoniesConnectionError) as err:
+            env.client.assign(env.colonyname, -1, executor.prvkey)
+        assert "paused" in str(err.value)
+    finally:
+        rpc(env, resume, env.colony_prvkey)
+    assert status() is False
+    assigned = env.client.assign(env.colonyname, ASSIGN_TIMEOUT_S, executor.prvkey)
+    assert assigned.processid == submitted.processid
+
+
+def test_locations_are_managed_by_the_colony_owner(env):
+    name = unique("site")
+    location = {
+        "name": name,
+        "colonyname": env.colonyname,
+        "description": "rack 4",
+        "long": 18.07,
+        "lat": 59.33,
+    }
+    add = {"msgtype": "addlocationmsg", "location": location}
+    with pytest.raises(ColoniesConnectionError):
+        rpc(env, add, env.prvkey)
+    added = rpc(env, add, env.colony_prvkey)
+    assert added["name"] == name and len(added["locationid"]) == 64
+    got = rpc(
+        env,
+        {"msgtype": "getlocationmsg", "colonyname": env.colonyname, "name": name},
+        env.prvkey,
+    )
+    assert got == added
+    listed = rpc(env, {"msgtype": "getlocationsmsg", "colonyname": env.colonyname}, env.prvkey)
+    assert name in [loc["name"] for loc in listed]
+    rpc(
+        env,
+        {"msgtype": "removelocationmsg", "colonyname": env.colonyname, "name": name},
+        env.colony_prvkey,
+    )
+    with pytest.raises(ColoniesConnectionError):
+        rpc(
+            env,
+            {"msgtype": "getlocationmsg", "colonyname": env.colonyname, "name": name},
+            env.prvkey,
+        )
