@@ -6,6 +6,7 @@
 //! depends on state is decided inside `apply`, so every replica decides the same way.
 
 use crate::colony::{Colony, User};
+use crate::cron::{Cron, Generator};
 use crate::error::ApiError;
 use crate::executor::{Allocations, Capabilities, Executor};
 use crate::function::{Function, Location};
@@ -153,7 +154,24 @@ pub enum Op {
     ChangeServerId {
         serverid: String,
     },
-    /// The leader's periodic clock tick: expires deadlines as of `now_nanos`.
+    AddCron(Box<Cron>),
+    /// Starts the cron's workflow now (respecting `waitforprevprocessgraph`).
+    RunCron {
+        cronid: String,
+    },
+    RemoveCron {
+        cronid: String,
+    },
+    AddGenerator(Box<Generator>),
+    PackGenerator {
+        generatorid: String,
+        arg: String,
+    },
+    RemoveGenerator {
+        generatorid: String,
+    },
+    /// The leader's periodic clock tick: expires deadlines and starts due crons and
+    /// generators as of `now_nanos`.
     Tick,
     /// The autopilot removed this peer's node: its certificate is no longer accepted.
     RevokeNode {
@@ -178,6 +196,8 @@ pub enum Reply {
     AssignmentsPaused,
     /// `Assign` found nothing the executor can run.
     NothingToAssign,
+    Cron(Box<Cron>),
+    Generator(Box<Generator>),
     /// `Tick` expired this many deadlines.
     Expired(u64),
 }

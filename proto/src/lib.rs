@@ -7,7 +7,7 @@
 //! - `crypto`: secp256k1 + SHA3-256 signing, recovery and ids.
 //! - `envelope`: `RpcMsg` / `RpcReply` / `Failure` and payload encoding.
 //! - `msgs`: request payload structs and the closed `Request` enum.
-//! - `colony`, `executor`, `function`, `process`, `workflow`: the ColonyOS objects.
+//! - `colony`, `cron`, `executor`, `function`, `process`, `workflow`: the ColonyOS objects.
 //! - `command`: replicated `Command` / `Op` / `Reply` applied by the state machine.
 //! - `mesh`: requests and responses between mesh nodes.
 //! - `error`: `ErrorCode` and `ApiError`.
@@ -15,6 +15,7 @@
 
 pub mod colony;
 pub mod command;
+pub mod cron;
 pub mod crypto;
 pub mod envelope;
 pub mod error;
@@ -30,6 +31,7 @@ pub mod workflow;
 
 pub use colony::{Colony, Statistics, User};
 pub use command::{Batch, Command, Op, Reply, Response};
+pub use cron::{Cron, Generator};
 pub use crypto::PrivateKey;
 pub use envelope::{Failure, RpcMsg, RpcReply};
 pub use error::{ApiError, ErrorCode};

@@ -3,6 +3,7 @@
 //! `requests!` and handling the new variant in `node::api`.
 
 use crate::colony::{Colony, User};
+use crate::cron::{Cron, Generator};
 use crate::envelope::EnvelopeError;
 use crate::executor::{Allocations, Capabilities, Executor};
 use crate::function::{Function, Location};
@@ -351,6 +352,61 @@ pub struct PauseStatusReply {
     pub ispaused: bool,
 }
 
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AddCronMsg {
+    #[serde(default, deserialize_with = "nd")]
+    pub cron: Cron,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CronIdMsg {
+    #[serde(default, deserialize_with = "nd")]
+    pub cronid: String,
+    /// Ignored (`removecronmsg`).
+    #[serde(default, deserialize_with = "nd")]
+    pub all: bool,
+}
+
+/// `getcronsmsg` and `getgeneratorsmsg`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ColonyCountMsg {
+    #[serde(default, deserialize_with = "nd")]
+    pub colonyname: String,
+    #[serde(default, deserialize_with = "nd")]
+    pub count: i64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AddGeneratorMsg {
+    #[serde(default, deserialize_with = "nd")]
+    pub generator: Generator,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct GeneratorIdMsg {
+    #[serde(default, deserialize_with = "nd")]
+    pub generatorid: String,
+    /// Ignored (`removegeneratormsg`).
+    #[serde(default, deserialize_with = "nd")]
+    pub all: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ResolveGeneratorMsg {
+    #[serde(default, deserialize_with = "nd")]
+    pub colonyname: String,
+    #[serde(default, deserialize_with = "nd")]
+    pub generatorname: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PackGeneratorMsg {
+    #[serde(default, deserialize_with = "nd")]
+    pub generatorid: String,
+    #[serde(default, deserialize_with = "nd")]
+    pub arg: String,
+}
+
 macro_rules! requests {
     ($($variant:ident = $name:literal => $msg:ty,)*) => {
         /// Every request payload this node understands, tagged by `msgtype`.
@@ -439,6 +495,17 @@ requests! {
     ChangeExecutorId = "changeexecutoridmsg" => ExecutorIdMsg,
     ChangeColonyId = "changecolonyidmsg" => ChangeColonyIdMsg,
     ChangeServerId = "changeserveridmsg" => ChangeServerIdMsg,
+    AddCron = "addcronmsg" => AddCronMsg,
+    GetCron = "getcronmsg" => CronIdMsg,
+    GetCrons = "getcronsmsg" => ColonyCountMsg,
+    RunCron = "runcronmsg" => CronIdMsg,
+    RemoveCron = "removecronmsg" => CronIdMsg,
+    AddGenerator = "addgeneratormsg" => AddGeneratorMsg,
+    GetGenerator = "getgeneratormsg" => GeneratorIdMsg,
+    ResolveGenerator = "resolvegeneratormsg" => ResolveGeneratorMsg,
+    GetGenerators = "getgeneratorsmsg" => ColonyCountMsg,
+    PackGenerator = "packgeneratormsg" => PackGeneratorMsg,
+    RemoveGenerator = "removegeneratormsg" => GeneratorIdMsg,
 }
 
 impl Request {

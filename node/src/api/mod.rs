@@ -9,6 +9,7 @@
 //! ```
 
 mod colonies;
+mod crons;
 mod executors;
 mod functions;
 mod processes;
@@ -141,6 +142,8 @@ fn reply_json(reply: Reply) -> Result<String, ApiError> {
         Reply::ProcessGraph(graph) => json(&graph),
         Reply::Function(function) => json(&function),
         Reply::Location(location) => json(&location),
+        Reply::Cron(cron) => json(&cron),
+        Reply::Generator(generator) => json(&generator),
         Reply::NothingToAssign => Err(no_process()),
         Reply::AssignmentsPaused => Err(ApiError::unavailable("colony assignments are paused")),
     }

@@ -1,7 +1,7 @@
 //! `POST /api`: opens the envelope (size, JSON, signature, payload type) and dispatches the
 //! request to its handler. Every failure becomes the ColonyOS error envelope with a 4xx/5xx.
 
-use super::{colonies, executors, functions, processes, status_of, workflows, ApiState};
+use super::{colonies, crons, executors, functions, processes, status_of, workflows, ApiState};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
@@ -109,6 +109,11 @@ fn may_lag(request: &Request, error: &ApiError) -> bool {
             | R::GetLocations(_)
             | R::GetLocation(_)
             | R::GetPauseStatus(_)
+            | R::GetCron(_)
+            | R::GetCrons(_)
+            | R::GetGenerator(_)
+            | R::ResolveGenerator(_)
+            | R::GetGenerators(_)
     );
     match error.code {
         ErrorCode::NotFound => read,
@@ -180,5 +185,16 @@ async fn dispatch(state: &ApiState, caller: &str, request: Request) -> Result<St
         | R::CancelProcessGraph(_)
         | R::AddChild(_) => workflows::write(state, caller, request).await,
         R::GetProcessGraph(_) | R::GetProcessGraphs(_) => workflows::read(state, caller, request),
+        R::AddCron(_)
+        | R::GetCron(_)
+        | R::GetCrons(_)
+        | R::RunCron(_)
+        | R::RemoveCron(_)
+        | R::AddGenerator(_)
+        | R::GetGenerator(_)
+        | R::ResolveGenerator(_)
+        | R::GetGenerators(_)
+        | R::PackGenerator(_)
+        | R::RemoveGenerator(_) => crons::handle(state, caller, request).await,
     }
 }

@@ -54,6 +54,8 @@ pub(super) fn remove_colony<R: StateRead + ?Sized>(
 ) -> Outcome<Reply> {
     refuse_unless!(auth::require_server_owner(&ctx.tx, ctx.caller())?);
     refuse_unless!(auth::colony(&ctx.tx, name)?);
+    super::crons::remove_all(ctx, name)?;
+    super::generators::remove_all(ctx, name)?;
     super::workflows::remove_matching(ctx, name, None)?;
     processes::remove_matching(ctx, name, None)?;
     let prefix = keys::prefix(&[name.as_bytes()]);

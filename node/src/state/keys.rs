@@ -51,11 +51,25 @@ pub enum Table {
     LogsByTime,
     /// colony \0 location name -> Location.
     Locations,
+    /// cron id -> Cron.
+    Crons,
+    /// colony \0 cron id -> "" (listing).
+    CronsByColony,
+    /// next run time \0 cron id -> "" (crons the tick starts).
+    CronsDue,
+    /// generator id -> Generator.
+    Generators,
+    /// colony \0 generator name -> generator id (listing, resolving by name).
+    GeneratorsByName,
+    /// generator id \0 pack time \0 request id -> argument (packed, not yet used).
+    GeneratorArgs,
+    /// timeout time \0 generator id -> "" (generators the tick starts with what is packed).
+    GeneratorsDue,
 }
 
 impl Table {
     /// Every table, in a fixed order (snapshots are written in this order).
-    pub const ALL: [Table; 22] = [
+    pub const ALL: [Table; 29] = [
         Table::Meta,
         Table::Colonies,
         Table::Executors,
@@ -78,6 +92,13 @@ impl Table {
         Table::ExecutorLogs,
         Table::LogsByTime,
         Table::Locations,
+        Table::Crons,
+        Table::CronsByColony,
+        Table::CronsDue,
+        Table::Generators,
+        Table::GeneratorsByName,
+        Table::GeneratorArgs,
+        Table::GeneratorsDue,
     ];
 
     /// Stable name, used as the column family name.
@@ -105,6 +126,13 @@ impl Table {
             Table::ExecutorLogs => "sm_executor_logs",
             Table::LogsByTime => "sm_logs_by_time",
             Table::Locations => "sm_locations",
+            Table::Crons => "sm_crons",
+            Table::CronsByColony => "sm_crons_by_colony",
+            Table::CronsDue => "sm_crons_due",
+            Table::Generators => "sm_generators",
+            Table::GeneratorsByName => "sm_generators_by_name",
+            Table::GeneratorArgs => "sm_generator_args",
+            Table::GeneratorsDue => "sm_generators_due",
         }
     }
 }

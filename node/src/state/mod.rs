@@ -13,8 +13,11 @@
 
 pub mod auth;
 pub mod colonies;
+pub mod cronexpr;
+pub mod crons;
 mod executors;
 mod functions;
+pub mod generators;
 pub mod keys;
 mod locations;
 mod logs;
@@ -210,6 +213,12 @@ fn dispatch<R: StateRead + ?Sized>(ctx: &mut Ctx<'_, R>, op: &Op) -> Outcome<Rep
             colonyid,
         } => colonies::change_colony_id(ctx, colonyname, colonyid),
         Op::ChangeServerId { serverid } => colonies::change_server_id(ctx, serverid),
+        Op::AddCron(cron) => crons::add(ctx, cron),
+        Op::RunCron { cronid } => crons::run(ctx, cronid),
+        Op::RemoveCron { cronid } => crons::remove(ctx, cronid),
+        Op::AddGenerator(generator) => generators::add(ctx, generator),
+        Op::PackGenerator { generatorid, arg } => generators::pack(ctx, generatorid, arg),
+        Op::RemoveGenerator { generatorid } => generators::remove(ctx, generatorid),
         Op::Tick => tick::tick(ctx),
         Op::RevokeNode { peer_id } => revoke(ctx, peer_id),
     }

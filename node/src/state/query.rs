@@ -298,8 +298,8 @@ pub fn statistics<R: StateRead + ?Sized>(state: &R) -> Result<Statistics, StoreE
     Ok(total)
 }
 
-/// The earliest pending deadline (Unix ns) of any kind, if any; expiry of deduplication
-/// records counts as a deadline too.
+/// The earliest pending deadline (Unix ns) of any kind, if any: process deadlines, crons and
+/// generators coming due, and expiry of deduplication records.
 pub fn next_deadline<R: StateRead + ?Sized>(state: &R) -> Result<Option<i64>, StoreError> {
     let mut earliest: Option<i64> = None;
     let first = state.scan(Table::RequestsByTime, b"", None, Direction::Forward, 1)?;
@@ -307,6 +307,13 @@ pub fn next_deadline<R: StateRead + ?Sized>(state: &R) -> Result<Option<i64>, St
         let at = keys::read_ordered_i64(key, 0)
             .ok_or_else(|| StoreError(format!("corrupt request time key {key:?}")))?;
         earliest = Some(at.saturating_add(super::DEDUP_WINDOW_NANOS));
+    }
+    for table in [Table::CronsDue, Table::GeneratorsDue] {
+        if let Some((key, _)) = state.scan(table, b"", None, Direction::Forward, 1)?.first() {
+            let at = keys::read_ordered_i64(key, 0)
+                .ok_or_else(|| StoreError(format!("corrupt due key {key:?}")))?;
+            earliest = Some(earliest.map_or(at, |e| e.min(at)));
+        }
     }
     for kind in [keys::DeadlineKind::Wait, keys::DeadlineKind::Exec] {
         let prefix = keys::prefix(&[&[kind as u8]]);

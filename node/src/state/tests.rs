@@ -667,4 +667,5 @@ fn a_retried_command_is_not_applied_twice() {
 
 mod prop;
 mod registry;
+mod schedules;
 mod workflows;

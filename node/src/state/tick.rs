@@ -1,5 +1,6 @@
 //! Apply logic of the leader's clock tick: expire `maxexectime` (re-queue with `retries + 1`,
-//! or fail at `maxretries`) and `maxwaittime` (fail), as of the tick's `now`.
+//! or fail at `maxretries`) and `maxwaittime` (fail), and start due crons and timed-out
+//! generators, as of the tick's `now`.
 
 use super::keys::{self, DeadlineKind, Table};
 use super::processes::{self, fail, unassign};
@@ -11,6 +12,9 @@ use proto::process::process_state as ps;
 /// Deadlines handled per tick; the rest wait for the next tick, so one tick's batch is bounded.
 pub(crate) const TICK_EXPIRE_MAX: usize = 1024;
 
+/// Crons and generators started per tick, together; the rest start on the next tick.
+pub(crate) const TICK_START_MAX: usize = 64;
+
 const EXEC_LIMIT_ERROR: &str = "Maximum execution time limit exceeded";
 const WAIT_LIMIT_ERROR: &str = "Maximum waiting time limit exceeded";
 
@@ -21,6 +25,8 @@ pub(super) fn tick<R: StateRead + ?Sized>(ctx: &mut Ctx<'_, R>) -> Outcome<Reply
         expired += expire(ctx, kind, budget)?;
     }
     forget_requests(ctx)?;
+    let started = super::crons::tick(ctx, TICK_START_MAX)?;
+    super::generators::tick(ctx, TICK_START_MAX - started)?;
     Ok(Ok(Reply::Expired(expired as u64)))
 }
 

@@ -296,6 +296,18 @@ fn new_id<R: StateRead + ?Sized>(ctx: &Ctx<'_, R>, what: &str) -> String {
     proto::crypto::sha3_hex(format!("{}/{what}", ctx.command.request_id).as_bytes())
 }
 
+/// Who starts a workflow, and what its roots get besides their specs.
+pub(super) struct Start<'a> {
+    pub initiatorid: &'a str,
+    pub initiatorname: &'a str,
+    /// Distinguishes workflows started by one command (a tick may start several).
+    pub seed: &'a str,
+    /// Input of the roots (a cron's previous leaves' output).
+    pub root_input: Vec<Value>,
+    /// Replaces the roots' args, clearing their kwargs (a generator's packed args).
+    pub root_args: Option<Vec<Value>>,
+}
+
 pub(super) fn submit<R: StateRead + ?Sized>(
     ctx: &mut Ctx<'_, R>,
     workflow: &WorkflowSpec,
@@ -304,15 +316,34 @@ pub(super) fn submit<R: StateRead + ?Sized>(
     let colony = workflow.colonyname.as_str();
     refuse_unless!(auth::colony(&ctx.tx, colony)?);
     let member = refuse_unless!(auth::require_member(&ctx.tx, colony, ctx.caller(), true)?);
+    let caller = ctx.caller().to_string();
+    let start = Start {
+        initiatorid: &caller,
+        initiatorname: member.name(),
+        seed: "",
+        root_input: Vec::new(),
+        root_args: None,
+    };
+    let graph = refuse_unless!(create(ctx, colony, specs, start)?);
+    Ok(Ok(Reply::ProcessGraph(Box::new(graph))))
+}
+
+/// Creates a workflow of validated `specs` in `colony`; returns it with its layout.
+pub(super) fn create<R: StateRead + ?Sized>(
+    ctx: &mut Ctx<'_, R>,
+    colony: &str,
+    specs: Vec<FunctionSpec>,
+    start: Start<'_>,
+) -> Outcome<ProcessGraph> {
     let now = ctx.now();
-    let graphid = new_id(ctx, "graph");
+    let graphid = new_id(ctx, &format!("{}graph", start.seed));
     if load_record(&ctx.tx, &graphid)?.is_some() {
         return Ok(Err(ApiError::conflict(
             "workflow id collision: request id reused",
         )));
     }
     let ids: Vec<String> = (0..specs.len())
-        .map(|i| new_id(ctx, &format!("process/{i}")))
+        .map(|i| new_id(ctx, &format!("{}process/{i}", start.seed)))
         .collect();
     let id_of: BTreeMap<&str, &str> = specs
         .iter()
@@ -322,24 +353,37 @@ pub(super) fn submit<R: StateRead + ?Sized>(
     let mut members: Vec<Process> = specs
         .iter()
         .zip(&ids)
-        .map(|(spec, id)| Process {
-            processid: id.clone(),
-            initiatorid: ctx.caller().to_string(),
-            initiatorname: member.name().to_string(),
-            state: ps::WAITING,
-            prioritytime: now.saturating_sub(spec.priority * PRIORITY_STEP_NANOS),
-            submissiontime: GoTime::from_unix_nanos(now),
-            waitdeadline: processes::deadline_after(now, spec.maxwaittime),
-            waitforparents: !spec.conditions.dependencies.is_empty(),
-            parents: spec
-                .conditions
-                .dependencies
-                .iter()
-                .map(|d| id_of[d.as_str()].to_string())
-                .collect(),
-            processgraphid: graphid.clone(),
-            spec: spec.clone(),
-            ..Process::default()
+        .map(|(spec, id)| {
+            let root = spec.conditions.dependencies.is_empty();
+            let mut spec = spec.clone();
+            if let (true, Some(args)) = (root, &start.root_args) {
+                spec.args = args.clone();
+                spec.kwargs = None;
+            }
+            Process {
+                processid: id.clone(),
+                initiatorid: start.initiatorid.to_string(),
+                initiatorname: start.initiatorname.to_string(),
+                state: ps::WAITING,
+                prioritytime: now.saturating_sub(spec.priority * PRIORITY_STEP_NANOS),
+                submissiontime: GoTime::from_unix_nanos(now),
+                waitdeadline: processes::deadline_after(now, spec.maxwaittime),
+                waitforparents: !root,
+                parents: spec
+                    .conditions
+                    .dependencies
+                    .iter()
+                    .map(|d| id_of[d.as_str()].to_string())
+                    .collect(),
+                processgraphid: graphid.clone(),
+                input: if root {
+                    start.root_input.clone()
+                } else {
+                    Vec::new()
+                },
+                spec,
+                ..Process::default()
+            }
         })
         .collect();
     for i in 0..members.len() {
@@ -355,8 +399,8 @@ pub(super) fn submit<R: StateRead + ?Sized>(
     let record = GraphRecord {
         graph: ProcessGraph {
             processgraphid: graphid,
-            initiatorid: ctx.caller().to_string(),
-            initiatorname: member.name().to_string(),
+            initiatorid: start.initiatorid.to_string(),
+            initiatorname: start.initiatorname.to_string(),
             colonyname: colony.to_string(),
             rootprocessids: members
                 .iter()
@@ -379,8 +423,22 @@ pub(super) fn submit<R: StateRead + ?Sized>(
         }
         processes::save(ctx, None, Some(p))?;
     }
-    let graph = record.graph.with_layout(&members);
-    Ok(Ok(Reply::ProcessGraph(Box::new(graph))))
+    Ok(Ok(record.graph.with_layout(&members)))
+}
+
+/// The outputs of a workflow's leaves (processes without children), in member order.
+pub(super) fn leaf_output<R: StateRead + ?Sized>(
+    ctx: &Ctx<'_, R>,
+    record: &GraphRecord,
+) -> Result<Vec<Value>, StoreError> {
+    let mut output = Vec::new();
+    for id in &record.graph.processids {
+        let p = refuse_is_corruption(load(ctx, id)?)?;
+        if p.children.is_empty() {
+            output.extend(p.output);
+        }
+    }
+    Ok(output)
 }
 
 /// The workflow `id` if the caller is a member of its colony.
