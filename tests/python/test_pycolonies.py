@@ -668,3 +668,65 @@ def test_locations_are_managed_by_the_colony_owner(env):
             {"msgtype": "getlocationmsg", "colonyname": env.colonyname, "name": name},
             env.prvkey,
         )
+
+
+def test_cron_starts_its_workflow_on_schedule(env, executor):
+    workflow = Workflow(
+        colonyname=env.colonyname,
+        functionspecs=[workflow_node(env, executor.type, "tick", [])],
+    )
+    # pycolonies sends the misspelled `waitforprevprocessgrap`, which is ignored.
+    cron = env.client.add_cron(
+        unique("cron"), "0/1 * * * * *", True, workflow, env.colonyname, env.prvkey
+    )
+    assert len(cron["cronid"]) == 64
+    assert cron["waitforprevprocessgraph"] is False
+    try:
+        fired = env.client.assign(env.colonyname, ASSIGN_TIMEOUT_S, executor.prvkey)
+        assert fired.spec.funcname == "tick"
+        assert fired.processgraphid != ""
+        env.client.close(fired.processid, [], executor.prvkey)
+        got = env.client.get_cron(cron["cronid"], env.prvkey)
+        assert got["lastrun"] != "0001-01-01T00:00:00Z"
+        listed = env.client.get_crons(env.colonyname, 100, env.prvkey)
+        assert cron["cronid"] in [c["cronid"] for c in listed]
+        env.client.run_cron(cron["cronid"], env.prvkey)
+    finally:
+        env.client.del_cron(cron["cronid"], env.prvkey)
+    with pytest.raises(ColoniesConnectionError):
+        env.client.get_cron(cron["cronid"], env.prvkey)
+
+
+def test_generator_starts_a_workflow_per_trigger_args(env, executor):
+    spec = workflow_node(env, executor.type, "batch", [])
+    workflowspec = Workflow(colonyname=env.colonyname, functionspecs=[spec])
+    name = unique("gen")
+    generator = env.client.add_generator(
+        {
+            "colonyname": env.colonyname,
+            "name": name,
+            "workflowspec": json.dumps(workflowspec.model_dump(by_alias=True)),
+            "trigger": 2,
+            "timeout": 0,
+        },
+        env.prvkey,
+    )
+    generatorid = generator["generatorid"]
+    for arg in ["a", "b"]:
+        rpc(env, {"msgtype": "packgeneratormsg", "generatorid": generatorid, "arg": arg},
+            env.prvkey)
+    batch = env.client.assign(env.colonyname, ASSIGN_TIMEOUT_S, executor.prvkey)
+    assert batch.spec.args == ["a", "b"]
+    env.client.close(batch.processid, [], executor.prvkey)
+    resolved = rpc(
+        env,
+        {"msgtype": "resolvegeneratormsg", "colonyname": env.colonyname, "generatorname": name},
+        env.prvkey,
+    )
+    assert resolved["generatorid"] == generatorid
+    assert resolved["queuesize"] == 0
+    assert generatorid in [g["generatorid"] for g in env.client.get_generators(
+        env.colonyname, env.prvkey)]
+    env.client.remove_generator(generatorid, env.prvkey)
+    with pytest.raises(ColoniesConnectionError):
+        env.client.get_generator(generatorid, env.prvkey)
