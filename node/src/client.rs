@@ -1,9 +1,11 @@
 //! A ColonyOS API client over HTTP: signs requests with a private key, posts them to `/api`
 //! and decodes replies. The CLI and the tests talk to nodes only through it, like any user.
 
+use futures::{SinkExt, StreamExt};
 use proto::{PrivateKey, Request, RpcMsg, RpcReply};
 use serde::de::DeserializeOwned;
 use std::time::Duration;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 /// Longest a single request may take (assign long-polls add their own timeout to it).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -63,22 +65,7 @@ impl Client {
             .await
             .map_err(transport)?;
         let body = response.bytes().await.map_err(transport)?;
-        let reply: RpcReply = serde_json::from_slice(&body)
-            .map_err(|e| ClientError::Decode(format!("reply envelope: {e}")))?;
-        if let Some(failure) = reply.failure_payload() {
-            return Err(ClientError::Api {
-                status: failure.status,
-                message: failure.message,
-            });
-        }
-        if reply.error {
-            return Err(ClientError::Decode(
-                "error reply without a failure payload".into(),
-            ));
-        }
-        reply
-            .payload_json()
-            .map_err(|e| ClientError::Decode(e.to_string()))
+        decode_reply(&body)
     }
 
     /// Sends `request` signed by `key` and decodes the reply as `T`.
@@ -89,6 +76,38 @@ impl Client {
     ) -> Result<T, ClientError> {
         let json = self.call_raw(request, Some(key), Duration::ZERO).await?;
         serde_json::from_str(&json).map_err(|e| ClientError::Decode(e.to_string()))
+    }
+
+    /// Opens a realtime subscription (`GET /pubsub` over WebSocket) with `request` signed by
+    /// `key`; read its frames with `Frames::next`.
+    pub async fn subscribe(
+        &self,
+        request: &Request,
+        key: &PrivateKey,
+    ) -> Result<Frames, ClientError> {
+        let url = self
+            .url
+            .replacen("http", "ws", 1)
+            .replace("/api", "/pubsub");
+        let transport = |e: tokio_tungstenite::tungstenite::Error| ClientError::Transport {
+            url: url.clone(),
+            reason: e.to_string(),
+        };
+        let connect = tokio_tungstenite::connect_async(&url);
+        let (mut socket, _) = tokio::time::timeout(REQUEST_TIMEOUT, connect)
+            .await
+            .map_err(|_| ClientError::Transport {
+                url: url.clone(),
+                reason: "connect timed out".into(),
+            })?
+            .map_err(transport)?;
+        let text =
+            serde_json::to_string(&RpcMsg::sign(request, key)).expect("envelopes always serialize");
+        socket
+            .send(WsMessage::Text(text.into()))
+            .await
+            .map_err(transport)?;
+        Ok(Frames { socket })
     }
 
     /// Like `call` for assign: waits up to `timeout_seconds` longer for the long-poll.
@@ -103,4 +122,55 @@ impl Client {
             .await?;
         serde_json::from_str(&json).map_err(|e| ClientError::Decode(e.to_string()))
     }
+}
+
+/// The frames of a subscription, in order.
+pub struct Frames {
+    socket: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+}
+
+impl Frames {
+    /// The next frame's payload JSON; `None` once the server closed the subscription.
+    /// An error frame becomes `ClientError::Api`.
+    pub async fn next(&mut self) -> Option<Result<String, ClientError>> {
+        loop {
+            let message = match self.socket.next().await? {
+                Ok(message) => message,
+                Err(e) => {
+                    return Some(Err(ClientError::Transport {
+                        url: "/pubsub".into(),
+                        reason: e.to_string(),
+                    }))
+                }
+            };
+            let text = match message {
+                WsMessage::Text(text) => text.to_string(),
+                WsMessage::Close(_) => return None,
+                _ => continue,
+            };
+            return Some(decode_reply(text.as_bytes()));
+        }
+    }
+}
+
+/// The payload JSON of a reply envelope, or the failure it carries.
+fn decode_reply(body: &[u8]) -> Result<String, ClientError> {
+    let reply: RpcReply = serde_json::from_slice(body)
+        .map_err(|e| ClientError::Decode(format!("reply envelope: {e}")))?;
+    if let Some(failure) = reply.failure_payload() {
+        return Err(ClientError::Api {
+            status: failure.status,
+            message: failure.message,
+        });
+    }
+    if reply.error {
+        return Err(ClientError::Decode(
+            "error reply without a failure payload".into(),
+        ));
+    }
+    reply
+        .payload_json()
+        .map_err(|e| ClientError::Decode(e.to_string()))
 }

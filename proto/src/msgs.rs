@@ -407,6 +407,35 @@ pub struct PackGeneratorMsg {
     pub arg: String,
 }
 
+/// `subscribeprocessesmsg` (WebSocket only): processes of a type entering a state.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SubscribeProcessesMsg {
+    #[serde(default, deserialize_with = "nd")]
+    pub colonyname: String,
+    #[serde(default, deserialize_with = "nd")]
+    pub executortype: String,
+    #[serde(default, deserialize_with = "nd")]
+    pub state: i32,
+    /// Seconds until the server closes the socket.
+    #[serde(default, deserialize_with = "nd")]
+    pub timeout: i64,
+}
+
+/// `subscribeprocessmsg` (WebSocket only): one process reaching a state.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SubscribeProcessMsg {
+    #[serde(default, deserialize_with = "nd")]
+    pub colonyname: String,
+    #[serde(default, deserialize_with = "nd")]
+    pub processid: String,
+    #[serde(default, deserialize_with = "nd")]
+    pub executortype: String,
+    #[serde(default, deserialize_with = "nd")]
+    pub state: i32,
+    #[serde(default, deserialize_with = "nd")]
+    pub timeout: i64,
+}
+
 macro_rules! requests {
     ($($variant:ident = $name:literal => $msg:ty,)*) => {
         /// Every request payload this node understands, tagged by `msgtype`.
@@ -506,6 +535,8 @@ requests! {
     GetGenerators = "getgeneratorsmsg" => ColonyCountMsg,
     PackGenerator = "packgeneratormsg" => PackGeneratorMsg,
     RemoveGenerator = "removegeneratormsg" => GeneratorIdMsg,
+    SubscribeProcesses = "subscribeprocessesmsg" => SubscribeProcessesMsg,
+    SubscribeProcess = "subscribeprocessmsg" => SubscribeProcessMsg,
 }
 
 impl Request {
@@ -536,6 +567,14 @@ impl Request {
             payloadtype: payloadtype.to_string(),
             reason: e.to_string(),
         })
+    }
+
+    /// True for the types served only over the WebSocket `/pubsub`.
+    pub fn is_subscription(payloadtype: &str) -> bool {
+        matches!(
+            payloadtype,
+            "subscribeprocessesmsg" | "subscribeprocessmsg" | "subscribechannelmsg"
+        )
     }
 
     /// True for the two types a server answers without a signature.

@@ -730,3 +730,78 @@ def test_generator_starts_a_workflow_per_trigger_args(env, executor):
     env.client.remove_generator(generatorid, env.prvkey)
     with pytest.raises(ColoniesConnectionError):
         env.client.get_generator(generatorid, env.prvkey)
+
+
+def test_wait_returns_when_the_process_succeeds(env, executor):
+    submitted = submit(env, executor.type)
+    done = {}
+
+    def waiter():
+        done["process"] = env.client.wait(submitted, ASSIGN_TIMEOUT_S, env.prvkey)
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    assigned = env.client.assign(env.colonyname, ASSIGN_TIMEOUT_S, executor.prvkey)
+    env.client.close(assigned.processid, ["finished"], executor.prvkey)
+    thread.join(ASSIGN_TIMEOUT_S + 5)
+    assert not thread.is_alive()
+    assert done["process"].state == SUCCESSFUL
+    assert done["process"].output == ["finished"]
+    # Already in the state: the frame comes at once.
+    again = env.client.wait(submitted, ASSIGN_TIMEOUT_S, env.prvkey)
+    assert again.state == SUCCESSFUL
+
+
+def ws_subscribe(env, msg, prvkey):
+    """Opens /pubsub and sends `msg` signed with `prvkey`, as pycolonies' wait() does."""
+    from websocket import create_connection  # pycolonies' own dependency
+
+    payload = base64.b64encode(json.dumps(msg).encode()).decode()
+    envelope = {
+        "payloadtype": msg["msgtype"],
+        "payload": payload,
+        "signature": Crypto().sign(payload, prvkey),
+    }
+    host = os.environ["COLONIES_SERVER_HOST"]
+    port = os.environ["COLONIES_SERVER_PORT"]
+    ws = create_connection(f"ws://{host}:{port}/pubsub", timeout=ASSIGN_TIMEOUT_S)
+    ws.send(json.dumps(envelope))
+    return ws
+
+
+def test_subscribe_processes_streams_state_changes_of_members_only(env, executor):
+    msg = {
+        "msgtype": "subscribeprocessesmsg",
+        "colonyname": env.colonyname,
+        "executortype": executor.type,
+        "state": WAITING,
+        "timeout": 5,
+    }
+    stranger, _ = new_key()
+    refused = ws_subscribe(env, msg, stranger)
+    frame = json.loads(refused.recv())
+    refused.close()
+    assert frame["error"] is True and frame["payloadtype"] == "error"
+    assert "not a member" in json.loads(base64.b64decode(frame["payload"]))["message"]
+
+    ws = ws_subscribe(env, msg, env.prvkey)
+    try:
+        # The subscription is registered once the server read the frame; a submit racing
+        # it could be missed, so submit until the first frame arrives (bounded).
+        ws.settimeout(0.5)
+        submitted = []
+        for _ in range(10):
+            submitted.append(submit(env, executor.type).processid)
+            try:
+                frame = json.loads(ws.recv())
+                break
+            except Exception:
+                continue
+        else:
+            pytest.fail("no frame for any submitted process")
+        assert frame["payloadtype"] == "subscribeprocessmsg" and frame["error"] is False
+        process = json.loads(base64.b64decode(frame["payload"]))
+        assert process["processid"] in submitted
+        assert process["state"] == WAITING
+    finally:
+        ws.close()

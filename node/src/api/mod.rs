@@ -1,6 +1,7 @@
 //! The ColonyOS HTTP API: the one place that imports `axum`. `POST /api` takes the signed
-//! envelope, `GET /health` says the process is alive. This is the user boundary: input is
-//! checked here and turned into reads of local state or commands proposed through raft.
+//! envelope, `GET /pubsub` serves realtime subscriptions over WebSocket, `GET /health` says
+//! the process is alive. This is the user boundary: input is checked here and turned into
+//! reads of local state or commands proposed through raft.
 //!
 //! ```text
 //!   POST /api --> rpc::handle: size limit, envelope, signature -> caller id, msgtype check
@@ -13,6 +14,7 @@ mod crons;
 mod executors;
 mod functions;
 mod processes;
+mod pubsub;
 mod rpc;
 mod workflows;
 
@@ -76,6 +78,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
     let body_limit = state.config.body_bytes_max;
     Router::new()
         .route("/api", post(rpc::api))
+        .route("/pubsub", get(pubsub::pubsub))
         .route("/health", get(|| async { StatusCode::OK }))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .with_state(state)

@@ -39,6 +39,19 @@ fn envelope_error(error: EnvelopeError) -> ApiError {
     ApiError::new(code, error.to_string())
 }
 
+/// Opens a request envelope: its JSON, the caller recovered from the signature (empty for
+/// the unsigned types) and the payload of its type.
+pub(super) fn open(body: &[u8]) -> Result<(String, Request), ApiError> {
+    let msg: RpcMsg = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("malformed request envelope: {e}")))?;
+    let caller = match Request::is_unsigned(&msg.payloadtype) {
+        true => String::new(),
+        false => msg.caller_id().map_err(envelope_error)?,
+    };
+    let request = msg.request().map_err(envelope_error)?;
+    Ok((caller, request))
+}
+
 async fn handle(
     state: &ApiState,
     body: Result<Bytes, BytesRejection>,
@@ -54,14 +67,14 @@ async fn handle(
             false => ApiError::bad_request(format!("unreadable request body: {rejection}")),
         }
     })?;
-    let msg: RpcMsg = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("malformed request envelope: {e}")))?;
-    let payloadtype = msg.payloadtype.clone();
-    let caller = match Request::is_unsigned(&payloadtype) {
-        true => String::new(),
-        false => msg.caller_id().map_err(envelope_error)?,
-    };
-    let request = msg.request().map_err(envelope_error)?;
+    let (caller, request) = open(&body)?;
+    if Request::is_subscription(request.msgtype()) {
+        return Err(ApiError::bad_request(format!(
+            "{} is served only over the WebSocket endpoint /pubsub",
+            request.msgtype()
+        )));
+    }
+    let payloadtype = request.msgtype().to_string();
     // The one reply ColonyOS sends under a payload type of its own.
     let payloadtype = match request {
         Request::GetPauseStatus(_) => "pausestatusreplymsg".to_string(),
@@ -185,6 +198,9 @@ async fn dispatch(state: &ApiState, caller: &str, request: Request) -> Result<St
         | R::CancelProcessGraph(_)
         | R::AddChild(_) => workflows::write(state, caller, request).await,
         R::GetProcessGraph(_) | R::GetProcessGraphs(_) => workflows::read(state, caller, request),
+        R::SubscribeProcesses(_) | R::SubscribeProcess(_) => {
+            unreachable!("subscriptions are refused before dispatch")
+        }
         R::AddCron(_)
         | R::GetCron(_)
         | R::GetCrons(_)

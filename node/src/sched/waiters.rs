@@ -8,6 +8,7 @@
 //! ```
 //! Registering before checking the queue means a process enqueued in between still wakes us.
 
+use super::feed::Feed;
 use crate::state::Event;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -43,6 +44,8 @@ pub struct Waiters {
     live: Arc<AtomicUsize>,
     /// Maximum concurrent long-polls (`api.long_polls_max`).
     limit: usize,
+    /// Where changes go for realtime subscribers.
+    feed: Feed,
 }
 
 /// A registered wait. Dropping it unregisters.
@@ -72,6 +75,7 @@ impl Waiters {
             queues: Mutex::new(HashMap::new()),
             live: Arc::new(AtomicUsize::new(0)),
             limit,
+            feed: Feed::new(),
         }
     }
 
@@ -155,7 +159,13 @@ impl Waiters {
                 self.wake_one(colonyname, executortype);
             }
             Event::Resumed { colonyname } => self.wake_colony(colonyname),
+            Event::ProcessChanged { .. } => self.feed.publish(event.clone()),
         }
+    }
+
+    /// The feed realtime subscribers follow (every committed event goes through `publish`).
+    pub fn feed(&self) -> &Feed {
+        &self.feed
     }
 
     /// Wakes every waiter of `colony`, of any executor type (assignments were resumed: rare,

@@ -48,6 +48,13 @@ pub enum Event {
     },
     /// Assignments in this colony were resumed: every waiting assign should look again.
     Resumed { colonyname: String },
+    /// A process was created or changed state (realtime subscriptions follow these).
+    ProcessChanged {
+        processid: String,
+        colonyname: String,
+        executortype: String,
+        state: i32,
+    },
 }
 
 /// The outcome of applying one command.

@@ -118,6 +118,14 @@ pub(super) fn save<R: StateRead + ?Sized>(
             .delete(Table::Processes, p.processid.clone().into_bytes()),
         (None, None) => {}
     }
+    if let Some(p) = new.filter(|p| old.is_none_or(|o| o.state != p.state)) {
+        ctx.events.push(Event::ProcessChanged {
+            processid: p.processid.clone(),
+            colonyname: p.spec.conditions.colonyname.clone(),
+            executortype: p.spec.conditions.executortype.clone(),
+            state: p.state,
+        });
+    }
     if let Some(p) = new.filter(|p| p.state == ps::WAITING && !p.waitforparents) {
         let enqueued = old.is_none_or(|o| o.state != ps::WAITING || o.waitforparents);
         if enqueued {

@@ -262,10 +262,18 @@ fn submit_assign_close_lifecycle() {
     assert_eq!(p.initiatorname, "a");
     assert_eq!(
         w.events,
-        vec![Event::Enqueued {
-            colonyname: "dev".into(),
-            executortype: "cli".into()
-        }]
+        vec![
+            Event::ProcessChanged {
+                processid: p.processid.clone(),
+                colonyname: "dev".into(),
+                executortype: "cli".into(),
+                state: ps::WAITING,
+            },
+            Event::Enqueued {
+                colonyname: "dev".into(),
+                executortype: "cli".into()
+            }
+        ]
     );
     let assigned = w.assign(EXEC_B).expect("a process is waiting");
     assert_eq!(assigned.processid, p.processid);
@@ -368,7 +376,17 @@ fn maxexectime_requeues_then_fails_at_maxretries() {
     let requeued = w.process(&p.processid);
     assert_eq!((requeued.state, requeued.retries), (ps::WAITING, 1));
     assert_eq!(requeued.prioritytime, p.prioritytime, "queue position kept");
-    assert_eq!(w.events.len(), 1, "re-queue wakes a waiter");
+    let wakes = w
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::Enqueued { .. }));
+    assert_eq!(wakes.count(), 1, "re-queue wakes a waiter");
+    assert!(w.events.contains(&Event::ProcessChanged {
+        processid: p.processid.clone(),
+        colonyname: "dev".into(),
+        executortype: "cli".into(),
+        state: ps::WAITING,
+    }));
     let late = Op::CloseSuccessful {
         processid: p.processid.clone(),
         out: vec![],

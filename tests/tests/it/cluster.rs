@@ -437,3 +437,81 @@ async fn one_try_assign_sees_a_write_made_through_another_node() {
     }
     cluster.shutdown().await;
 }
+
+/// - a realtime subscription on node 1 for the colony's successful processes sees a process
+///   submitted through node 0 and closed through node 2 (every node applies every change)
+/// - a subscription for one process on node 2 gets the frame at once when it is already there
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribers_on_any_node_see_changes_made_through_others() {
+    let cluster = Cluster::start(3).await;
+    let watch_all = Request::SubscribeProcesses(proto::msgs::SubscribeProcessesMsg {
+        colonyname: "dev".into(),
+        executortype: "cli".into(),
+        state: ps::SUCCESS,
+        timeout: 20,
+    });
+    let mut frames = cluster
+        .client(1)
+        .subscribe(&watch_all, &cluster.executor)
+        .await
+        .unwrap();
+    // The server registers the subscription when it reads the frame; a process closed
+    // before that would not be seen, so keep running processes until one is (bounded).
+    let mut closed = Vec::new();
+    let seen: Process = loop {
+        assert!(closed.len() < 10, "no frame after {} closes", closed.len());
+        let submitted: Process = cluster
+            .client(0)
+            .call(&submit("watched"), &cluster.executor)
+            .await
+            .unwrap();
+        let assigned = cluster
+            .client(2)
+            .assign(&assign(10), &cluster.executor, 10)
+            .await
+            .unwrap();
+        assert_eq!(assigned.processid, submitted.processid);
+        let close = Request::CloseSuccessful(CloseSuccessfulMsg {
+            processid: submitted.processid.clone(),
+            out: vec!["done".into()],
+        });
+        let _: serde_json::Value = cluster
+            .client(2)
+            .call(&close, &cluster.executor)
+            .await
+            .unwrap();
+        closed.push(submitted.processid);
+        let frame = tokio::time::timeout(Duration::from_millis(500), frames.next()).await;
+        if let Ok(Some(frame)) = frame {
+            break serde_json::from_str(&frame.unwrap()).unwrap();
+        }
+    };
+    assert!(closed.contains(&seen.processid));
+    assert_eq!(seen.state, ps::SUCCESS);
+    assert_eq!(seen.output, vec![serde_json::Value::from("done")]);
+    let watch_one = Request::SubscribeProcess(proto::msgs::SubscribeProcessMsg {
+        colonyname: "dev".into(),
+        processid: seen.processid.clone(),
+        state: ps::SUCCESS,
+        timeout: 20,
+        ..Default::default()
+    });
+    let mut frames = cluster
+        .client(2)
+        .subscribe(&watch_one, &cluster.executor)
+        .await
+        .unwrap();
+    let frame = tokio::time::timeout(Duration::from_secs(10), frames.next())
+        .await
+        .expect("a frame at once")
+        .expect("not closed before the frame")
+        .unwrap();
+    let again: Process = serde_json::from_str(&frame).unwrap();
+    assert_eq!(again.processid, seen.processid);
+    let closed_after = tokio::time::timeout(Duration::from_secs(10), frames.next()).await;
+    assert!(
+        matches!(closed_after, Ok(None)),
+        "one frame, then the server closes"
+    );
+    cluster.shutdown().await;
+}

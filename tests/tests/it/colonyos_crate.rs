@@ -33,7 +33,39 @@ async fn colonyos_crate_lifecycle() {
     assert_eq!(closed.assignedexecutorid, node.executor.id());
     assert_eq!(closed.spec.args, vec![serde_json::Value::from("hello")]);
     workflow_runs_in_dependency_order(&key).await;
+    subscription_sees_the_process_succeed(&key).await;
     node.stop().await;
+}
+
+/// - `colonyos::subscribe_process` (WebSocket `/pubsub`) for state SUCCESS returns once another
+///   task assigned and closed the process; subscribing again returns at once
+async fn subscription_sees_the_process_succeed(key: &str) {
+    let mut spec = colonyos::core::FunctionSpec::new("watched", "cli", "dev");
+    spec.maxexectime = -1;
+    let submitted = colonyos::submit(&spec, key).await.expect("submit");
+    let watcher = {
+        let (process, key) = (submitted.clone(), key.to_string());
+        tokio::spawn(async move {
+            colonyos::subscribe_process(&process, colonyos::core::SUCCESS, 10, &key).await
+        })
+    };
+    let assigned = colonyos::assign("dev", 10, key).await.expect("assign");
+    assert_eq!(assigned.processid, submitted.processid);
+    colonyos::close(&assigned.processid, key)
+        .await
+        .expect("close");
+    let waited = tokio::time::timeout(std::time::Duration::from_secs(15), watcher)
+        .await
+        .expect("the subscription ends within its timeout")
+        .expect("watcher task");
+    waited.expect("subscription reports success");
+    colonyos::subscribe_process(&submitted, colonyos::core::SUCCESS, 10, key)
+        .await
+        .expect("already successful");
+    let stranger = tests::test_key().to_hex();
+    let refused = colonyos::subscribe_process(&submitted, colonyos::core::SUCCESS, 10, &stranger);
+    let error = refused.await.expect_err("a non-member gets an error frame");
+    assert!(error.to_string().contains("not a member"), "{error}");
 }
 
 /// - `colonyos::submit_workflow` of `a -> b -> c` returns the graph with `a` as its root

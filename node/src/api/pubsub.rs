@@ -1,0 +1,208 @@
+//! `GET /pubsub`: realtime subscriptions over WebSocket (ColonyOS section e.5). The client
+//! sends one signed envelope; the server answers with frames shaped like `/api` replies and
+//! closes the socket when the subscription's `timeout` passes.
+//!
+//! ```text
+//!   subscribeprocessmsg    one process reaching `state`: a frame at once if it is there,
+//!                          else on the change; then close
+//!   subscribeprocessesmsg  every process of `executortype` entering `state`, until timeout
+//! ```
+//!
+//! Unlike ColonyOS, both check that the caller is a member of the colony whose processes it
+//! watches, and `subscribeprocessesmsg` only sees that colony.
+
+use super::{checked, internal, rpc, ApiState};
+use crate::sched::Subscription;
+use crate::state::{auth, query, Event};
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::response::Response;
+use proto::msgs::{SubscribeProcessMsg, SubscribeProcessesMsg};
+use proto::{ApiError, Process, Request, RpcReply};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// How long a new socket may take to send its subscription.
+const FIRST_FRAME_WAIT: Duration = Duration::from_secs(10);
+/// The payload type of every process frame, for both kinds of process subscriptions.
+const PROCESS_FRAME: &str = "subscribeprocessmsg";
+
+pub(super) async fn pubsub(
+    State(state): State<Arc<ApiState>>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let limit = state.config.body_bytes_max;
+    upgrade
+        .max_message_size(limit)
+        .on_upgrade(move |socket| serve(state, socket))
+}
+
+async fn serve(state: Arc<ApiState>, mut socket: WebSocket) {
+    let first = tokio::time::timeout(FIRST_FRAME_WAIT, socket.recv()).await;
+    let body = match first {
+        Ok(Some(Ok(Message::Text(text)))) => text.as_bytes().to_vec(),
+        Ok(Some(Ok(Message::Binary(bytes)))) => bytes.to_vec(),
+        _ => return, // closed, broken, or silent: nothing to answer
+    };
+    if let Err(error) = subscribe(&state, &body, &mut socket).await {
+        let status = super::status_of(error.code).as_u16();
+        let _ = send(&mut socket, &RpcReply::failure(status, &error.message)).await;
+    }
+    let _ = socket.send(Message::Close(None)).await;
+}
+
+async fn send(socket: &mut WebSocket, reply: &RpcReply) -> Result<(), axum::Error> {
+    let text = serde_json::to_string(reply).expect("replies always serialize");
+    socket.send(Message::Text(text.into())).await
+}
+
+/// A frame carrying `process`.
+async fn send_process(socket: &mut WebSocket, process: &Process) -> Result<(), ApiError> {
+    let json = super::json(process)?;
+    send(socket, &RpcReply::ok(PROCESS_FRAME, &json))
+        .await
+        .map_err(|e| ApiError::bad_request(format!("subscriber went away: {e}")))
+}
+
+async fn subscribe(state: &ApiState, body: &[u8], socket: &mut WebSocket) -> Result<(), ApiError> {
+    let (caller, request) = rpc::open(body)?;
+    let deadline = |timeout: i64| {
+        let seconds = u64::try_from(timeout)
+            .unwrap_or(0)
+            .min(state.config.long_poll_seconds_max);
+        Instant::now() + Duration::from_secs(seconds)
+    };
+    match request {
+        Request::SubscribeProcess(msg) => {
+            let until = deadline(msg.timeout);
+            one_process(state, &caller, msg, until, socket).await
+        }
+        Request::SubscribeProcesses(msg) => {
+            let until = deadline(msg.timeout);
+            processes(state, &caller, msg, until, socket).await
+        }
+        other => Err(ApiError::bad_request(format!(
+            "{} is not a subscription; send it to POST /api",
+            other.msgtype()
+        ))),
+    }
+}
+
+fn open_subscription(state: &ApiState) -> Result<Subscription, ApiError> {
+    let feed = state.waiters.feed();
+    feed.subscribe()
+        .map_err(|e| ApiError::unavailable(e.to_string()))
+}
+
+/// The process `id` if the caller is a member of its colony, catching up with the leader
+/// before saying it does not exist (it may have been submitted through another node).
+async fn member_process(state: &ApiState, caller: &str, id: &str) -> Result<Process, ApiError> {
+    let mut found = query::process(&state.store.view(), id).map_err(internal)?;
+    if found.is_none() && state.raft.linearize().await.is_ok() {
+        found = query::process(&state.store.view(), id).map_err(internal)?;
+    }
+    let process =
+        found.ok_or_else(|| ApiError::not_found(format!("process with id {id:?} not found")))?;
+    let colony = &process.spec.conditions.colonyname;
+    checked(auth::require_member(
+        &state.store.view(),
+        colony,
+        caller,
+        true,
+    ))?;
+    Ok(process)
+}
+
+async fn one_process(
+    state: &ApiState,
+    caller: &str,
+    msg: SubscribeProcessMsg,
+    until: Instant,
+    socket: &mut WebSocket,
+) -> Result<(), ApiError> {
+    // Subscribe before looking, so a change right after the look is not missed.
+    let mut subscription = open_subscription(state)?;
+    let process = member_process(state, caller, &msg.processid).await?;
+    if process.state == msg.state {
+        return send_process(socket, &process).await;
+    }
+    loop {
+        let event = tokio::select! {
+            event = subscription.next() => event,
+            () = tokio::time::sleep_until(until) => return Ok(()),
+            () = state.shutdown.clone().wait() => return Ok(()),
+        };
+        let relevant = match &event {
+            Ok(event) => matches!(
+                event.as_ref(),
+                Event::ProcessChanged { processid, state, .. }
+                    if *processid == process.processid && *state == msg.state
+            ),
+            // Behind: the change may be among the missed ones; the replica knows.
+            Err(_) => true,
+        };
+        if !relevant {
+            continue;
+        }
+        // The replica is at least as new as the event: read what it holds now.
+        let now = query::process(&state.store.view(), &process.processid).map_err(internal)?;
+        match now {
+            Some(current) if current.state == msg.state => {
+                return send_process(socket, &current).await;
+            }
+            Some(_) => {}
+            None => {
+                return Err(ApiError::not_found(format!(
+                    "process with id {:?} was removed",
+                    process.processid
+                )));
+            }
+        }
+        if let Err(missed) = event {
+            subscription = open_subscription(state)?;
+            tracing::debug!("process subscription resubscribed after: {missed}");
+        }
+    }
+}
+
+async fn processes(
+    state: &ApiState,
+    caller: &str,
+    msg: SubscribeProcessesMsg,
+    until: Instant,
+    socket: &mut WebSocket,
+) -> Result<(), ApiError> {
+    let colony = msg.colonyname.as_str();
+    let view = state.store.view();
+    checked(auth::colony(&view, colony))?;
+    checked(auth::require_member(&view, colony, caller, true))?;
+    drop(view);
+    let mut subscription = open_subscription(state)?;
+    loop {
+        let event = tokio::select! {
+            event = subscription.next() => event,
+            () = tokio::time::sleep_until(until) => return Ok(()),
+            () = state.shutdown.clone().wait() => return Ok(()),
+        };
+        let event = event.map_err(|missed| ApiError::unavailable(missed.to_string()))?;
+        let Event::ProcessChanged {
+            processid,
+            colonyname,
+            executortype,
+            state: changed_to,
+        } = event.as_ref()
+        else {
+            continue;
+        };
+        let wanted_type = msg.executortype.is_empty() || *executortype == msg.executortype;
+        if colonyname != colony || !wanted_type || *changed_to != msg.state {
+            continue;
+        }
+        let now = query::process(&state.store.view(), processid).map_err(internal)?;
+        if let Some(current) = now {
+            // The frame shows the process as it is now, which may be later than the event.
+            send_process(socket, &current).await?;
+        }
+    }
+}
