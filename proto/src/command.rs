@@ -170,6 +170,14 @@ pub enum Op {
     RemoveGenerator {
         generatorid: String,
     },
+    ChannelAppend {
+        processid: String,
+        name: String,
+        sequence: i64,
+        inreplyto: i64,
+        payload: Vec<u8>,
+        payloadtype: String,
+    },
     /// The leader's periodic clock tick: expires deadlines and starts due crons and
     /// generators as of `now_nanos`.
     Tick,

@@ -2,6 +2,7 @@
 //! `Request` enum tagged by `msgtype`. Adding a message type means adding one line to
 //! `requests!` and handling the new variant in `node::api`.
 
+use crate::channel::Payload;
 use crate::colony::{Colony, User};
 use crate::cron::{Cron, Generator};
 use crate::envelope::EnvelopeError;
@@ -436,6 +437,52 @@ pub struct SubscribeProcessMsg {
     pub timeout: i64,
 }
 
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChannelAppendMsg {
+    #[serde(default, deserialize_with = "nd")]
+    pub processid: String,
+    #[serde(default, deserialize_with = "nd")]
+    pub name: String,
+    /// Client-assigned.
+    #[serde(default, deserialize_with = "nd")]
+    pub sequence: i64,
+    #[serde(default, deserialize_with = "nd")]
+    pub inreplyto: i64,
+    #[serde(default)]
+    pub payload: Payload,
+    /// "" (data), "end" or "error".
+    #[serde(default, deserialize_with = "nd")]
+    pub payloadtype: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChannelReadMsg {
+    #[serde(default, deserialize_with = "nd")]
+    pub processid: String,
+    #[serde(default, deserialize_with = "nd")]
+    pub name: String,
+    /// Entries after this index (1-based position; 0 = from the start).
+    #[serde(default, deserialize_with = "nd")]
+    pub afterseq: i64,
+    /// 0 = all (up to the server's limit).
+    #[serde(default, deserialize_with = "nd")]
+    pub limit: i64,
+}
+
+/// `subscribechannelmsg` (WebSocket only).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SubscribeChannelMsg {
+    #[serde(default, deserialize_with = "nd")]
+    pub processid: String,
+    #[serde(default, deserialize_with = "nd")]
+    pub name: String,
+    #[serde(default, deserialize_with = "nd")]
+    pub afterseq: i64,
+    /// Seconds; 0 means 30 (ColonyOS).
+    #[serde(default, deserialize_with = "nd")]
+    pub timeout: i64,
+}
+
 macro_rules! requests {
     ($($variant:ident = $name:literal => $msg:ty,)*) => {
         /// Every request payload this node understands, tagged by `msgtype`.
@@ -537,6 +584,9 @@ requests! {
     RemoveGenerator = "removegeneratormsg" => GeneratorIdMsg,
     SubscribeProcesses = "subscribeprocessesmsg" => SubscribeProcessesMsg,
     SubscribeProcess = "subscribeprocessmsg" => SubscribeProcessMsg,
+    SubscribeChannel = "subscribechannelmsg" => SubscribeChannelMsg,
+    ChannelAppend = "channelappendmsg" => ChannelAppendMsg,
+    ChannelRead = "channelreadmsg" => ChannelReadMsg,
 }
 
 impl Request {

@@ -805,3 +805,41 @@ def test_subscribe_processes_streams_state_changes_of_members_only(env, executor
         assert process["state"] == WAITING
     finally:
         ws.close()
+
+
+def test_channels_between_initiator_and_executor(env, executor):
+    spec = func_spec("stream", [], env.colonyname, executor.type)
+    spec.channels = ["chat"]
+    submitted = env.client.submit_func_spec(spec, env.prvkey)
+    env.client.assign(env.colonyname, ASSIGN_TIMEOUT_S, executor.prvkey)
+    # pycolonies sends the payload as a list of byte values.
+    env.client.channel_append(submitted.processid, "chat", 1, "hello", env.prvkey)
+    env.client.channel_append(submitted.processid, "chat", 1, "hi back", executor.prvkey,
+                              in_reply_to=1)
+    entries = env.client.channel_read(submitted.processid, "chat", 0, 0, env.prvkey)
+    assert [e["payload"] for e in entries] == [b"hello", b"hi back"]
+    assert entries[1]["inreplyto"] == 1
+    later = env.client.channel_read(submitted.processid, "chat", 1, 0, executor.prvkey)
+    assert [e["payload"] for e in later] == [b"hi back"]
+    stranger, _ = new_key()
+    with pytest.raises(ColoniesConnectionError):
+        env.client.channel_read(submitted.processid, "chat", 0, 0, stranger)
+
+    received = []
+
+    def on_entries(batch):
+        received.extend(e["payload"] for e in batch)
+        return len(received) < 3
+
+    appender = threading.Timer(
+        0.2,
+        lambda: env.client.channel_append(
+            submitted.processid, "chat", 2, "streamed", executor.prvkey
+        ),
+    )
+    appender.start()
+    env.client.subscribe_channel(
+        submitted.processid, "chat", env.prvkey, after_seq=0, timeout=10, callback=on_entries
+    )
+    appender.join()
+    assert received == [b"hello", b"hi back", b"streamed"]

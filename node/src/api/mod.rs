@@ -9,6 +9,7 @@
 //!             <-- RpcReply (payload Base64 JSON), HTTP status from `status_of`
 //! ```
 
+mod channels;
 mod colonies;
 mod crons;
 mod executors;

@@ -6,6 +6,8 @@
 //!   subscribeprocessmsg    one process reaching `state`: a frame at once if it is there,
 //!                          else on the change; then close
 //!   subscribeprocessesmsg  every process of `executortype` entering `state`, until timeout
+//!   subscribechannelmsg    the channel's entries after `afterseq` as one array frame, then
+//!                          each append as it comes; `[]` and close at the timeout
 //! ```
 //!
 //! Unlike ColonyOS, both check that the caller is a member of the colony whose processes it
@@ -13,11 +15,11 @@
 
 use super::{checked, internal, rpc, ApiState};
 use crate::sched::Subscription;
-use crate::state::{auth, query, Event};
+use crate::state::{auth, channels, query, Event};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::Response;
-use proto::msgs::{SubscribeProcessMsg, SubscribeProcessesMsg};
+use proto::msgs::{SubscribeChannelMsg, SubscribeProcessMsg, SubscribeProcessesMsg};
 use proto::{ApiError, Process, Request, RpcReply};
 use std::sync::Arc;
 use std::time::Duration;
@@ -81,6 +83,11 @@ async fn subscribe(state: &ApiState, body: &[u8], socket: &mut WebSocket) -> Res
         Request::SubscribeProcesses(msg) => {
             let until = deadline(msg.timeout);
             processes(state, &caller, msg, until, socket).await
+        }
+        Request::SubscribeChannel(msg) => {
+            // ColonyOS: a timeout of 0 means 30 s.
+            let until = deadline(if msg.timeout == 0 { 30 } else { msg.timeout });
+            channel(state, &caller, msg, until, socket).await
         }
         other => Err(ApiError::bad_request(format!(
             "{} is not a subscription; send it to POST /api",
@@ -203,6 +210,65 @@ async fn processes(
         if let Some(current) = now {
             // The frame shows the process as it is now, which may be later than the event.
             send_process(socket, &current).await?;
+        }
+    }
+}
+
+/// The payload type of every channel frame.
+const CHANNEL_FRAME: &str = "subscribechannelmsg";
+
+async fn channel(
+    state: &ApiState,
+    caller: &str,
+    msg: SubscribeChannelMsg,
+    until: Instant,
+    socket: &mut WebSocket,
+) -> Result<(), ApiError> {
+    let mut subscription = open_subscription(state)?;
+    let process = super::channels::channel_process(state, &msg.processid).await?;
+    checked(channels::check_access(
+        &state.store.view(),
+        &process,
+        &msg.name,
+        caller,
+    ))?;
+    let mut after = msg.afterseq;
+    loop {
+        // Everything after the last index sent, from the replica (which also covers events
+        // this subscriber fell behind on).
+        let found = channels::read(&state.store.view(), &process.processid, &msg.name, after, 0);
+        let found = found.map_err(internal)?;
+        if let Some((last, _)) = found.last() {
+            after = *last;
+            let entries: Vec<_> = found.into_iter().map(|(_, entry)| entry).collect();
+            let frame = RpcReply::ok(CHANNEL_FRAME, &super::json(&entries)?);
+            send(socket, &frame)
+                .await
+                .map_err(|e| ApiError::bad_request(format!("subscriber went away: {e}")))?;
+        }
+        loop {
+            let event = tokio::select! {
+                event = subscription.next() => event,
+                () = tokio::time::sleep_until(until) => {
+                    let _ = send(socket, &RpcReply::ok(CHANNEL_FRAME, "[]")).await;
+                    return Ok(());
+                }
+                () = state.shutdown.clone().wait() => return Ok(()),
+            };
+            let appended = match &event {
+                Ok(event) => matches!(
+                    event.as_ref(),
+                    Event::ChannelAppended { processid, name, index }
+                        if *processid == process.processid && *name == msg.name && *index > after
+                ),
+                Err(_) => {
+                    subscription = open_subscription(state)?;
+                    true
+                }
+            };
+            if appended {
+                break;
+            }
         }
     }
 }

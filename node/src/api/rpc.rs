@@ -1,7 +1,9 @@
 //! `POST /api`: opens the envelope (size, JSON, signature, payload type) and dispatches the
 //! request to its handler. Every failure becomes the ColonyOS error envelope with a 4xx/5xx.
 
-use super::{colonies, crons, executors, functions, processes, status_of, workflows, ApiState};
+use super::{
+    channels, colonies, crons, executors, functions, processes, status_of, workflows, ApiState,
+};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
@@ -198,7 +200,8 @@ async fn dispatch(state: &ApiState, caller: &str, request: Request) -> Result<St
         | R::CancelProcessGraph(_)
         | R::AddChild(_) => workflows::write(state, caller, request).await,
         R::GetProcessGraph(_) | R::GetProcessGraphs(_) => workflows::read(state, caller, request),
-        R::SubscribeProcesses(_) | R::SubscribeProcess(_) => {
+        R::ChannelAppend(_) | R::ChannelRead(_) => channels::handle(state, caller, request).await,
+        R::SubscribeProcesses(_) | R::SubscribeProcess(_) | R::SubscribeChannel(_) => {
             unreachable!("subscriptions are refused before dispatch")
         }
         R::AddCron(_)

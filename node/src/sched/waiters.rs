@@ -159,7 +159,9 @@ impl Waiters {
                 self.wake_one(colonyname, executortype);
             }
             Event::Resumed { colonyname } => self.wake_colony(colonyname),
-            Event::ProcessChanged { .. } => self.feed.publish(event.clone()),
+            Event::ProcessChanged { .. } | Event::ChannelAppended { .. } => {
+                self.feed.publish(event.clone())
+            }
         }
     }
 

@@ -65,11 +65,13 @@ pub enum Table {
     GeneratorArgs,
     /// timeout time \0 generator id -> "" (generators the tick starts with what is packed).
     GeneratorsDue,
+    /// process id \0 channel name \0 index -> MsgEntry.
+    Channels,
 }
 
 impl Table {
     /// Every table, in a fixed order (snapshots are written in this order).
-    pub const ALL: [Table; 29] = [
+    pub const ALL: [Table; 30] = [
         Table::Meta,
         Table::Colonies,
         Table::Executors,
@@ -99,6 +101,7 @@ impl Table {
         Table::GeneratorsByName,
         Table::GeneratorArgs,
         Table::GeneratorsDue,
+        Table::Channels,
     ];
 
     /// Stable name, used as the column family name.
@@ -133,6 +136,7 @@ impl Table {
             Table::GeneratorsByName => "sm_generators_by_name",
             Table::GeneratorArgs => "sm_generator_args",
             Table::GeneratorsDue => "sm_generators_due",
+            Table::Channels => "sm_channels",
         }
     }
 }

@@ -12,6 +12,7 @@
 //! `Command::request_id`. Given the same state and command, every replica writes the same bytes.
 
 pub mod auth;
+pub mod channels;
 pub mod colonies;
 pub mod cronexpr;
 pub mod crons;
@@ -48,6 +49,12 @@ pub enum Event {
     },
     /// Assignments in this colony were resumed: every waiting assign should look again.
     Resumed { colonyname: String },
+    /// Entry `index` was appended to a process's channel.
+    ChannelAppended {
+        processid: String,
+        name: String,
+        index: i64,
+    },
     /// A process was created or changed state (realtime subscriptions follow these).
     ProcessChanged {
         processid: String,
@@ -226,6 +233,17 @@ fn dispatch<R: StateRead + ?Sized>(ctx: &mut Ctx<'_, R>, op: &Op) -> Outcome<Rep
         Op::AddGenerator(generator) => generators::add(ctx, generator),
         Op::PackGenerator { generatorid, arg } => generators::pack(ctx, generatorid, arg),
         Op::RemoveGenerator { generatorid } => generators::remove(ctx, generatorid),
+        Op::ChannelAppend {
+            processid,
+            name,
+            sequence,
+            inreplyto,
+            payload,
+            payloadtype,
+        } => {
+            let entry = channels::entry_of(*sequence, *inreplyto, payload.clone(), payloadtype);
+            channels::append(ctx, processid, name, entry)
+        }
         Op::Tick => tick::tick(ctx),
         Op::RevokeNode { peer_id } => revoke(ctx, peer_id),
     }

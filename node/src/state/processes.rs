@@ -113,9 +113,11 @@ pub(super) fn save<R: StateRead + ?Sized>(
     }
     match (old, new) {
         (_, Some(p)) => ctx.put_json(Table::Processes, p.processid.clone().into_bytes(), p),
-        (Some(p), None) => ctx
-            .tx
-            .delete(Table::Processes, p.processid.clone().into_bytes()),
+        (Some(p), None) => {
+            ctx.tx
+                .delete(Table::Processes, p.processid.clone().into_bytes());
+            super::channels::remove_of_process(ctx, &p.processid)?;
+        }
         (None, None) => {}
     }
     if let Some(p) = new.filter(|p| old.is_none_or(|o| o.state != p.state)) {

@@ -269,3 +269,65 @@ fn identities_change_to_new_ids() {
     );
     assert!(auth::executor_by_id(&w.state, EXEC_A).unwrap().is_none());
 }
+
+#[test]
+fn channels_carry_ordered_messages_between_initiator_and_executor() {
+    let mut w = World::new();
+    let mut with_channel = spec("stream");
+    with_channel.channels = vec!["chat".into()];
+    // Submitted by EXEC_A (the initiator), run by EXEC_B.
+    let p = w.submit(with_channel);
+    w.assign(EXEC_B).unwrap();
+    let append = |name: &str, sequence: i64, text: &str| Op::ChannelAppend {
+        processid: p.processid.clone(),
+        name: name.into(),
+        sequence,
+        inreplyto: 0,
+        payload: text.as_bytes().to_vec(),
+        payloadtype: String::new(),
+    };
+    w.ok(EXEC_A, append("chat", 1, "hello"));
+    w.ok(EXEC_B, append("chat", 1, "hi back"));
+    assert_eq!(
+        w.refused(OWNER, append("chat", 2, "x")),
+        ErrorCode::Forbidden
+    );
+    assert_eq!(
+        w.refused(EXEC_A, append("other", 2, "x")),
+        ErrorCode::NotFound
+    );
+    let read = |w: &World, after| {
+        let found = crate::state::channels::read(&w.state, &p.processid, "chat", after, 0);
+        found.unwrap()
+    };
+    let all = read(&w, 0);
+    assert_eq!(all.len(), 2);
+    assert_eq!((all[0].0, all[1].0), (1, 2), "1-based indexes");
+    assert_eq!(all[0].1.payload.0, b"hello");
+    assert_eq!(all[0].1.senderid, EXEC_A);
+    assert_eq!(all[1].1.senderid, EXEC_B);
+    assert_eq!(read(&w, 1).len(), 1);
+    assert!(w.events.contains(&Event::ChannelAppended {
+        processid: p.processid.clone(),
+        name: "chat".into(),
+        index: 2,
+    }));
+    // Entries go with their process.
+    let close = Op::CloseSuccessful {
+        processid: p.processid.clone(),
+        out: vec![],
+    };
+    w.ok(EXEC_B, close);
+    w.ok(
+        EXEC_A,
+        Op::RemoveProcess {
+            processid: p.processid.clone(),
+        },
+    );
+    let left = w
+        .state
+        .entries
+        .keys()
+        .filter(|(t, _)| *t == keys::Table::Channels);
+    assert_eq!(left.count(), 0);
+}
