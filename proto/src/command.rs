@@ -9,6 +9,7 @@ use crate::colony::{Colony, User};
 use crate::cron::{Cron, Generator};
 use crate::error::ApiError;
 use crate::executor::{Allocations, Capabilities, Executor};
+use crate::file::{File, Snapshot};
 use crate::function::{Function, Location};
 use crate::process::{Attribute, FunctionSpec, Process};
 use crate::workflow::{ProcessGraph, WorkflowSpec};
@@ -178,6 +179,28 @@ pub enum Op {
         payload: Vec<u8>,
         payloadtype: String,
     },
+    AddFile(Box<File>),
+    /// A revision by id, or every revision of `label` + `name`.
+    RemoveFile {
+        colonyname: String,
+        fileid: String,
+        label: String,
+        name: String,
+    },
+    CreateSnapshot {
+        colonyname: String,
+        label: String,
+        name: String,
+    },
+    /// By id, or by name.
+    RemoveSnapshot {
+        colonyname: String,
+        snapshotid: String,
+        name: String,
+    },
+    RemoveAllSnapshots {
+        colonyname: String,
+    },
     /// The leader's periodic clock tick: expires deadlines and starts due crons and
     /// generators as of `now_nanos`.
     Tick,
@@ -205,6 +228,8 @@ pub enum Reply {
     /// `Assign` found nothing the executor can run.
     NothingToAssign,
     Cron(Box<Cron>),
+    File(Box<File>),
+    Snapshot(Box<Snapshot>),
     Generator(Box<Generator>),
     /// `Tick` expired this many deadlines.
     Expired(u64),

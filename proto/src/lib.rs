@@ -7,7 +7,7 @@
 //! - `crypto`: secp256k1 + SHA3-256 signing, recovery and ids.
 //! - `envelope`: `RpcMsg` / `RpcReply` / `Failure` and payload encoding.
 //! - `msgs`: request payload structs and the closed `Request` enum.
-//! - `channel`, `colony`, `cron`, `executor`, `function`, `process`, `workflow`: the ColonyOS objects.
+//! - `channel`, `colony`, `cron`, `executor`, `file`, `function`, `process`, `workflow`: the ColonyOS objects.
 //! - `command`: replicated `Command` / `Op` / `Reply` applied by the state machine.
 //! - `mesh`: requests and responses between mesh nodes.
 //! - `error`: `ErrorCode` and `ApiError`.
@@ -21,6 +21,7 @@ pub mod crypto;
 pub mod envelope;
 pub mod error;
 pub mod executor;
+pub mod file;
 pub mod function;
 pub mod gotime;
 pub mod lenient;

@@ -7,6 +7,7 @@ use crate::colony::{Colony, User};
 use crate::cron::{Cron, Generator};
 use crate::envelope::EnvelopeError;
 use crate::executor::{Allocations, Capabilities, Executor};
+use crate::file::File;
 use crate::function::{Function, Location};
 use crate::lenient::null_default as nd;
 use crate::process::{Attribute, FunctionSpec};
@@ -483,6 +484,68 @@ pub struct SubscribeChannelMsg {
     pub timeout: i64,
 }
 
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AddFileMsg {
+    #[serde(default, deserialize_with = "nd")]
+    pub file: File,
+}
+
+/// `getfilemsg` and `removefilemsg`: a file revision by id, or a file by label and name.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct FileMsg {
+    #[serde(default, deserialize_with = "nd")]
+    pub colonyname: String,
+    #[serde(default, deserialize_with = "nd")]
+    pub fileid: String,
+    #[serde(default, deserialize_with = "nd")]
+    pub label: String,
+    #[serde(default, deserialize_with = "nd")]
+    pub name: String,
+    /// `getfilemsg`: only the newest revision.
+    #[serde(default, deserialize_with = "nd")]
+    pub latest: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct GetFilesMsg {
+    #[serde(default, deserialize_with = "nd")]
+    pub colonyname: String,
+    #[serde(default, deserialize_with = "nd")]
+    pub label: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct GetFileLabelsMsg {
+    #[serde(default, deserialize_with = "nd")]
+    pub colonyname: String,
+    /// Labels under this one (all when empty), or exactly it with `exact`.
+    #[serde(default, deserialize_with = "nd")]
+    pub name: String,
+    #[serde(default, deserialize_with = "nd")]
+    pub exact: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CreateSnapshotMsg {
+    #[serde(default, deserialize_with = "nd")]
+    pub colonyname: String,
+    #[serde(default, deserialize_with = "nd")]
+    pub label: String,
+    #[serde(default, deserialize_with = "nd")]
+    pub name: String,
+}
+
+/// `getsnapshotmsg` and `removesnapshotmsg`: by id, or by name.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotMsg {
+    #[serde(default, deserialize_with = "nd")]
+    pub colonyname: String,
+    #[serde(default, deserialize_with = "nd")]
+    pub snapshotid: String,
+    #[serde(default, deserialize_with = "nd")]
+    pub name: String,
+}
+
 macro_rules! requests {
     ($($variant:ident = $name:literal => $msg:ty,)*) => {
         /// Every request payload this node understands, tagged by `msgtype`.
@@ -587,6 +650,16 @@ requests! {
     SubscribeChannel = "subscribechannelmsg" => SubscribeChannelMsg,
     ChannelAppend = "channelappendmsg" => ChannelAppendMsg,
     ChannelRead = "channelreadmsg" => ChannelReadMsg,
+    AddFile = "addfilemsg" => AddFileMsg,
+    GetFile = "getfilemsg" => FileMsg,
+    GetFiles = "getfilesmsg" => GetFilesMsg,
+    GetFileLabels = "getfilelabelsmsg" => GetFileLabelsMsg,
+    RemoveFile = "removefilemsg" => FileMsg,
+    CreateSnapshot = "createsnapshotmsg" => CreateSnapshotMsg,
+    GetSnapshot = "getsnapshotmsg" => SnapshotMsg,
+    GetSnapshots = "getsnapshotsmsg" => ColonyNameMsg,
+    RemoveSnapshot = "removesnapshotmsg" => SnapshotMsg,
+    RemoveAllSnapshots = "removeallsnapshotmsg" => ColonyNameMsg,
 }
 
 impl Request {

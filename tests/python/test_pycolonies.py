@@ -843,3 +843,51 @@ def test_channels_between_initiator_and_executor(env, executor):
     )
     appender.join()
     assert received == [b"hello", b"hi back", b"streamed"]
+
+
+def test_file_metadata_labels_and_snapshots(env):
+    label = "/" + unique("data")
+    added = []
+    for name, size in [("a.txt", 1), ("a.txt", 2), ("b.txt", 3)]:
+        added.append(
+            rpc(
+                env,
+                {
+                    "msgtype": "addfilemsg",
+                    "file": {
+                        "colonyname": env.colonyname,
+                        "label": label,
+                        "name": name,
+                        "size": size,
+                        "checksum": hashlib.sha256(name.encode()).hexdigest(),
+                        "checksumalg": "SHA256",
+                        "ref": {"protocol": "s3", "s3object": {"bucket": "b", "object": name}},
+                    },
+                },
+                env.prvkey,
+            )
+        )
+    assert [f["sequencenr"] for f in added] == [1, 2, 1]
+    latest = env.client.get_file(env.colonyname, env.prvkey, label=label, filename="a.txt")
+    assert [f["size"] for f in latest] == [2]
+    both = env.client.get_file(
+        env.colonyname, env.prvkey, label=label, filename="a.txt", latest=False
+    )
+    assert [f["sequencenr"] for f in both] == [1, 2]
+    files = env.client.get_files(label, env.colonyname, env.prvkey)
+    assert sorted(f["name"] for f in files) == ["a.txt", "b.txt"]
+    labels = env.client.get_file_labels(env.colonyname, env.prvkey, name=label, exact=True)
+    assert labels == [{"name": label, "files": 2}]
+    name = unique("snap")
+    snapshot = env.client.create_snapshot(env.colonyname, label, name, env.prvkey)
+    assert sorted(snapshot["fileids"]) == sorted([added[1]["fileid"], added[2]["fileid"]])
+    assert env.client.get_snapshot_by_name(env.colonyname, name, env.prvkey) == snapshot
+    got = env.client.get_snapshot_by_id(env.colonyname, snapshot["snapshotid"], env.prvkey)
+    assert got == snapshot
+    rpc(
+        env,
+        {"msgtype": "removesnapshotmsg", "colonyname": env.colonyname, "name": name},
+        env.prvkey,
+    )
+    with pytest.raises(ColoniesConnectionError):
+        env.client.get_snapshot_by_name(env.colonyname, name, env.prvkey)

@@ -13,6 +13,7 @@ mod channels;
 mod colonies;
 mod crons;
 mod executors;
+mod files;
 mod functions;
 mod processes;
 mod pubsub;
@@ -147,6 +148,8 @@ fn reply_json(reply: Reply) -> Result<String, ApiError> {
         Reply::Function(function) => json(&function),
         Reply::Location(location) => json(&location),
         Reply::Cron(cron) => json(&cron),
+        Reply::File(file) => json(&file),
+        Reply::Snapshot(snapshot) => json(&snapshot),
         Reply::Generator(generator) => json(&generator),
         Reply::NothingToAssign => Err(no_process()),
         Reply::AssignmentsPaused => Err(ApiError::unavailable("colony assignments are paused")),

@@ -2,7 +2,8 @@
 //! request to its handler. Every failure becomes the ColonyOS error envelope with a 4xx/5xx.
 
 use super::{
-    channels, colonies, crons, executors, functions, processes, status_of, workflows, ApiState,
+    channels, colonies, crons, executors, files, functions, processes, status_of, workflows,
+    ApiState,
 };
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -129,6 +130,12 @@ fn may_lag(request: &Request, error: &ApiError) -> bool {
             | R::GetGenerator(_)
             | R::ResolveGenerator(_)
             | R::GetGenerators(_)
+            | R::GetFile(_)
+            | R::GetFiles(_)
+            | R::GetFileLabels(_)
+            | R::GetSnapshot(_)
+            | R::GetSnapshots(_)
+            | R::ChannelRead(_)
     );
     match error.code {
         ErrorCode::NotFound => read,
@@ -201,6 +208,16 @@ async fn dispatch(state: &ApiState, caller: &str, request: Request) -> Result<St
         | R::AddChild(_) => workflows::write(state, caller, request).await,
         R::GetProcessGraph(_) | R::GetProcessGraphs(_) => workflows::read(state, caller, request),
         R::ChannelAppend(_) | R::ChannelRead(_) => channels::handle(state, caller, request).await,
+        R::AddFile(_)
+        | R::GetFile(_)
+        | R::GetFiles(_)
+        | R::GetFileLabels(_)
+        | R::RemoveFile(_)
+        | R::CreateSnapshot(_)
+        | R::GetSnapshot(_)
+        | R::GetSnapshots(_)
+        | R::RemoveSnapshot(_)
+        | R::RemoveAllSnapshots(_) => files::handle(state, caller, request).await,
         R::SubscribeProcesses(_) | R::SubscribeProcess(_) | R::SubscribeChannel(_) => {
             unreachable!("subscriptions are refused before dispatch")
         }

@@ -55,6 +55,7 @@ pub(super) fn remove_colony<R: StateRead + ?Sized>(
     refuse_unless!(auth::require_server_owner(&ctx.tx, ctx.caller())?);
     refuse_unless!(auth::colony(&ctx.tx, name)?);
     super::crons::remove_all(ctx, name)?;
+    super::files::remove_all(ctx, name)?;
     super::generators::remove_all(ctx, name)?;
     super::workflows::remove_matching(ctx, name, None)?;
     processes::remove_matching(ctx, name, None)?;

@@ -67,11 +67,21 @@ pub enum Table {
     GeneratorsDue,
     /// process id \0 channel name \0 index -> MsgEntry.
     Channels,
+    /// colony \0 label \0 file name \0 revision -> File.
+    Files,
+    /// file id -> its `Files` key.
+    FileIds,
+    /// colony \0 label -> number of file names under it.
+    FileLabels,
+    /// colony \0 snapshot id -> Snapshot.
+    Snapshots,
+    /// colony \0 snapshot name -> snapshot id.
+    SnapshotNames,
 }
 
 impl Table {
     /// Every table, in a fixed order (snapshots are written in this order).
-    pub const ALL: [Table; 30] = [
+    pub const ALL: [Table; 35] = [
         Table::Meta,
         Table::Colonies,
         Table::Executors,
@@ -102,6 +112,11 @@ impl Table {
         Table::GeneratorArgs,
         Table::GeneratorsDue,
         Table::Channels,
+        Table::Files,
+        Table::FileIds,
+        Table::FileLabels,
+        Table::Snapshots,
+        Table::SnapshotNames,
     ];
 
     /// Stable name, used as the column family name.
@@ -137,6 +152,11 @@ impl Table {
             Table::GeneratorArgs => "sm_generator_args",
             Table::GeneratorsDue => "sm_generators_due",
             Table::Channels => "sm_channels",
+            Table::Files => "sm_files",
+            Table::FileIds => "sm_file_ids",
+            Table::FileLabels => "sm_file_labels",
+            Table::Snapshots => "sm_snapshots",
+            Table::SnapshotNames => "sm_snapshot_names",
         }
     }
 }

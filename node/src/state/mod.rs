@@ -17,6 +17,7 @@ pub mod colonies;
 pub mod cronexpr;
 pub mod crons;
 mod executors;
+pub mod files;
 mod functions;
 pub mod generators;
 pub mod keys;
@@ -244,6 +245,24 @@ fn dispatch<R: StateRead + ?Sized>(ctx: &mut Ctx<'_, R>, op: &Op) -> Outcome<Rep
             let entry = channels::entry_of(*sequence, *inreplyto, payload.clone(), payloadtype);
             channels::append(ctx, processid, name, entry)
         }
+        Op::AddFile(file) => files::add(ctx, file),
+        Op::RemoveFile {
+            colonyname,
+            fileid,
+            label,
+            name,
+        } => files::remove(ctx, colonyname, fileid, label, name),
+        Op::CreateSnapshot {
+            colonyname,
+            label,
+            name,
+        } => files::create_snapshot(ctx, colonyname, label, name),
+        Op::RemoveSnapshot {
+            colonyname,
+            snapshotid,
+            name,
+        } => files::remove_snapshot(ctx, colonyname, snapshotid, name),
+        Op::RemoveAllSnapshots { colonyname } => files::remove_all_snapshots(ctx, colonyname),
         Op::Tick => tick::tick(ctx),
         Op::RevokeNode { peer_id } => revoke(ctx, peer_id),
     }

@@ -331,3 +331,77 @@ fn channels_carry_ordered_messages_between_initiator_and_executor() {
         .filter(|(t, _)| *t == keys::Table::Channels);
     assert_eq!(left.count(), 0);
 }
+
+fn file(label: &str, name: &str, size: i64) -> Op {
+    Op::AddFile(Box::new(proto::file::File {
+        colonyname: "dev".into(),
+        label: label.into(),
+        name: name.into(),
+        size,
+        checksumalg: "SHA256".into(),
+        ..proto::file::File::default()
+    }))
+}
+
+#[test]
+fn files_keep_revisions_under_labels_and_snapshots_record_the_newest() {
+    use crate::state::files;
+    let mut w = World::new();
+    assert_eq!(
+        w.refused(STRANGER, file("/data", "a.txt", 1)),
+        ErrorCode::Forbidden
+    );
+    let Reply::File(first) = w.ok(EXEC_A, file("data/", "a.txt", 1)) else {
+        panic!("a file")
+    };
+    assert_eq!((first.label.as_str(), first.sequencenr), ("/data", 1));
+    let Reply::File(second) = w.ok(EXEC_A, file("/data", "a.txt", 2)) else {
+        panic!("a file")
+    };
+    assert_eq!(second.sequencenr, 2);
+    w.ok(EXEC_B, file("/data", "b.txt", 3));
+    w.ok(EXEC_B, file("/data/sub", "c.txt", 4));
+    let revisions = files::revisions(&w.state, "dev", "/data", "a.txt").unwrap();
+    assert_eq!(revisions.len(), 2);
+    let latest = files::latest_in_label(&w.state, "dev", "/data").unwrap();
+    let names: Vec<_> = latest.iter().map(|f| (f.name.as_str(), f.size)).collect();
+    assert_eq!(names, [("a.txt", 2), ("b.txt", 3)]);
+    let labels = files::labels(&w.state, "dev", "/data", false).unwrap();
+    let counted: Vec<_> = labels.iter().map(|l| (l.name.as_str(), l.files)).collect();
+    assert_eq!(counted, [("/data", 2), ("/data/sub", 1)]);
+    assert_eq!(
+        files::labels(&w.state, "dev", "/data", true).unwrap().len(),
+        1
+    );
+    let snapshot = Op::CreateSnapshot {
+        colonyname: "dev".into(),
+        label: "/data".into(),
+        name: "v1".into(),
+    };
+    let Reply::Snapshot(snap) = w.ok(EXEC_A, snapshot.clone()) else {
+        panic!("a snapshot")
+    };
+    assert_eq!(snap.fileids.len(), 2);
+    assert!(snap.fileids.contains(&second.fileid));
+    assert_eq!(w.refused(EXEC_A, snapshot), ErrorCode::Conflict);
+    let by_name = files::snapshot(&w.state, "dev", "", "v1").unwrap();
+    assert_eq!(by_name.as_ref(), Some(&*snap));
+    // Removing by label and name removes every revision and the name from its label.
+    let remove = Op::RemoveFile {
+        colonyname: "dev".into(),
+        fileid: String::new(),
+        label: "/data".into(),
+        name: "a.txt".into(),
+    };
+    w.ok(EXEC_A, remove.clone());
+    assert_eq!(w.refused(EXEC_A, remove), ErrorCode::NotFound);
+    let labels = files::labels(&w.state, "dev", "", false).unwrap();
+    assert_eq!(labels[0].files, 1);
+    w.ok(
+        EXEC_A,
+        Op::RemoveAllSnapshots {
+            colonyname: "dev".into(),
+        },
+    );
+    assert!(files::snapshots(&w.state, "dev").unwrap().is_empty());
+}
