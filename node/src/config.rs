@@ -25,6 +25,35 @@ pub struct NodeConfig {
     pub raft: RaftConfig,
     #[serde(default)]
     pub mesh: MeshConfig,
+    #[serde(default)]
+    pub housekeeping: HousekeepingConfig,
+}
+
+/// Mesh-wide cleanup, proposed by the leader every `interval_seconds`
+/// (ColonyOS `COLONIES_CLEANUP_INTERVAL`, `COLONIES_RETENTION_POLICY`,
+/// `COLONIES_STALE_EXECUTOR_DURATION`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HousekeepingConfig {
+    pub interval_seconds: u64,
+    /// Successful processes and workflows, and log lines, older than this are removed;
+    /// 0 keeps them forever (ColonyOS's default: retention off).
+    pub retention_seconds: u64,
+    /// Executors not heard from for this long are removed and their running processes
+    /// re-queued; 0 never removes them. At least 120: an idle executor is heard from at
+    /// least once a minute.
+    pub stale_executor_seconds: u64,
+}
+
+impl Default for HousekeepingConfig {
+    /// Every 60 s, retention off, stale executors after 600 s (ColonyOS's defaults).
+    fn default() -> HousekeepingConfig {
+        HousekeepingConfig {
+            interval_seconds: 60,
+            retention_seconds: 0,
+            stale_executor_seconds: 600,
+        }
+    }
 }
 
 /// The libp2p mesh and membership.
@@ -198,6 +227,7 @@ impl NodeConfig {
             api: ApiConfig::default(),
             raft: RaftConfig::default(),
             mesh: MeshConfig::default(),
+            housekeeping: HousekeepingConfig::default(),
         }
     }
 
@@ -263,6 +293,16 @@ impl NodeConfig {
         }
         if mesh.join.iter().any(|a| !a.contains("/p2p/")) {
             return Err(invalid("mesh.join", "addresses must end in /p2p/<peer id>"));
+        }
+        let housekeeping = &self.housekeeping;
+        if housekeeping.interval_seconds == 0 {
+            return Err(invalid("housekeeping.interval_seconds", "must be positive"));
+        }
+        if (1..120).contains(&housekeeping.stale_executor_seconds) {
+            return Err(invalid(
+                "housekeeping.stale_executor_seconds",
+                "must be 0 (off) or at least 120",
+            ));
         }
         if self.api.long_polls_max == 0 {
             return Err(invalid("api.long_polls_max", "must be positive"));

@@ -225,6 +225,12 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> anyhow::Result<
         tick,
         signal.clone(),
     ));
+    tasks.spawn(housekeeping_loop(
+        raft.clone(),
+        clock.clone(),
+        config.housekeeping.clone(),
+        signal.clone(),
+    ));
     let status_period = Duration::from_millis(config.mesh.status_ms);
     let gossip = mesh::status::publish(
         raft.clone(),
@@ -352,6 +358,34 @@ async fn tick_loop(
         match raft.propose(command).await {
             Ok(response) => tracing::debug!(?response, "tick applied"),
             Err(error) => tracing::warn!("failed to propose tick: {error}"),
+        }
+    }
+}
+
+/// On the leader, proposes the mesh-wide cleanup (`Op::Housekeep`) every interval.
+async fn housekeeping_loop(
+    raft: RaftNode,
+    clock: Arc<dyn Clock>,
+    config: crate::config::HousekeepingConfig,
+    stop: Signal,
+) {
+    let mut ticker = stop.every(Duration::from_secs(config.interval_seconds));
+    while ticker.tick().await {
+        if !raft.is_leader() || config.retention_seconds + config.stale_executor_seconds == 0 {
+            continue;
+        }
+        let command = Command {
+            now_nanos: clock.now_nanos(),
+            request_id: clock.request_id(),
+            caller_id: String::new(),
+            op: Op::Housekeep {
+                retention_seconds: config.retention_seconds as i64,
+                stale_executor_seconds: config.stale_executor_seconds as i64,
+            },
+        };
+        match raft.propose(command).await {
+            Ok(response) => tracing::debug!(?response, "housekeeping applied"),
+            Err(error) => tracing::warn!("failed to propose housekeeping: {error}"),
         }
     }
 }

@@ -201,6 +201,13 @@ pub enum Op {
     RemoveAllSnapshots {
         colonyname: String,
     },
+    /// The leader's periodic cleanup as of `now_nanos`: removes successful processes and
+    /// workflows and log lines older than `retention_seconds` (0: none), and executors not
+    /// heard from for `stale_executor_seconds` (0: none), re-queueing what they ran.
+    Housekeep {
+        retention_seconds: i64,
+        stale_executor_seconds: i64,
+    },
     /// The leader's periodic clock tick: expires deadlines and starts due crons and
     /// generators as of `now_nanos`.
     Tick,

@@ -16,6 +16,9 @@ use proto::{ApiError, ErrorCode, Executor, Process, Request};
 use std::time::Duration;
 
 const NANOS_PER_SECOND: i64 = 1_000_000_000;
+/// How often an idle long-polling executor is recorded as heard from (apply sets
+/// `lastheardfromtime` on every assign it decides).
+const HEARTBEAT_NANOS: i64 = 60 * NANOS_PER_SECOND;
 
 pub(super) async fn write(
     state: &ApiState,
@@ -189,7 +192,7 @@ pub(super) async fn assign(
         ));
     }
     let (cpu_millis, mem_mib) = validate::available(&msg.availablecpu, &msg.availablemem)?;
-    let executor = calling_executor(state, &msg.colonyname, caller)?;
+    let mut executor = calling_executor(state, &msg.colonyname, caller)?;
     let seconds = u64::try_from(msg.timeout)
         .unwrap_or(0)
         .min(state.config.long_poll_seconds_max);
@@ -211,13 +214,20 @@ pub(super) async fn assign(
         let runnable = !paused()?
             && query::has_match(&state.store.view(), &executor, cpu_millis, mem_mib)
                 .map_err(internal)?;
-        if runnable {
+        // An idle executor still proposes an assign now and then: apply records that it was
+        // heard from, so housekeeping does not take it for stale.
+        let heard = executor.lastheardfromtime.unix_nanos().unwrap_or(i64::MIN);
+        let heartbeat_due = state.clock.now_nanos().saturating_sub(heard) > HEARTBEAT_NANOS;
+        if runnable || heartbeat_due {
             let op = Op::Assign {
                 colonyname: colony.clone(),
                 cpu_millis,
                 mem_mib,
             };
-            match state.propose(caller, op).await? {
+            let proposed_at = state.clock.now_nanos();
+            let reply = state.propose(caller, op).await?;
+            executor.lastheardfromtime = proto::GoTime::from_unix_nanos(proposed_at);
+            match reply {
                 // Another executor was faster, or the colony was paused meanwhile.
                 Reply::NothingToAssign | Reply::AssignmentsPaused => {}
                 reply => return reply_json(reply),

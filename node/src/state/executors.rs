@@ -1,7 +1,7 @@
 //! Apply logic for executors: registration, approval, removal.
 
 use super::keys::{self, Table};
-use super::tx::StateRead;
+use super::tx::{StateRead, StoreError};
 use super::{auth, get_json, processes, refuse_unless, validate, Ctx, Outcome};
 use proto::command::Reply;
 use proto::executor::executor_state;
@@ -39,7 +39,8 @@ pub(super) fn add<R: StateRead + ?Sized>(
         executorid,
         state: executor_state::PENDING,
         commissiontime: now,
-        lastheardfromtime: now,
+        // Set by its first assign; until then it is not stale (ColonyOS).
+        lastheardfromtime: GoTime::ZERO,
         ..executor.clone()
     };
     ctx.put_json(Table::Executors, key.clone(), &executor);
@@ -87,14 +88,25 @@ pub(super) fn remove<R: StateRead + ?Sized>(
     colony: &str,
     name: &str,
 ) -> Outcome<Reply> {
-    let (key, executor) = refuse_unless!(owned_executor(ctx, colony, name)?);
-    // Its running processes go back to the queue, keeping their retry count (ColonyOS).
+    let (_, executor) = refuse_unless!(owned_executor(ctx, colony, name)?);
+    delete(ctx, &executor)?;
+    Ok(Ok(Reply::Done))
+}
+
+/// Removes `executor` with the functions it registered; its running processes go back to the
+/// queue, keeping their retry count (ColonyOS).
+pub(super) fn delete<R: StateRead + ?Sized>(
+    ctx: &mut Ctx<'_, R>,
+    executor: &Executor,
+) -> Result<(), StoreError> {
+    let (colony, name) = (&executor.colonyname, &executor.executorname);
     processes::release_assigned(ctx, &executor.executorid)?;
     super::functions::remove_of_executor(ctx, colony, name)?;
     ctx.tx
-        .delete(Table::ExecutorIds, executor.executorid.into_bytes());
+        .delete(Table::ExecutorIds, executor.executorid.clone().into_bytes());
+    let key = keys::join(&[colony.as_bytes(), name.as_bytes()]);
     ctx.tx.delete(Table::Executors, key);
-    Ok(Ok(Reply::Done))
+    Ok(())
 }
 
 /// The calling executor itself, registered as `name` in `colony` (approval not required).

@@ -20,6 +20,7 @@ mod executors;
 pub mod files;
 mod functions;
 pub mod generators;
+mod housekeeping;
 pub mod keys;
 mod locations;
 mod logs;
@@ -263,6 +264,10 @@ fn dispatch<R: StateRead + ?Sized>(ctx: &mut Ctx<'_, R>, op: &Op) -> Outcome<Rep
             name,
         } => files::remove_snapshot(ctx, colonyname, snapshotid, name),
         Op::RemoveAllSnapshots { colonyname } => files::remove_all_snapshots(ctx, colonyname),
+        Op::Housekeep {
+            retention_seconds,
+            stale_executor_seconds,
+        } => housekeeping::housekeep(ctx, *retention_seconds, *stale_executor_seconds),
         Op::Tick => tick::tick(ctx),
         Op::RevokeNode { peer_id } => revoke(ctx, peer_id),
     }

@@ -477,7 +477,7 @@ pub(super) fn cancel<R: StateRead + ?Sized>(ctx: &mut Ctx<'_, R>, id: &str) -> O
 }
 
 /// Deletes a workflow and its processes.
-fn delete<R: StateRead + ?Sized>(
+pub(super) fn delete<R: StateRead + ?Sized>(
     ctx: &mut Ctx<'_, R>,
     record: &GraphRecord,
 ) -> Result<(), StoreError> {

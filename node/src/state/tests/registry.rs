@@ -405,3 +405,71 @@ fn files_keep_revisions_under_labels_and_snapshots_record_the_newest() {
     );
     assert!(files::snapshots(&w.state, "dev").unwrap().is_empty());
 }
+
+#[test]
+fn housekeeping_expires_old_successes_and_logs_and_removes_stale_executors() {
+    let mut w = World::new();
+    let housekeep = |retention, stale| Op::Housekeep {
+        retention_seconds: retention,
+        stale_executor_seconds: stale,
+    };
+    assert_eq!(w.refused(OWNER, housekeep(1, 0)), ErrorCode::Forbidden);
+    // An old success with a log line, an old failure, and a fresh success.
+    let old = w.submit(spec("old"));
+    let failed = w.submit(spec("failed"));
+    w.assign(EXEC_A).unwrap();
+    let log = Op::AddLog {
+        processid: old.processid.clone(),
+        message: "old line".into(),
+    };
+    w.ok(EXEC_A, log);
+    w.ok(
+        EXEC_A,
+        Op::CloseSuccessful {
+            processid: old.processid.clone(),
+            out: vec![],
+        },
+    );
+    w.assign(EXEC_A).unwrap();
+    w.ok(
+        EXEC_A,
+        Op::CloseFailed {
+            processid: failed.processid.clone(),
+            errors: vec![],
+        },
+    );
+    w.now += 100 * SECOND;
+    let fresh = w.submit(spec("fresh"));
+    let p = w.assign(EXEC_B).unwrap();
+    assert_eq!(p.processid, fresh.processid);
+    w.ok("", housekeep(50, 0));
+    assert!(query::process(&w.state, &old.processid).unwrap().is_none());
+    assert!(
+        query::process(&w.state, &failed.processid)
+            .unwrap()
+            .is_some(),
+        "only successes"
+    );
+    assert!(query::process(&w.state, &fresh.processid)
+        .unwrap()
+        .is_some());
+    let logs = w
+        .state
+        .entries
+        .keys()
+        .filter(|(t, _)| matches!(t, keys::Table::Logs | keys::Table::LogsByTime));
+    assert_eq!(logs.count(), 0);
+    // Stale executors: a (last heard 100 s ago) goes; b (just heard) stays and keeps running
+    // its process; an executor never heard from is not stale.
+    w.add_executor(USER, "new", "cli");
+    w.now += 50 * SECOND;
+    w.ok("", housekeep(0, 120));
+    assert!(auth::executor_by_id(&w.state, EXEC_A).unwrap().is_none());
+    assert!(auth::executor_by_id(&w.state, EXEC_B).unwrap().is_some());
+    assert!(auth::executor_by_id(&w.state, USER).unwrap().is_some());
+    w.now += 200 * SECOND;
+    w.ok("", housekeep(0, 120));
+    assert!(auth::executor_by_id(&w.state, EXEC_B).unwrap().is_none());
+    let requeued = w.process(&fresh.processid);
+    assert_eq!((requeued.state, requeued.retries), (ps::WAITING, 0));
+}

@@ -1,0 +1,140 @@
+//! Apply logic of the leader's periodic cleanup (`Op::Housekeep`): retention of successful
+//! processes, workflows and log lines, and removal of stale executors. Each run handles at
+//! most `HOUSEKEEP_MAX` objects of each kind; the rest wait for the next run.
+//!
+//! Age is measured from submission (processes, workflows) and from the log line's time.
+
+use super::colonies::decode;
+use super::keys::{self, Table};
+use super::tx::{Direction, StateRead, StoreError};
+use super::{executors, processes, query, workflows, Ctx, Outcome};
+use proto::command::Reply;
+use proto::process::process_state as ps;
+use proto::{Executor, Log};
+
+/// Objects of each kind one run removes at most.
+pub(super) const HOUSEKEEP_MAX: usize = 1024;
+const NANOS_PER_SECOND: i64 = 1_000_000_000;
+
+pub(super) fn housekeep<R: StateRead + ?Sized>(
+    ctx: &mut Ctx<'_, R>,
+    retention_seconds: i64,
+    stale_executor_seconds: i64,
+) -> Outcome<Reply> {
+    if !ctx.caller().is_empty() {
+        return Ok(Err(proto::ApiError::forbidden(
+            "only the mesh itself runs housekeeping",
+        )));
+    }
+    let now = ctx.now();
+    let colonies = query::colonies(&ctx.tx)?;
+    let mut removed = 0;
+    if retention_seconds > 0 {
+        let horizon = now.saturating_sub(retention_seconds.saturating_mul(NANOS_PER_SECOND));
+        for colony in &colonies {
+            removed += expire_processes(ctx, &colony.name, horizon)?;
+            removed += expire_logs(ctx, &colony.name, horizon)?;
+        }
+    }
+    if stale_executor_seconds > 0 {
+        let horizon = now.saturating_sub(stale_executor_seconds.saturating_mul(NANOS_PER_SECOND));
+        for colony in &colonies {
+            removed += remove_stale_executors(ctx, &colony.name, horizon)?;
+        }
+    }
+    Ok(Ok(Reply::Expired(removed as u64)))
+}
+
+/// Entries of `table` under `prefix` whose time (at `prefix.len()`) is before `horizon`,
+/// oldest first, at most `HOUSEKEEP_MAX`.
+fn older_than<R: StateRead + ?Sized>(
+    ctx: &Ctx<'_, R>,
+    table: Table,
+    prefix: &[u8],
+    horizon: i64,
+) -> Result<Vec<Vec<u8>>, StoreError> {
+    let entries = ctx
+        .tx
+        .scan(table, prefix, None, Direction::Forward, HOUSEKEEP_MAX)?;
+    Ok(entries
+        .into_iter()
+        .map(|(key, _)| key)
+        .take_while(|key| keys::read_ordered_i64(key, prefix.len()).is_some_and(|t| t < horizon))
+        .collect())
+}
+
+fn expire_processes<R: StateRead + ?Sized>(
+    ctx: &mut Ctx<'_, R>,
+    colony: &str,
+    horizon: i64,
+) -> Result<usize, StoreError> {
+    let prefix = keys::prefix(&[colony.as_bytes(), &[ps::SUCCESS as u8]]);
+    let mut removed = 0;
+    for key in older_than(ctx, Table::GraphsByState, &prefix, horizon)? {
+        let id = keys::trailing_id(&key).to_string();
+        if let Some(record) = workflows::load_record(&ctx.tx, &id)? {
+            workflows::delete(ctx, &record)?;
+            removed += 1;
+        }
+    }
+    for key in older_than(ctx, Table::ByState, &prefix, horizon)? {
+        let p = processes::indexed_process(&ctx.tx, Table::ByState, &key)?;
+        // Members of workflows go with their workflow.
+        if p.processgraphid.is_empty() {
+            processes::save(ctx, Some(&p), None)?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+fn expire_logs<R: StateRead + ?Sized>(
+    ctx: &mut Ctx<'_, R>,
+    colony: &str,
+    horizon: i64,
+) -> Result<usize, StoreError> {
+    let prefix = keys::prefix(&[colony.as_bytes()]);
+    let old = older_than(ctx, Table::LogsByTime, &prefix, horizon)?;
+    for key in &old {
+        let Some(bytes) = ctx.tx.get(Table::LogsByTime, key)? else {
+            continue;
+        };
+        let log: Log = decode(&bytes)?;
+        let time = keys::ordered_i64(log.timestamp);
+        let request = keys::trailing_id(key).as_bytes();
+        let primary = if log.processid.is_empty() {
+            let owner = [colony.as_bytes(), log.executorname.as_bytes()];
+            (
+                Table::ExecutorLogs,
+                keys::join(&[owner[0], owner[1], &time, request]),
+            )
+        } else {
+            let process = log.processid.as_bytes();
+            (Table::Logs, keys::join(&[process, &time, request]))
+        };
+        ctx.tx.delete(primary.0, primary.1);
+        ctx.tx.delete(Table::LogsByTime, key.clone());
+    }
+    Ok(old.len())
+}
+
+fn remove_stale_executors<R: StateRead + ?Sized>(
+    ctx: &mut Ctx<'_, R>,
+    colony: &str,
+    horizon: i64,
+) -> Result<usize, StoreError> {
+    let stale: Vec<Executor> = query::executors(&ctx.tx, colony)?
+        .into_iter()
+        // Never heard from (registered but not yet polling) is not stale (ColonyOS).
+        .filter(|e| {
+            e.lastheardfromtime
+                .unix_nanos()
+                .is_some_and(|t| t < horizon)
+        })
+        .take(HOUSEKEEP_MAX)
+        .collect();
+    for executor in &stale {
+        executors::delete(ctx, executor)?;
+    }
+    Ok(stale.len())
+}
