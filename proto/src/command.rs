@@ -5,6 +5,7 @@
 //! the API layer has already recovered `caller_id` from the signature. Authorization that
 //! depends on state is decided inside `apply`, so every replica decides the same way.
 
+use crate::blueprint::{Blueprint, BlueprintDefinition};
 use crate::colony::{Colony, User};
 use crate::cron::{Cron, Generator};
 use crate::error::ApiError;
@@ -201,6 +202,33 @@ pub enum Op {
     RemoveAllSnapshots {
         colonyname: String,
     },
+    AddBlueprintDefinition(Box<BlueprintDefinition>),
+    RemoveBlueprintDefinition {
+        colonyname: String,
+        name: String,
+    },
+    AddBlueprint(Box<Blueprint>),
+    /// Replaces a blueprint; a changed spec (or `force`) bumps its generation and starts a
+    /// reconciliation.
+    UpdateBlueprint {
+        blueprint: Box<Blueprint>,
+        force: bool,
+    },
+    RemoveBlueprint {
+        colonyname: String,
+        name: String,
+    },
+    UpdateBlueprintStatus {
+        colonyname: String,
+        name: String,
+        status: serde_json::Map<String, Value>,
+    },
+    /// Starts a reconciliation now (`force`: bumping the generation first).
+    ReconcileBlueprint {
+        colonyname: String,
+        name: String,
+        force: bool,
+    },
     /// The leader's periodic cleanup as of `now_nanos`: removes successful processes and
     /// workflows and log lines older than `retention_seconds` (0: none), and executors not
     /// heard from for `stale_executor_seconds` (0: none), re-queueing what they ran.
@@ -235,6 +263,8 @@ pub enum Reply {
     /// `Assign` found nothing the executor can run.
     NothingToAssign,
     Cron(Box<Cron>),
+    BlueprintDefinition(Box<BlueprintDefinition>),
+    Blueprint(Box<Blueprint>),
     File(Box<File>),
     Snapshot(Box<Snapshot>),
     Generator(Box<Generator>),

@@ -7,12 +7,13 @@
 //! - `crypto`: secp256k1 + SHA3-256 signing, recovery and ids.
 //! - `envelope`: `RpcMsg` / `RpcReply` / `Failure` and payload encoding.
 //! - `msgs`: request payload structs and the closed `Request` enum.
-//! - `channel`, `colony`, `cron`, `executor`, `file`, `function`, `process`, `workflow`: the ColonyOS objects.
+//! - `blueprint`, `channel`, `colony`, `cron`, `executor`, `file`, `function`, `process`, `workflow`: the ColonyOS objects.
 //! - `command`: replicated `Command` / `Op` / `Reply` applied by the state machine.
 //! - `mesh`: requests and responses between mesh nodes.
 //! - `error`: `ErrorCode` and `ApiError`.
 //! - `gotime`, `lenient`, `units`: Go-compatible time, null-tolerant decoding, quantities.
 
+pub mod blueprint;
 pub mod channel;
 pub mod colony;
 pub mod command;

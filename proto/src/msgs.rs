@@ -2,6 +2,7 @@
 //! `Request` enum tagged by `msgtype`. Adding a message type means adding one line to
 //! `requests!` and handling the new variant in `node::api`.
 
+use crate::blueprint::{Blueprint, BlueprintDefinition};
 use crate::channel::Payload;
 use crate::colony::{Colony, User};
 use crate::cron::{Cron, Generator};
@@ -546,6 +547,74 @@ pub struct SnapshotMsg {
     pub name: String,
 }
 
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AddBlueprintDefinitionMsg {
+    #[serde(default, deserialize_with = "nd")]
+    pub blueprintdefinition: BlueprintDefinition,
+}
+
+/// A blueprint (or definition) named in a colony, called "namespace" here.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct NamespaceNameMsg {
+    #[serde(default, deserialize_with = "nd")]
+    pub namespace: String,
+    #[serde(default, deserialize_with = "nd")]
+    pub name: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct BlueprintMsg {
+    #[serde(default, deserialize_with = "nd")]
+    pub blueprint: Blueprint,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct GetBlueprintsMsg {
+    #[serde(default, deserialize_with = "nd")]
+    pub namespace: String,
+    #[serde(default, deserialize_with = "nd")]
+    pub kind: String,
+    #[serde(default, deserialize_with = "nd")]
+    pub locationname: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct UpdateBlueprintMsg {
+    #[serde(default, deserialize_with = "nd")]
+    pub blueprint: Blueprint,
+    #[serde(default, deserialize_with = "nd")]
+    pub forcegeneration: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct GetBlueprintHistoryMsg {
+    #[serde(default, deserialize_with = "nd")]
+    pub blueprintid: String,
+    /// 0 = all.
+    #[serde(default, deserialize_with = "nd")]
+    pub limit: i64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct UpdateBlueprintStatusMsg {
+    #[serde(default, deserialize_with = "nd")]
+    pub colonyname: String,
+    #[serde(default, deserialize_with = "nd")]
+    pub blueprintname: String,
+    #[serde(default, deserialize_with = "nd")]
+    pub status: serde_json::Map<String, Value>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReconcileBlueprintMsg {
+    #[serde(default, deserialize_with = "nd")]
+    pub namespace: String,
+    #[serde(default, deserialize_with = "nd")]
+    pub name: String,
+    #[serde(default, deserialize_with = "nd")]
+    pub force: bool,
+}
+
 macro_rules! requests {
     ($($variant:ident = $name:literal => $msg:ty,)*) => {
         /// Every request payload this node understands, tagged by `msgtype`.
@@ -660,6 +729,18 @@ requests! {
     GetSnapshots = "getsnapshotsmsg" => ColonyNameMsg,
     RemoveSnapshot = "removesnapshotmsg" => SnapshotMsg,
     RemoveAllSnapshots = "removeallsnapshotmsg" => ColonyNameMsg,
+    AddBlueprintDefinition = "addblueprintdefinitionmsg" => AddBlueprintDefinitionMsg,
+    GetBlueprintDefinition = "getblueprintdefinitionmsg" => UserNameMsg,
+    GetBlueprintDefinitions = "getblueprintdefinitionsmsg" => ColonyNameMsg,
+    RemoveBlueprintDefinition = "removeblueprintdefinitionmsg" => NamespaceNameMsg,
+    AddBlueprint = "addblueprintmsg" => BlueprintMsg,
+    GetBlueprint = "getblueprintmsg" => NamespaceNameMsg,
+    GetBlueprints = "getblueprintsmsg" => GetBlueprintsMsg,
+    UpdateBlueprint = "updateblueprintmsg" => UpdateBlueprintMsg,
+    RemoveBlueprint = "removeblueprintmsg" => NamespaceNameMsg,
+    GetBlueprintHistory = "getblueprinthistorymsg" => GetBlueprintHistoryMsg,
+    UpdateBlueprintStatus = "updateblueprintstatusmsg" => UpdateBlueprintStatusMsg,
+    ReconcileBlueprint = "reconcileblueprintmsg" => ReconcileBlueprintMsg,
 }
 
 impl Request {

@@ -891,3 +891,63 @@ def test_file_metadata_labels_and_snapshots(env):
     )
     with pytest.raises(ColoniesConnectionError):
         env.client.get_snapshot_by_name(env.colonyname, name, env.prvkey)
+
+
+def test_blueprints_are_reconciled_by_their_kinds_executor(env, executor):
+    kind = "Db" + uuid.uuid4().hex[:8]
+    definition = {
+        "kind": "BlueprintDefinition",
+        "metadata": {"name": kind.lower() + ".def", "colonyname": env.colonyname},
+        "spec": {
+            "names": {"kind": kind},
+            "schema": {"type": "object", "required": ["replicas"],
+                       "properties": {"replicas": {"type": "integer"}}},
+            "handler": {"executorType": executor.type, "functionName": "reconcile"},
+        },
+    }
+    with pytest.raises(ColoniesConnectionError):
+        env.client.add_blueprint_definition(definition, env.prvkey)  # the colony owner only
+    added = env.client.add_blueprint_definition(definition, env.colony_prvkey)
+    assert len(added["blueprintdefinitionid"]) == 64
+    name = unique("db")
+    blueprint = {
+        "kind": kind,
+        "metadata": {"name": name, "colonyname": env.colonyname},
+        "spec": {"replicas": 2},
+    }
+    with pytest.raises(ColoniesConnectionError):
+        env.client.add_blueprint({**blueprint, "spec": {"replicas": "two"}}, env.prvkey)
+    stored = env.client.add_blueprint(blueprint, env.prvkey)
+    # The reconciler is asked right away, with the kind and the blueprint's name.
+    reconcile = env.client.assign(env.colonyname, ASSIGN_TIMEOUT_S, executor.prvkey)
+    assert reconcile.spec.funcname == "reconcile"
+    assert reconcile.spec.kwargs == {"kind": kind, "blueprintName": name}
+    env.client.update_blueprint_status(env.colonyname, name, {"replicas": 2}, executor.prvkey)
+    env.client.close(reconcile.processid, [], executor.prvkey)
+    got = env.client.get_blueprint(env.colonyname, name, env.prvkey)
+    assert got["status"] == {"replicas": 2}
+    # A spec change bumps the generation and asks again.
+    updated = env.client.update_blueprint({**got, "spec": {"replicas": 3}}, env.prvkey)
+    assert updated["metadata"].get("generation", 0) == stored["metadata"].get("generation", 0) + 1
+    again = env.client.assign(env.colonyname, ASSIGN_TIMEOUT_S, executor.prvkey)
+    assert again.spec.kwargs["blueprintName"] == name
+    env.client.close(again.processid, [], executor.prvkey)
+    history = env.client.get_blueprint_history(stored["blueprintid"], env.prvkey)
+    assert [h["changetype"] for h in history] == ["update", "create"]
+    forced = env.client.reconcile_blueprint(env.colonyname, name, executor.prvkey, force=True)
+    assert forced["spec"]["kwargs"]["force"] is True
+    listed = env.client.get_blueprints(env.colonyname, env.prvkey, kind=kind)
+    assert [b["metadata"]["name"] for b in listed] == [name]
+    with pytest.raises(ColoniesConnectionError):
+        # A definition in use cannot go.
+        env.client.remove_blueprint_definition(
+            env.colonyname, definition["metadata"]["name"], env.colony_prvkey
+        )
+    env.client.remove_blueprint(env.colonyname, name, env.prvkey)
+    env.client.remove_blueprint_definition(
+        env.colonyname, definition["metadata"]["name"], env.colony_prvkey
+    )
+    assert definition["metadata"]["name"] not in [
+        d["metadata"]["name"]
+        for d in env.client.get_blueprint_definitions(env.colonyname, env.prvkey)
+    ]

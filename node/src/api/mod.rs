@@ -9,6 +9,7 @@
 //!             <-- RpcReply (payload Base64 JSON), HTTP status from `status_of`
 //! ```
 
+mod blueprints;
 mod channels;
 mod colonies;
 mod crons;
@@ -148,6 +149,8 @@ fn reply_json(reply: Reply) -> Result<String, ApiError> {
         Reply::Function(function) => json(&function),
         Reply::Location(location) => json(&location),
         Reply::Cron(cron) => json(&cron),
+        Reply::BlueprintDefinition(definition) => json(&definition),
+        Reply::Blueprint(blueprint) => json(&blueprint),
         Reply::File(file) => json(&file),
         Reply::Snapshot(snapshot) => json(&snapshot),
         Reply::Generator(generator) => json(&generator),

@@ -2,8 +2,8 @@
 //! request to its handler. Every failure becomes the ColonyOS error envelope with a 4xx/5xx.
 
 use super::{
-    channels, colonies, crons, executors, files, functions, processes, status_of, workflows,
-    ApiState,
+    blueprints, channels, colonies, crons, executors, files, functions, processes, status_of,
+    workflows, ApiState,
 };
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -136,6 +136,11 @@ fn may_lag(request: &Request, error: &ApiError) -> bool {
             | R::GetSnapshot(_)
             | R::GetSnapshots(_)
             | R::ChannelRead(_)
+            | R::GetBlueprintDefinition(_)
+            | R::GetBlueprintDefinitions(_)
+            | R::GetBlueprint(_)
+            | R::GetBlueprints(_)
+            | R::GetBlueprintHistory(_)
     );
     match error.code {
         ErrorCode::NotFound => read,
@@ -208,6 +213,18 @@ async fn dispatch(state: &ApiState, caller: &str, request: Request) -> Result<St
         | R::AddChild(_) => workflows::write(state, caller, request).await,
         R::GetProcessGraph(_) | R::GetProcessGraphs(_) => workflows::read(state, caller, request),
         R::ChannelAppend(_) | R::ChannelRead(_) => channels::handle(state, caller, request).await,
+        R::AddBlueprintDefinition(_)
+        | R::GetBlueprintDefinition(_)
+        | R::GetBlueprintDefinitions(_)
+        | R::RemoveBlueprintDefinition(_)
+        | R::AddBlueprint(_)
+        | R::GetBlueprint(_)
+        | R::GetBlueprints(_)
+        | R::UpdateBlueprint(_)
+        | R::RemoveBlueprint(_)
+        | R::GetBlueprintHistory(_)
+        | R::UpdateBlueprintStatus(_)
+        | R::ReconcileBlueprint(_) => blueprints::handle(state, caller, request).await,
         R::AddFile(_)
         | R::GetFile(_)
         | R::GetFiles(_)

@@ -54,6 +54,7 @@ pub(super) fn remove_colony<R: StateRead + ?Sized>(
 ) -> Outcome<Reply> {
     refuse_unless!(auth::require_server_owner(&ctx.tx, ctx.caller())?);
     refuse_unless!(auth::colony(&ctx.tx, name)?);
+    super::blueprints::remove_all(ctx, name)?;
     super::crons::remove_all(ctx, name)?;
     super::files::remove_all(ctx, name)?;
     super::generators::remove_all(ctx, name)?;

@@ -197,6 +197,62 @@ pub(super) fn remove<R: StateRead + ?Sized>(ctx: &mut Ctx<'_, R>, id: &str) -> O
     Ok(Ok(Reply::Done))
 }
 
+/// The cron named `name` in `colony`, if any.
+pub(super) fn by_name<R: StateRead + ?Sized>(
+    ctx: &Ctx<'_, R>,
+    colony: &str,
+    name: &str,
+) -> Result<Option<Cron>, StoreError> {
+    for (key, _) in scan_all(
+        ctx,
+        Table::CronsByColony,
+        &keys::prefix(&[colony.as_bytes()]),
+    )? {
+        if let Some(cron) = load(&ctx.tx, keys::trailing_id(&key))? {
+            if cron.name == name {
+                return Ok(Some(cron));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Adds a cron the mesh itself manages (blueprint reconciliation) unless one of that name
+/// exists in its colony. Its workflow must be valid.
+pub(super) fn ensure<R: StateRead + ?Sized>(
+    ctx: &mut Ctx<'_, R>,
+    cron: Cron,
+) -> Result<(), StoreError> {
+    if by_name(ctx, &cron.colonyname, &cron.name)?.is_some() {
+        return Ok(());
+    }
+    let mut cron = Cron {
+        cronid: proto::crypto::sha3_hex(
+            format!("{}/cron/{}", ctx.command.request_id, cron.name).as_bytes(),
+        ),
+        checkerperiod: CHECKER_PERIOD_MS,
+        ..cron
+    };
+    let Ok(next) = next_run(&cron, ctx.now()) else {
+        return Ok(());
+    };
+    cron.nextrun = GoTime::from_unix_nanos(next);
+    save(ctx, None, Some(&cron));
+    Ok(())
+}
+
+/// Removes the cron named `name` in `colony`, if any.
+pub(super) fn remove_named<R: StateRead + ?Sized>(
+    ctx: &mut Ctx<'_, R>,
+    colony: &str,
+    name: &str,
+) -> Result<(), StoreError> {
+    if let Some(cron) = by_name(ctx, colony, name)? {
+        save(ctx, Some(&cron), None);
+    }
+    Ok(())
+}
+
 /// Removes every cron of `colony`.
 pub(super) fn remove_all<R: StateRead + ?Sized>(
     ctx: &mut Ctx<'_, R>,

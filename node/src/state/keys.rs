@@ -77,11 +77,19 @@ pub enum Table {
     Snapshots,
     /// colony \0 snapshot name -> snapshot id.
     SnapshotNames,
+    /// colony \0 definition name -> BlueprintDefinition.
+    BlueprintDefinitions,
+    /// colony \0 blueprint name -> Blueprint.
+    Blueprints,
+    /// blueprint id -> its `Blueprints` key.
+    BlueprintIds,
+    /// blueprint id \0 time \0 history id -> BlueprintHistory.
+    BlueprintHistory,
 }
 
 impl Table {
     /// Every table, in a fixed order (snapshots are written in this order).
-    pub const ALL: [Table; 35] = [
+    pub const ALL: [Table; 39] = [
         Table::Meta,
         Table::Colonies,
         Table::Executors,
@@ -117,6 +125,10 @@ impl Table {
         Table::FileLabels,
         Table::Snapshots,
         Table::SnapshotNames,
+        Table::BlueprintDefinitions,
+        Table::Blueprints,
+        Table::BlueprintIds,
+        Table::BlueprintHistory,
     ];
 
     /// Stable name, used as the column family name.
@@ -157,6 +169,10 @@ impl Table {
             Table::FileLabels => "sm_file_labels",
             Table::Snapshots => "sm_snapshots",
             Table::SnapshotNames => "sm_snapshot_names",
+            Table::BlueprintDefinitions => "sm_blueprint_definitions",
+            Table::Blueprints => "sm_blueprints",
+            Table::BlueprintIds => "sm_blueprint_ids",
+            Table::BlueprintHistory => "sm_blueprint_history",
         }
     }
 }

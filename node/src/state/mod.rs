@@ -12,6 +12,7 @@
 //! `Command::request_id`. Given the same state and command, every replica writes the same bytes.
 
 pub mod auth;
+pub mod blueprints;
 pub mod channels;
 pub mod colonies;
 pub mod cronexpr;
@@ -264,6 +265,23 @@ fn dispatch<R: StateRead + ?Sized>(ctx: &mut Ctx<'_, R>, op: &Op) -> Outcome<Rep
             name,
         } => files::remove_snapshot(ctx, colonyname, snapshotid, name),
         Op::RemoveAllSnapshots { colonyname } => files::remove_all_snapshots(ctx, colonyname),
+        Op::AddBlueprintDefinition(definition) => blueprints::add_definition(ctx, definition),
+        Op::RemoveBlueprintDefinition { colonyname, name } => {
+            blueprints::remove_definition(ctx, colonyname, name)
+        }
+        Op::AddBlueprint(blueprint) => blueprints::add(ctx, blueprint),
+        Op::UpdateBlueprint { blueprint, force } => blueprints::update(ctx, blueprint, *force),
+        Op::RemoveBlueprint { colonyname, name } => blueprints::remove(ctx, colonyname, name),
+        Op::UpdateBlueprintStatus {
+            colonyname,
+            name,
+            status,
+        } => blueprints::update_status(ctx, colonyname, name, status),
+        Op::ReconcileBlueprint {
+            colonyname,
+            name,
+            force,
+        } => blueprints::reconcile(ctx, colonyname, name, *force),
         Op::Housekeep {
             retention_seconds,
             stale_executor_seconds,

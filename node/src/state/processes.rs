@@ -194,13 +194,27 @@ pub(super) fn submit<R: StateRead + ?Sized>(
     let colony = spec.conditions.colonyname.clone();
     refuse_unless!(auth::colony(&ctx.tx, &colony)?);
     let member = refuse_unless!(auth::require_member(&ctx.tx, &colony, ctx.caller(), true)?);
+    let caller = ctx.caller().to_string();
+    let process = refuse_unless!(create(ctx, spec, &caller, member.name(), "")?);
+    Ok(Ok(Reply::Process(Box::new(process))))
+}
+
+/// Creates a waiting process from a checked `spec` on behalf of an initiator; `seed`
+/// distinguishes the processes one command creates.
+pub(super) fn create<R: StateRead + ?Sized>(
+    ctx: &mut Ctx<'_, R>,
+    spec: FunctionSpec,
+    initiatorid: &str,
+    initiatorname: &str,
+    seed: &str,
+) -> Outcome<Process> {
     let now = ctx.now();
     let process = Process {
         processid: proto::crypto::sha3_hex(
-            format!("{}/process", ctx.command.request_id).as_bytes(),
+            format!("{}/{seed}process", ctx.command.request_id).as_bytes(),
         ),
-        initiatorid: ctx.caller().to_string(),
-        initiatorname: member.name().to_string(),
+        initiatorid: initiatorid.to_string(),
+        initiatorname: initiatorname.to_string(),
         state: ps::WAITING,
         prioritytime: now.saturating_sub(spec.priority * PRIORITY_STEP_NANOS),
         submissiontime: GoTime::from_unix_nanos(now),
@@ -214,7 +228,7 @@ pub(super) fn submit<R: StateRead + ?Sized>(
         )));
     }
     save(ctx, None, Some(&process))?;
-    Ok(Ok(Reply::Process(Box::new(process))))
+    Ok(Ok(process))
 }
 
 /// True when `executor` with the given free resources may run `p`.

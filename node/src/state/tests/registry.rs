@@ -473,3 +473,71 @@ fn housekeeping_expires_old_successes_and_logs_and_removes_stale_executors() {
     let requeued = w.process(&fresh.processid);
     assert_eq!((requeued.state, requeued.retries), (ps::WAITING, 0));
 }
+
+#[test]
+fn blueprints_have_a_reconcile_cron_per_kind_and_location() {
+    use proto::blueprint::{Blueprint, BlueprintDefinition};
+    let mut w = World::new();
+    let mut definition = BlueprintDefinition::default();
+    definition.metadata.name = "db.def".into();
+    definition.metadata.colonyname = "dev".into();
+    definition.spec.names.kind = "Db".into();
+    definition.spec.handler.executor_type = "cli".into();
+    definition.spec.handler.function_name = "reconcile".into();
+    definition.spec.handler.reconcile_interval = 30;
+    w.ok(
+        OWNER,
+        Op::AddBlueprintDefinition(Box::new(definition.clone())),
+    );
+    let conflict = Op::AddBlueprintDefinition(Box::new(definition));
+    assert_eq!(w.refused(OWNER, conflict), ErrorCode::Conflict);
+    let blueprint = |name: &str, location: &str| {
+        let mut b = Blueprint {
+            kind: "Db".into(),
+            ..Blueprint::default()
+        };
+        b.metadata.name = name.into();
+        b.metadata.colonyname = "dev".into();
+        b.metadata.locationname = location.into();
+        b
+    };
+    let crons = |w: &World| crate::state::crons::list(&w.state, "dev", 100).unwrap();
+    w.ok(EXEC_A, Op::AddBlueprint(Box::new(blueprint("one", "lab"))));
+    w.ok(EXEC_A, Op::AddBlueprint(Box::new(blueprint("two", "lab"))));
+    w.ok(OWNER, Op::AddBlueprint(Box::new(blueprint("three", ""))));
+    let names: Vec<_> = crons(&w)
+        .into_iter()
+        .map(|c| (c.name, c.interval))
+        .collect();
+    let mut names = names;
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            ("reconcile-Db".to_string(), 30),
+            ("reconcile-Db-lab".to_string(), 30)
+        ]
+    );
+    assert!(
+        query::location(&w.state, "dev", "lab").unwrap().is_some(),
+        "created"
+    );
+    let remove = |name: &str| Op::RemoveBlueprint {
+        colonyname: "dev".into(),
+        name: name.into(),
+    };
+    w.ok(EXEC_A, remove("one"));
+    assert_eq!(crons(&w).len(), 2, "two is still at lab");
+    w.ok(EXEC_A, remove("two"));
+    assert_eq!(crons(&w).len(), 1);
+    // One reconcile process per add, at the blueprint's location: executor b has none, so
+    // it runs only the one for "three".
+    let reconciles = (0..3).filter_map(|_| w.assign(EXEC_B)).count();
+    assert_eq!(reconciles, 1);
+    let waiting = query::processes(&w.state, "dev", ps::WAITING, 10, &Default::default());
+    let at_lab = waiting
+        .unwrap()
+        .into_iter()
+        .filter(|p| p.spec.conditions.locationname == "lab" && p.spec.funcname == "reconcile");
+    assert_eq!(at_lab.count(), 2);
+}
