@@ -2,9 +2,10 @@
 //! Colonymesh (signed requests like a real client, configured by `COLONIES_*` exports) and
 //! against etcd; each prints a line and appends a JSON record to `BENCH_RESULTS`.
 //!
-//! - `suite`: dispatch (1 client), lifecycle (1 and N clients), durable writes (1 and N
-//!   clients), then backlog sizes (assign latency and RSS with many waiting processes).
-//! - `dispatch`, `lifecycle`, `writes`, `backlog`: one scenario.
+//! - `suite`: dispatch (1 client), lifecycle (1 and N clients), a 10-process workflow,
+//!   durable writes (1 and N clients), then backlog sizes (assign latency and RSS with many
+//!   waiting processes).
+//! - `dispatch`, `lifecycle`, `workflow`, `writes`, `backlog`: one scenario.
 //! - `failover`: lifecycle loop retrying failures; kill -> next assignment (with
 //!   `--kill-file`, written by the script with the Unix ns of its `kill -9`).
 //! - `etcd`: durable puts against etcd members.
@@ -13,6 +14,7 @@ mod colony;
 mod etcd;
 mod failover;
 mod stats;
+mod workflow;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -45,6 +47,11 @@ enum Scenario {
         count: usize,
     },
     Lifecycle,
+    /// A 10-process workflow (root, 8 parallel, join) from submit to done, `count` times.
+    Workflow {
+        #[arg(long, default_value_t = 50)]
+        count: usize,
+    },
     Writes,
     Backlog {
         #[arg(long, default_value = "1000,100000")]
@@ -89,12 +96,14 @@ async fn main() -> anyhow::Result<()> {
             target.dispatch(count).await?;
             target.lifecycle(1, seconds).await?;
             target.lifecycle(clients, seconds).await?;
+            workflow::run(&target, 50).await?;
             let mut written = target.writes(1, seconds, None, "writes").await?;
             written += target.writes(clients, seconds, None, "writes").await?;
             target.backlog(&sizes(&backlog)?, clients, written).await
         }
         Scenario::Dispatch { count } => target.dispatch(count).await,
         Scenario::Lifecycle => target.lifecycle(clients, seconds).await,
+        Scenario::Workflow { count } => workflow::run(&target, count).await,
         Scenario::Writes => target
             .writes(clients, seconds, None, "writes")
             .await

@@ -7,7 +7,8 @@
 //! - `crypto`: secp256k1 + SHA3-256 signing, recovery and ids.
 //! - `envelope`: `RpcMsg` / `RpcReply` / `Failure` and payload encoding.
 //! - `msgs`: request payload structs and the closed `Request` enum.
-//! - `blueprint`, `channel`, `colony`, `cron`, `executor`, `file`, `function`, `process`, `workflow`: the ColonyOS objects.
+//! - `blueprint`, `channel`, `colony`, `cron`, `executor`, `file`, `function`, `process`,
+//!   `workflow`: the ColonyOS objects.
 //! - `command`: replicated `Command` / `Op` / `Reply` applied by the state machine.
 //! - `mesh`: requests and responses between mesh nodes.
 //! - `error`: `ErrorCode` and `ApiError`.

@@ -23,7 +23,6 @@ use proto::msgs::{SubscribeChannelMsg, SubscribeProcessMsg, SubscribeProcessesMs
 use proto::{ApiError, Process, Request, RpcReply};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::time::Instant;
 
 /// How long a new socket may take to send its subscription.
 const FIRST_FRAME_WAIT: Duration = Duration::from_secs(10);
@@ -73,7 +72,7 @@ async fn subscribe(state: &ApiState, body: &[u8], socket: &mut WebSocket) -> Res
         let seconds = u64::try_from(timeout)
             .unwrap_or(0)
             .min(state.config.long_poll_seconds_max);
-        Instant::now() + Duration::from_secs(seconds)
+        Duration::from_secs(seconds)
     };
     match request {
         Request::SubscribeProcess(msg) => {
@@ -125,9 +124,11 @@ async fn one_process(
     state: &ApiState,
     caller: &str,
     msg: SubscribeProcessMsg,
-    until: Instant,
+    until: Duration,
     socket: &mut WebSocket,
 ) -> Result<(), ApiError> {
+    let expiry = tokio::time::sleep(until);
+    tokio::pin!(expiry);
     // Subscribe before looking, so a change right after the look is not missed.
     let mut subscription = open_subscription(state)?;
     let process = member_process(state, caller, &msg.processid).await?;
@@ -137,7 +138,7 @@ async fn one_process(
     loop {
         let event = tokio::select! {
             event = subscription.next() => event,
-            () = tokio::time::sleep_until(until) => return Ok(()),
+            () = &mut expiry => return Ok(()),
             () = state.shutdown.clone().wait() => return Ok(()),
         };
         let relevant = match &event {
@@ -177,9 +178,11 @@ async fn processes(
     state: &ApiState,
     caller: &str,
     msg: SubscribeProcessesMsg,
-    until: Instant,
+    until: Duration,
     socket: &mut WebSocket,
 ) -> Result<(), ApiError> {
+    let expiry = tokio::time::sleep(until);
+    tokio::pin!(expiry);
     let colony = msg.colonyname.as_str();
     let view = state.store.view();
     checked(auth::colony(&view, colony))?;
@@ -189,7 +192,7 @@ async fn processes(
     loop {
         let event = tokio::select! {
             event = subscription.next() => event,
-            () = tokio::time::sleep_until(until) => return Ok(()),
+            () = &mut expiry => return Ok(()),
             () = state.shutdown.clone().wait() => return Ok(()),
         };
         let event = event.map_err(|missed| ApiError::unavailable(missed.to_string()))?;
@@ -221,9 +224,11 @@ async fn channel(
     state: &ApiState,
     caller: &str,
     msg: SubscribeChannelMsg,
-    until: Instant,
+    until: Duration,
     socket: &mut WebSocket,
 ) -> Result<(), ApiError> {
+    let expiry = tokio::time::sleep(until);
+    tokio::pin!(expiry);
     let mut subscription = open_subscription(state)?;
     let process = super::channels::channel_process(state, &msg.processid).await?;
     checked(channels::check_access(
@@ -249,7 +254,7 @@ async fn channel(
         loop {
             let event = tokio::select! {
                 event = subscription.next() => event,
-                () = tokio::time::sleep_until(until) => {
+                () = &mut expiry => {
                     let _ = send(socket, &RpcReply::ok(CHANNEL_FRAME, "[]")).await;
                     return Ok(());
                 }

@@ -1,6 +1,7 @@
 //! The single integration test binary: one module per topic.
 
 mod api;
+mod authz;
 mod bad_input;
 mod cluster;
 mod colonyos_crate;
