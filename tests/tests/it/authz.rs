@@ -713,6 +713,10 @@ async fn subscriptions_allow_exactly_their_roles() {
             }
         }
     }
-    assert!(failures.is_empty(), "wrong outcomes:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "wrong outcomes:\n{}",
+        failures.join("\n")
+    );
     world.node.stop().await;
 }
