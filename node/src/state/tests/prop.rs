@@ -1,7 +1,8 @@
-//! Property tests: random command sequences applied to the state machine. `World::run`
-//! checks the index and counter invariants after every command; these tests add what a
-//! sequence must preserve: terminal states never change, statistics match the processes,
-//! no process is both waiting and assigned, and a refused command changes nothing.
+//! Property tests: random command sequences applied to the state machine, with single
+//! processes and diamond workflows. `World::run` checks the index, counter and workflow
+//! invariants after every command; these tests add what a sequence must preserve: terminal
+//! states never change, statistics match the processes, no process is both waiting and
+//! assigned, and a refused command changes nothing.
 
 use super::*;
 use proptest::prelude::*;
@@ -49,6 +50,19 @@ enum Step {
     Tick {
         seconds: i64,
     },
+    /// A diamond workflow `a -> (b, c) -> d` whose processes may expire (`maxexectime`).
+    SubmitWorkflow {
+        maxexectime: i64,
+        maxretries: i64,
+    },
+    CancelWorkflow {
+        caller: usize,
+        pick: usize,
+    },
+    RemoveWorkflow {
+        caller: usize,
+        pick: usize,
+    },
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -74,15 +88,26 @@ fn step() -> impl Strategy<Value = Step> {
         1 => pair.prop_map(|(caller, pick)| Step::Remove { caller, pick }),
         1 => (-1i32..5).prop_map(|state| Step::RemoveAll { state }),
         2 => (0i64..4).prop_map(|seconds| Step::Tick { seconds }),
+        2 => (prop_oneof![Just(-1i64), 1i64..5], -1i64..2).prop_map(
+            |(maxexectime, maxretries)| Step::SubmitWorkflow { maxexectime, maxretries }
+        ),
+        1 => (0..CALLERS.len(), any::<usize>())
+            .prop_map(|(caller, pick)| Step::CancelWorkflow { caller, pick }),
+        1 => (0..CALLERS.len(), any::<usize>())
+            .prop_map(|(caller, pick)| Step::RemoveWorkflow { caller, pick }),
     ]
 }
 
 impl World {
     /// Applies `step`; a refusal is a valid outcome (World::run checks it wrote nothing).
-    fn apply_step(&mut self, step: &Step, ids: &mut Vec<String>) {
+    fn apply_step(&mut self, step: &Step, ids: &mut Vec<String>, graphs: &mut Vec<String>) {
         let id = |pick: usize| match ids.len() {
             0 => "0".repeat(64),
             n => ids[pick % n].clone(),
+        };
+        let graph = |pick: usize| match graphs.len() {
+            0 => "0".repeat(64),
+            n => graphs[pick % n].clone(),
         };
         let (caller, op) = match step.clone() {
             Step::Submit {
@@ -163,11 +188,51 @@ impl World {
                 self.now += seconds * SECOND;
                 ("", Op::Tick)
             }
+            Step::SubmitWorkflow {
+                maxexectime,
+                maxretries,
+            } => {
+                let node = |name: &str, parents: &[&str]| {
+                    let mut spec = spec(name);
+                    spec.nodename = name.into();
+                    spec.maxexectime = maxexectime;
+                    spec.maxretries = maxretries;
+                    spec.conditions.dependencies = parents.iter().map(|p| p.to_string()).collect();
+                    spec
+                };
+                let workflow = proto::WorkflowSpec {
+                    colonyname: "dev".into(),
+                    functionspecs: vec![
+                        node("a", &[]),
+                        node("b", &["a"]),
+                        node("c", &["a"]),
+                        node("d", &["b", "c"]),
+                    ],
+                };
+                (EXEC_B, Op::SubmitWorkflow(Box::new(workflow)))
+            }
+            Step::CancelWorkflow { caller, pick } => (
+                CALLERS[caller],
+                Op::CancelProcessGraph {
+                    processgraphid: graph(pick),
+                },
+            ),
+            Step::RemoveWorkflow { caller, pick } => (
+                CALLERS[caller],
+                Op::RemoveProcessGraph {
+                    processgraphid: graph(pick),
+                },
+            ),
         };
-        if let Ok(Reply::Process(process)) = self.run(caller, op) {
-            if matches!(step, Step::Submit { .. }) {
+        match self.run(caller, op) {
+            Ok(Reply::Process(process)) if matches!(step, Step::Submit { .. }) => {
                 ids.push(process.processid.clone());
             }
+            Ok(Reply::ProcessGraph(submitted)) => {
+                ids.extend(submitted.processids.iter().cloned());
+                graphs.push(submitted.processgraphid.clone());
+            }
+            _ => {}
         }
     }
 
@@ -196,9 +261,10 @@ proptest! {
     fn random_command_sequences_keep_the_invariants(steps in steps()) {
         let mut world = World::new();
         let mut ids = Vec::new();
+        let mut graphs = Vec::new();
         let mut terminal: BTreeMap<String, Process> = BTreeMap::new();
         for step in &steps {
-            world.apply_step(step, &mut ids);
+            world.apply_step(step, &mut ids, &mut graphs);
             let processes = world.processes();
             for (id, before) in &terminal {
                 if let Some(now) = processes.get(id) {
