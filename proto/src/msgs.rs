@@ -232,7 +232,8 @@ pub struct AddChildMsg {
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct AddFunctionMsg {
-    #[serde(default, deserialize_with = "nd")]
+    /// ColonyOS's key is `fun`; the `colonyos` Rust crate sends `function`.
+    #[serde(default, deserialize_with = "nd", alias = "function")]
     pub fun: Function,
 }
 
@@ -685,6 +686,8 @@ requests! {
     AddChild = "addchildmsg" => AddChildMsg,
     AddFunction = "addfunctionmsg" => AddFunctionMsg,
     GetFunctions = "getfunctionsmsg" => GetFunctionsMsg,
+    // Not a ColonyOS type: the `colonyos` Rust crate sends it for `get_functions_by_executor`.
+    GetFunctionsByExecutor = "getfunctionsbyexecutormsg" => GetFunctionsMsg,
     RemoveFunction = "removefunctionmsg" => FunctionIdMsg,
     AddLog = "addlogmsg" => AddLogMsg,
     AddExecutorLog = "addexecutorlogmsg" => AddExecutorLogMsg,

@@ -30,7 +30,7 @@ pub(super) async fn handle(
             executorname: msg.executorname,
             message: msg.message,
         },
-        Request::GetFunctions(msg) => {
+        Request::GetFunctions(msg) | Request::GetFunctionsByExecutor(msg) => {
             checked(auth::require_member(store, &msg.colonyname, caller, true))?;
             let found = query::functions(store, &msg.colonyname, &msg.executorname);
             return json(&found.map_err(internal)?);

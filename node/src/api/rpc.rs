@@ -120,6 +120,7 @@ fn may_lag(request: &Request, error: &ApiError) -> bool {
             | R::GetProcessGraph(_)
             | R::GetProcessGraphs(_)
             | R::GetFunctions(_)
+            | R::GetFunctionsByExecutor(_)
             | R::GetLogs(_)
             | R::SearchLogs(_)
             | R::GetLocations(_)
@@ -189,6 +190,7 @@ async fn dispatch(state: &ApiState, caller: &str, request: Request) -> Result<St
         | R::ChangeExecutorId(_) => executors::handle(state, caller, request).await,
         R::AddFunction(_)
         | R::GetFunctions(_)
+        | R::GetFunctionsByExecutor(_)
         | R::RemoveFunction(_)
         | R::AddLog(_)
         | R::AddExecutorLog(_)

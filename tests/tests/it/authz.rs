@@ -105,6 +105,7 @@ const TABLE: &[(&str, &[Caller])] = &[
     ("cancelprocessgraphmsg", M),
     ("addfunctionmsg", SELF),
     ("getfunctionsmsg", M),
+    ("getfunctionsbyexecutormsg", M),
     ("removefunctionmsg", SELF),
     ("addcronmsg", M),
     ("getcronmsg", M),
@@ -430,7 +431,9 @@ impl World {
             }
             "addfunctionmsg" => json!({"fun": {"executorname": "worker", "colonyname": "dev",
                                                "funcname": self.fresh("fn")}}),
-            "getfunctionsmsg" => json!({"colonyname": "dev", "executorname": ""}),
+            "getfunctionsmsg" | "getfunctionsbyexecutormsg" => {
+                json!({"colonyname": "dev", "executorname": "worker"})
+            }
             "removefunctionmsg" => {
                 let fun = json!({"executorname": "worker", "colonyname": "dev",
                                  "funcname": self.fresh("fn")});

@@ -34,7 +34,74 @@ async fn colonyos_crate_lifecycle() {
     assert_eq!(closed.spec.args, vec![serde_json::Value::from("hello")]);
     workflow_runs_in_dependency_order(&key).await;
     subscription_sees_the_process_succeed(&key).await;
+    logs_channels_functions_and_statistics(&key, &node.executor.id()).await;
     node.stop().await;
+}
+
+/// - `add_log` / `get_logs` on a running process, `channel_append` / `channel_read` on its
+///   declared channel, `add_function` / `get_functions_by_executor` / `remove_function`, and
+///   `get_statistics` all work through the crate's own message builders
+async fn logs_channels_functions_and_statistics(key: &str, executorid: &str) {
+    let mut spec = colonyos::core::FunctionSpec::new("chatty", "cli", "dev");
+    spec.maxexectime = -1;
+    spec.channels = vec!["chat".into()];
+    let submitted = colonyos::submit(&spec, key).await.expect("submit");
+    let running = colonyos::assign("dev", 10, key).await.expect("assign");
+    assert_eq!(running.processid, submitted.processid);
+    let log = colonyos::core::Log {
+        processid: running.processid.clone(),
+        colonyname: "dev".into(),
+        executorname: "worker".into(),
+        message: "hello from the crate".into(),
+        timestamp: 0,
+    };
+    colonyos::add_log(&log, key).await.expect("add log");
+    let logs = colonyos::get_logs("dev", &running.processid, "", 10, 0, key)
+        .await
+        .expect("get logs");
+    assert_eq!(logs.len(), 1);
+    assert_eq!(logs[0].message, "hello from the crate");
+    assert!(logs[0].timestamp > 0);
+    colonyos::channel_append(&running.processid, "chat", 1, "ping", "", 0, key)
+        .await
+        .expect("append");
+    let entries = colonyos::channel_read(&running.processid, "chat", 0, 10, key)
+        .await
+        .expect("read");
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].payload_as_string(), "ping");
+    assert_eq!(entries[0].senderid, executorid);
+    colonyos::close(&running.processid, key)
+        .await
+        .expect("close");
+    let function = colonyos::core::Function {
+        functionid: String::new(),
+        executorname: "worker".into(),
+        executortype: "cli".into(),
+        colonyname: "dev".into(),
+        funcname: "chatty".into(),
+        counter: 0,
+        minwaittime: 0.0,
+        maxwaittime: 0.0,
+        minexectime: 0.0,
+        maxexectime: 0.0,
+        avgwaittime: 0.0,
+        avgexectime: 0.0,
+    };
+    let added = colonyos::add_function(&function, key)
+        .await
+        .expect("add function");
+    let mine = colonyos::get_functions_by_executor("dev", "worker", key)
+        .await
+        .expect("functions");
+    assert!(mine.iter().any(|f| f.functionid == added.functionid));
+    colonyos::remove_function(&added.functionid, key)
+        .await
+        .expect("remove function");
+    let stats = colonyos::get_statistics("dev", key)
+        .await
+        .expect("statistics");
+    assert!(stats.successfulprocesses >= 1, "{stats:?}");
 }
 
 /// - `colonyos::subscribe_process` (WebSocket `/pubsub`) for state SUCCESS returns once another
