@@ -9,11 +9,22 @@ use std::collections::HashMap;
 #[derive(Clone, Debug)]
 pub(crate) struct ClientEnv {
     vars: HashMap<String, String>,
+    /// The global `--colony` flag, which wins over `COLONIES_COLONY_NAME`.
+    colony: Option<String>,
 }
 
 impl ClientEnv {
     pub(crate) fn new(vars: &HashMap<String, String>) -> ClientEnv {
-        ClientEnv { vars: vars.clone() }
+        ClientEnv {
+            vars: vars.clone(),
+            colony: None,
+        }
+    }
+
+    /// The same settings with the colony given on the command line, if any.
+    pub(crate) fn with_colony(mut self, colony: Option<String>) -> ClientEnv {
+        self.colony = colony;
+        self
     }
 
     fn get(&self, name: &str) -> Option<&str> {
@@ -63,11 +74,20 @@ impl ClientEnv {
         self.key("COLONIES_SERVER_PRVKEY")
     }
 
-    /// The colony (`COLONIES_COLONY_NAME`), unless given on the command line.
+    /// The colony (`COLONIES_COLONY_NAME`), unless given on the command line (a command's
+    /// own flag, then the global `--colony`).
     pub(crate) fn colony(&self, flag: Option<String>) -> anyhow::Result<String> {
-        match flag {
+        match flag.or_else(|| self.colony.clone()) {
             Some(name) => Ok(name),
             None => Ok(self.required("COLONIES_COLONY_NAME")?.to_string()),
+        }
+    }
+
+    /// The executor name (`COLONIES_EXECUTOR_NAME`), unless given on the command line.
+    pub(crate) fn executor_name(&self, flag: Option<String>) -> anyhow::Result<String> {
+        match flag {
+            Some(name) => Ok(name),
+            None => Ok(self.required("COLONIES_EXECUTOR_NAME")?.to_string()),
         }
     }
 

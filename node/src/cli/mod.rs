@@ -2,16 +2,26 @@
 //! process; every other command is a client that talks to a node only through its HTTP API,
 //! reading the same `COLONIES_*` environment variables as the ColonyOS `colonies` CLI.
 
+mod blueprint;
 mod colony;
+mod cron;
 mod dev;
 mod env;
 mod executor;
+mod fs;
+mod function;
+mod generator;
 mod init;
+mod input;
 mod key;
+mod location;
+mod log;
 mod mesh;
 mod output;
 mod process;
 mod serve;
+mod wait;
+mod workflow;
 
 use clap::{Parser, Subcommand};
 use std::collections::HashMap;
@@ -23,6 +33,9 @@ pub struct Cli {
     /// Print JSON instead of tables (client commands).
     #[arg(long, global = true)]
     json: bool,
+    /// The colony (client commands; default: COLONIES_COLONY_NAME).
+    #[arg(long, global = true)]
+    colony: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -64,17 +77,40 @@ enum Command {
     /// Executors of a colony.
     #[command(subcommand)]
     Executor(executor::ExecutorCommand),
-    /// Submit function specs.
+    /// Functions: submit specs; the registry of functions executors offer.
     #[command(subcommand)]
-    Function(process::FunctionCommand),
-    /// Processes: list, inspect, assign, close.
+    Function(function::FunctionCommand),
+    /// Processes: list, inspect, assign, close; pause and resume assignments.
     #[command(subcommand)]
     Process(process::ProcessCommand),
+    /// Workflows (process graphs): submit, inspect, list, cancel, remove.
+    #[command(subcommand)]
+    Workflow(workflow::WorkflowCommand),
+    /// Log lines of processes and executors: read, follow, search, add.
+    #[command(subcommand)]
+    Log(log::LogCommand),
+    /// Crons: workflows started on a schedule.
+    #[command(subcommand)]
+    Cron(cron::CronCommand),
+    /// Generators: workflows started once enough arguments are packed.
+    #[command(subcommand)]
+    Generator(generator::GeneratorCommand),
+    /// Locations of a colony.
+    #[command(subcommand)]
+    Location(location::LocationCommand),
+    /// ColonyFS metadata: labels, files, snapshots (no S3 transfer).
+    #[command(subcommand)]
+    Fs(fs::FsCommand),
+    /// Blueprint definitions and blueprints.
+    #[command(subcommand)]
+    Blueprint(blueprint::BlueprintCommand),
 }
 
 /// Runs the parsed command. `vars` is the process environment, read once by `main`.
 pub async fn run(cli: Cli, vars: HashMap<String, String>) -> anyhow::Result<()> {
     let out = output::Output { json: cli.json };
+    let client_env = env::ClientEnv::new(&vars).with_colony(cli.colony);
+    let env = &client_env;
     match cli.command {
         Command::Dev(args) => dev::run(args, &vars).await,
         Command::Node(args) => serve::run(args, &vars).await,
@@ -82,23 +118,20 @@ pub async fn run(cli: Cli, vars: HashMap<String, String>) -> anyhow::Result<()> 
         Command::Probe { url } => probe(&url).await,
         Command::Token(command) => init::token(command),
         Command::PeerId { data_dir } => serve::peer_id(&data_dir),
-        Command::Mesh(command) => mesh::run(command, &env::ClientEnv::new(&vars), &out).await,
+        Command::Mesh(command) => mesh::run(command, env, &out).await,
         Command::Key(command) => key::run(command, &vars, &out),
-        Command::Colony(command) => {
-            colony::run_colony(command, &env::ClientEnv::new(&vars), &out).await
-        }
-        Command::User(command) => {
-            colony::run_user(command, &env::ClientEnv::new(&vars), &out).await
-        }
-        Command::Executor(command) => {
-            executor::run(command, &env::ClientEnv::new(&vars), &out).await
-        }
-        Command::Function(command) => {
-            process::run_function(command, &env::ClientEnv::new(&vars), &out).await
-        }
-        Command::Process(command) => {
-            process::run_process(command, &env::ClientEnv::new(&vars), &out).await
-        }
+        Command::Colony(command) => colony::run_colony(command, env, &out).await,
+        Command::User(command) => colony::run_user(command, env, &out).await,
+        Command::Executor(command) => executor::run(command, env, &out).await,
+        Command::Function(command) => function::run(command, env, &out).await,
+        Command::Process(command) => process::run_process(command, env, &out).await,
+        Command::Workflow(command) => workflow::run(command, env, &out).await,
+        Command::Log(command) => log::run(command, env, &out).await,
+        Command::Cron(command) => cron::run(command, env, &out).await,
+        Command::Generator(command) => generator::run(command, env, &out).await,
+        Command::Location(command) => location::run(command, env, &out).await,
+        Command::Fs(command) => fs::run(command, env, &out).await,
+        Command::Blueprint(command) => blueprint::run(command, env, &out).await,
     }
 }
 
@@ -130,4 +163,35 @@ async fn probe(url: &str) -> anyhow::Result<()> {
         response.status()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::{CommandFactory, Parser};
+
+    #[test]
+    fn command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn alternatives_are_required_and_exclusive() {
+        let parse = |args: &str| Cli::try_parse_from(args.split(' ')).map(|_| ());
+        let spec = "--name n --spec w.json";
+        let missing = parse(&format!("colonymesh cron add {spec}")).unwrap_err();
+        assert!(missing.to_string().contains("--cron"), "{missing}");
+        assert!(missing.to_string().contains("--interval"), "{missing}");
+        assert!(parse(&format!("colonymesh cron add {spec} --cron x --interval 5")).is_err());
+        assert!(parse(&format!("colonymesh cron add {spec} --interval 0")).is_err());
+        assert!(parse(&format!("colonymesh cron add {spec} --interval 5")).is_ok());
+        assert!(parse("colonymesh generator get").is_err());
+        assert!(parse("colonymesh fs rm --label l").is_err());
+        assert!(parse("colonymesh fs rm --id i --label l --name n").is_err());
+        assert!(parse("colonymesh fs rm --label l --name n").is_ok());
+        assert!(parse("colonymesh log get --processid p --executor e").is_err());
+        assert!(parse("colonymesh location add --name x --long -73.9 --lat 40.7").is_ok());
+        assert!(parse("colonymesh workflow submit --spec w.json --wait").is_ok());
+        assert!(parse("colonymesh --colony c process status --json").is_ok());
+    }
 }

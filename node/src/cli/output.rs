@@ -18,6 +18,41 @@ impl Output {
             print!("{}", table(headers, &rows));
         }
     }
+
+    /// Prints `value` as JSON, or one table per section, separated by blank lines.
+    pub(crate) fn show_sections<T: Serialize>(&self, value: &T, sections: &[Section<'_>]) {
+        if self.json {
+            self.show(value, &[], Vec::new());
+            return;
+        }
+        let texts: Vec<String> = sections.iter().map(|(h, rows)| table(h, rows)).collect();
+        print!("{}", texts.join("\n"));
+    }
+
+    /// Reports a change the node acknowledged without returning an object:
+    /// `{"<key>": id, "done": what}`.
+    pub(crate) fn done(&self, key: &str, id: &str, what: &str) {
+        let value = serde_json::json!({ key: id, "done": what });
+        let rows = vec![vec![id.to_string(), what.to_string()]];
+        self.show(&value, &[&key.to_uppercase(), "DONE"], rows);
+    }
+}
+
+/// Headers and rows of one table.
+pub(crate) type Section<'a> = (&'a [&'a str], Vec<Vec<String>>);
+
+/// A time for a table: RFC 3339, or `-` when not set.
+pub(crate) fn time(t: proto::GoTime) -> String {
+    if t.is_zero() {
+        "-".to_string()
+    } else {
+        t.to_rfc3339()
+    }
+}
+
+/// A Unix-nanoseconds timestamp for a table.
+pub(crate) fn nanos(t: i64) -> String {
+    time(proto::GoTime::from_unix_nanos(t))
 }
 
 /// Columns padded to their widest cell, separated by two spaces.

@@ -1,47 +1,15 @@
-//! `colonymesh function submit` and `colonymesh process ps|get|assign|close|fail|cancel|rm`.
+//! `colonymesh process ps|get|assign|close|fail|cancel|rm` and the colony's assignment
+//! switch, `process pause|resume|status`.
 
 use super::env::ClientEnv;
 use super::output::{state_name, Output};
-use anyhow::Context as _;
 use clap::Subcommand;
 use proto::msgs::{
-    AssignMsg, CloseFailedMsg, CloseSuccessfulMsg, GetProcessesMsg, ProcessIdMsg, RemoveProcessMsg,
-    SubmitMsg,
+    AssignMsg, CloseFailedMsg, CloseSuccessfulMsg, ColonyNameMsg, GetProcessesMsg,
+    PauseStatusReply, ProcessIdMsg, RemoveProcessMsg,
 };
 use proto::process::process_state as ps;
-use proto::{FunctionSpec, Process, Request};
-use std::path::PathBuf;
-use std::time::Duration;
-
-#[derive(Debug, Subcommand)]
-pub(crate) enum FunctionCommand {
-    /// Submit a function spec, from a JSON file (--spec) or flags.
-    Submit {
-        /// A FunctionSpec JSON file, as the colonies CLI reads.
-        #[arg(long)]
-        spec: Option<PathBuf>,
-        /// Function name (when not using --spec).
-        #[arg(long)]
-        func: Option<String>,
-        /// Arguments (repeatable).
-        #[arg(long = "arg")]
-        args: Vec<String>,
-        /// Executor type (default: COLONIES_EXECUTOR_TYPE).
-        #[arg(long = "type")]
-        executortype: Option<String>,
-        #[arg(long, default_value_t = 0)]
-        priority: i64,
-        #[arg(long, default_value_t = -1)]
-        maxwaittime: i64,
-        #[arg(long, default_value_t = -1)]
-        maxexectime: i64,
-        #[arg(long, default_value_t = 3)]
-        maxretries: i64,
-        /// Wait until the process is closed, up to this many seconds.
-        #[arg(long)]
-        wait: Option<Option<u64>>,
-    },
-}
+use proto::{Process, Request};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum ProcessCommand {
@@ -89,9 +57,16 @@ pub(crate) enum ProcessCommand {
         #[arg(long)]
         id: String,
     },
+    /// Stop assigning the colony's processes to executors (colony owner).
+    Pause,
+    /// Assign the colony's processes again (colony owner).
+    Resume,
+    /// Whether assignments in the colony are paused.
+    Status,
 }
 
-const HEADERS: [&str; 5] = [
+/// Table columns of processes.
+pub(crate) const PROCESS_HEADERS: [&str; 5] = [
     "PROCESSID",
     "FUNCNAME",
     "STATE",
@@ -99,7 +74,7 @@ const HEADERS: [&str; 5] = [
     "SUBMITTED",
 ];
 
-fn rows(processes: &[Process]) -> Vec<Vec<String>> {
+pub(crate) fn process_rows(processes: &[Process]) -> Vec<Vec<String>> {
     processes
         .iter()
         .map(|p| {
@@ -114,7 +89,8 @@ fn rows(processes: &[Process]) -> Vec<Vec<String>> {
         .collect()
 }
 
-fn parse_state(text: &str) -> anyhow::Result<i32> {
+/// A process state from its word.
+pub(crate) fn parse_state(text: &str) -> anyhow::Result<i32> {
     Ok(match text {
         "waiting" => ps::WAITING,
         "running" => ps::RUNNING,
@@ -127,134 +103,15 @@ fn parse_state(text: &str) -> anyhow::Result<i32> {
     })
 }
 
-#[allow(clippy::too_many_arguments)]
-fn build_spec(
-    env: &ClientEnv,
-    spec: Option<PathBuf>,
-    func: Option<String>,
-    args: Vec<String>,
-    executortype: Option<String>,
-    limits: [i64; 4],
-) -> anyhow::Result<FunctionSpec> {
-    let mut spec = match spec {
-        Some(path) => {
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("read spec file {}", path.display()))?;
-            serde_json::from_str::<FunctionSpec>(&text)
-                .with_context(|| format!("parse spec file {}", path.display()))?
-        }
-        None => {
-            let [priority, maxwaittime, maxexectime, maxretries] = limits;
-            let mut spec = FunctionSpec {
-                funcname: func.context("give --spec FILE or --func NAME")?,
-                args: args.into_iter().map(serde_json::Value::from).collect(),
-                priority,
-                maxwaittime,
-                maxexectime,
-                maxretries,
-                ..FunctionSpec::default()
-            };
-            spec.conditions.executortype = env.executor_type(executortype)?;
-            spec
-        }
-    };
-    if spec.conditions.colonyname.is_empty() {
-        spec.conditions.colonyname = env.colony(None)?;
-    }
-    // The colonies CLI reads 0 as "no limit" from JSON files.
-    for limit in [&mut spec.maxwaittime, &mut spec.maxexectime] {
-        if *limit == 0 {
-            *limit = -1;
-        }
-    }
-    Ok(spec)
-}
-
-pub(crate) async fn run_function(
-    command: FunctionCommand,
-    env: &ClientEnv,
-    out: &Output,
-) -> anyhow::Result<()> {
-    let FunctionCommand::Submit {
-        spec,
-        func,
-        args,
-        executortype,
-        priority,
-        maxwaittime,
-        maxexectime,
-        maxretries,
-        wait,
-    } = command;
-    let spec = build_spec(
-        env,
-        spec,
-        func,
-        args,
-        executortype,
-        [priority, maxwaittime, maxexectime, maxretries],
-    )?;
-    let client = env.client()?;
-    let key = env.prvkey()?;
-    let mut process: Process = client
-        .call(&Request::Submit(SubmitMsg { spec }), &key)
-        .await?;
-    if let Some(wait) = wait {
-        let limit = Duration::from_secs(wait.unwrap_or(3600));
-        process = wait_closed(&client, &key, &process.processid, limit).await?;
-    }
-    out.show(&process, &HEADERS, rows(std::slice::from_ref(&process)));
-    if process.state == ps::FAILED {
-        anyhow::bail!(
-            "process {} failed: {}",
-            process.processid,
-            process.errors.join("; ")
-        );
-    }
-    Ok(())
-}
-
-/// Polls the process until it reaches a terminal state or `limit` passes.
-async fn wait_closed(
-    client: &crate::client::Client,
-    key: &proto::PrivateKey,
-    id: &str,
-    limit: Duration,
-) -> anyhow::Result<Process> {
-    let poll = async {
-        let mut delay = Duration::from_millis(10);
-        loop {
-            let request = Request::GetProcess(ProcessIdMsg {
-                processid: id.to_string(),
-            });
-            let process: Process = client.call(&request, key).await?;
-            if ps::is_terminal(process.state) {
-                return anyhow::Ok(process);
-            }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_millis(500));
-        }
-    };
-    tokio::time::timeout(limit, poll)
-        .await
-        .with_context(|| format!("process {id} was not closed within {} s", limit.as_secs()))?
-}
-
 pub(crate) async fn run_process(
     command: ProcessCommand,
     env: &ClientEnv,
     out: &Output,
 ) -> anyhow::Result<()> {
     let client = env.client()?;
-    let key = env.prvkey()?;
-    let done = |id: &str, what: &str| {
-        let value = serde_json::json!({ "processid": id, "done": what });
-        out.show(
-            &value,
-            &["PROCESSID", "DONE"],
-            vec![vec![id.to_string(), what.to_string()]],
-        );
-    };
+    // Pause and resume need only the colony owner's key.
+    let key = || env.prvkey();
+    let done = |id: &str, what: &str| out.done("processid", id, what);
     match command {
         ProcessCommand::Ps { state, count } => {
             let request = Request::GetProcesses(GetProcessesMsg {
@@ -263,14 +120,21 @@ pub(crate) async fn run_process(
                 state: parse_state(&state)?,
                 ..GetProcessesMsg::default()
             });
-            let processes: Vec<Process> = client.call(&request, &key).await?;
-            out.show(&processes, &HEADERS, rows(&processes));
+            let processes: Vec<Process> = client.call(&request, &key()?).await?;
+            out.show(&processes, &PROCESS_HEADERS, process_rows(&processes));
         }
         ProcessCommand::Get { id } => {
             let process: Process = client
-                .call(&Request::GetProcess(ProcessIdMsg { processid: id }), &key)
+                .call(
+                    &Request::GetProcess(ProcessIdMsg { processid: id }),
+                    &key()?,
+                )
                 .await?;
-            out.show(&process, &HEADERS, rows(std::slice::from_ref(&process)));
+            out.show(
+                &process,
+                &PROCESS_HEADERS,
+                process_rows(std::slice::from_ref(&process)),
+            );
         }
         ProcessCommand::Assign { timeout } => {
             let request = Request::Assign(AssignMsg {
@@ -279,9 +143,13 @@ pub(crate) async fn run_process(
                 ..AssignMsg::default()
             });
             let process = client
-                .assign(&request, &key, u64::try_from(timeout).unwrap_or(0))
+                .assign(&request, &key()?, u64::try_from(timeout).unwrap_or(0))
                 .await?;
-            out.show(&process, &HEADERS, rows(std::slice::from_ref(&process)));
+            out.show(
+                &process,
+                &PROCESS_HEADERS,
+                process_rows(std::slice::from_ref(&process)),
+            );
         }
         ProcessCommand::Close { id, out: values } => {
             let values = values.into_iter().map(serde_json::Value::from).collect();
@@ -289,7 +157,7 @@ pub(crate) async fn run_process(
                 processid: id.clone(),
                 out: values,
             });
-            let _: serde_json::Value = client.call(&request, &key).await?;
+            let _: serde_json::Value = client.call(&request, &key()?).await?;
             done(&id, "closed");
         }
         ProcessCommand::Fail { id, errors } => {
@@ -297,14 +165,14 @@ pub(crate) async fn run_process(
                 processid: id.clone(),
                 errors,
             });
-            let _: serde_json::Value = client.call(&request, &key).await?;
+            let _: serde_json::Value = client.call(&request, &key()?).await?;
             done(&id, "failed");
         }
         ProcessCommand::Cancel { id } => {
             let request = Request::CancelProcess(ProcessIdMsg {
                 processid: id.clone(),
             });
-            let _: serde_json::Value = client.call(&request, &key).await?;
+            let _: serde_json::Value = client.call(&request, &key()?).await?;
             done(&id, "cancelled");
         }
         ProcessCommand::Rm { id } => {
@@ -312,9 +180,37 @@ pub(crate) async fn run_process(
                 processid: id.clone(),
                 all: false,
             });
-            let _: serde_json::Value = client.call(&request, &key).await?;
+            let _: serde_json::Value = client.call(&request, &key()?).await?;
             done(&id, "removed");
         }
+        ProcessCommand::Pause => switch(env, out, true).await?,
+        ProcessCommand::Resume => switch(env, out, false).await?,
+        ProcessCommand::Status => {
+            let request = Request::GetPauseStatus(ColonyNameMsg {
+                colonyname: env.colony(None)?,
+            });
+            let status: PauseStatusReply = client.call(&request, &key()?).await?;
+            let word = if status.ispaused { "paused" } else { "active" };
+            let rows = vec![vec![status.colonyname.clone(), word.to_string()]];
+            out.show(&status, &["COLONY", "ASSIGNMENTS"], rows);
+        }
     }
+    Ok(())
+}
+
+/// `process pause|resume`: stops or restarts assignments in the colony (colony owner).
+async fn switch(env: &ClientEnv, out: &Output, paused: bool) -> anyhow::Result<()> {
+    let msg = ColonyNameMsg {
+        colonyname: env.colony(None)?,
+    };
+    let colony = msg.colonyname.clone();
+    let (request, what) = if paused {
+        (Request::PauseAssignments(msg), "paused")
+    } else {
+        (Request::ResumeAssignments(msg), "resumed")
+    };
+    let client = env.client()?;
+    let _: serde_json::Value = client.call(&request, &env.colony_prvkey()?).await?;
+    out.done("colonyname", &colony, what);
     Ok(())
 }

@@ -641,11 +641,10 @@ async fn every_message_type_allows_exactly_its_roles() {
             }
             let outcome = world.send(&payload, world.key(caller)).await;
             let expected_allowed = allowed.contains(&caller);
-            let ok = match (&outcome, expected_allowed) {
-                (Ok(_), true) => true,
-                (Err(403), false) => true,
-                _ => false,
-            };
+            let ok = matches!(
+                (&outcome, expected_allowed),
+                (Ok(_), true) | (Err(403), false)
+            );
             if !ok {
                 failures.push(format!(
                     "{msgtype} by {caller:?}: got {outcome:?}, expected {}",

@@ -3,6 +3,7 @@
 mod api;
 mod authz;
 mod bad_input;
+mod cli;
 mod cluster;
 mod colonyos_crate;
 mod restart;
