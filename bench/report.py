@@ -84,6 +84,10 @@ def rows(records, clients):
         add((f"durable write latency p50, {n} clients", "ms", False,
              lat(find(records, CM1, "writes", n)), lat(find(records, CM3, "writes", n)),
              "etcd put", lat(find(records, "etcd-3", "writes", n)), ""))
+    for key, label in (("p50_ms", "p50"), ("p99_ms", "p99")):
+        add((f"10-process workflow, submit to done, {label}", "ms", False,
+             lat(find(records, CM1, "workflow-10"), key),
+             lat(find(records, CM3, "workflow-10"), key), "", None, ""))
     empty1 = extra(find(records, CM1, "lifecycle", 1), "assign_p50_ms")
     empty3 = extra(find(records, CM3, "lifecycle", 1), "assign_p50_ms")
     add(("assign p50, empty queue", "ms", False, empty1, empty3, "", None, ""))
@@ -189,6 +193,8 @@ def main():
         "- dispatch: submit -> assigned to an already waiting executor (Celery: `delay().get()`).\n"
         "- lifecycle: submit + assign + close per second, each client looping (Celery: `delay().get()`).\n"
         "- durable writes: submits nobody assigns (etcd: puts), acknowledged after fsync on a majority.\n"
+        "- 10-process workflow: a root, 8 parallel children and a join (3 levels), no-op executors\n"
+        "  (8 assign/close loops); from submit to the join closed (seen by a subscription).\n"
         "- backlog: one-try assign + close of 200 processes out of a queue of that many waiting ones,\n"
         "  and the largest node RSS then.\n"
         "- failover: `kill -9` of the leader while a client on a follower loops lifecycles.\n\n"
