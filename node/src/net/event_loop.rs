@@ -158,8 +158,8 @@ impl EventLoop {
                     let _ = reply.send(Err(Error::TooLarge { size }));
                     return;
                 }
-                for addr in &addrs {
-                    self.swarm.add_peer_address(peer, addr.clone());
+                for addr in reachable(addrs) {
+                    self.swarm.add_peer_address(peer, addr);
                 }
                 let id = self.swarm.behaviour_mut().rpc.send_request(&peer, *request);
                 self.pending.insert(id, reply);
@@ -265,7 +265,7 @@ impl EventLoop {
                 info,
                 ..
             })) => {
-                for addr in info.listen_addrs {
+                for addr in reachable(info.listen_addrs) {
                     self.swarm
                         .behaviour_mut()
                         .kad
@@ -332,9 +332,46 @@ impl EventLoop {
 }
 
 /// A cheap upper-bound-ish estimate of the encoded size: the raft body dominates.
+/// The addresses of a peer worth dialing: a peer listening on every interface also reports
+/// its loopback addresses, which from another host (or container) reach the dialer itself,
+/// costing a handshake per attempt that then fails on the peer id. Loopback addresses are
+/// kept only when the peer has no other (a mesh on one machine's loopback).
+fn reachable(addrs: Vec<Multiaddr>) -> Vec<Multiaddr> {
+    let loopback = |addr: &Multiaddr| {
+        addr.iter().next().is_some_and(|part| match part {
+            libp2p::multiaddr::Protocol::Ip4(ip) => ip.is_loopback(),
+            libp2p::multiaddr::Protocol::Ip6(ip) => ip.is_loopback(),
+            _ => false,
+        })
+    };
+    if addrs.iter().all(loopback) {
+        return addrs;
+    }
+    addrs.into_iter().filter(|addr| !loopback(addr)).collect()
+}
+
 fn approximate_size(envelope: &PeerEnvelope) -> usize {
     match &envelope.request {
         PeerRequest::Raft { body, .. } => body.len() + 64,
         PeerRequest::Forward(_) | PeerRequest::Join { .. } | PeerRequest::ReadIndex => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_addresses_are_dialed_only_without_others() {
+        let parse =
+            |list: &[&str]| -> Vec<Multiaddr> { list.iter().map(|a| a.parse().unwrap()).collect() };
+        let container = parse(&[
+            "/ip4/127.0.0.1/tcp/7001",
+            "/ip4/172.29.77.11/tcp/7001",
+            "/ip6/::1/tcp/7001",
+        ]);
+        assert_eq!(reachable(container), parse(&["/ip4/172.29.77.11/tcp/7001"]));
+        let one_host = parse(&["/ip4/127.0.0.1/tcp/7001", "/ip4/127.0.0.1/udp/7002/quic-v1"]);
+        assert_eq!(reachable(one_host.clone()), one_host);
     }
 }
