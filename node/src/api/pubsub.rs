@@ -111,13 +111,23 @@ async fn member_process(state: &ApiState, caller: &str, id: &str) -> Result<Proc
     let process =
         found.ok_or_else(|| ApiError::not_found(format!("process with id {id:?} not found")))?;
     let colony = &process.spec.conditions.colonyname;
-    checked(auth::require_member(
-        &state.store.view(),
-        colony,
-        caller,
-        true,
-    ))?;
+    fresh(state, |view| {
+        auth::require_member(view, colony, caller, true)
+    })
+    .await?;
     Ok(process)
+}
+
+/// A role check on the local replica; refused, it is decided again after catching up with
+/// the leader (the caller may have been registered through another node a moment ago).
+async fn fresh<T>(
+    state: &ApiState,
+    check: impl Fn(&crate::store::View) -> crate::state::Outcome<T>,
+) -> Result<T, ApiError> {
+    match checked(check(&state.store.view())) {
+        Err(_) if state.raft.linearize().await.is_ok() => checked(check(&state.store.view())),
+        other => other,
+    }
 }
 
 async fn one_process(
@@ -184,11 +194,12 @@ async fn processes(
     let expiry = tokio::time::sleep(until);
     tokio::pin!(expiry);
     let colony = msg.colonyname.as_str();
-    let view = state.store.view();
-    checked(auth::colony(&view, colony))?;
-    checked(auth::require_member(&view, colony, caller, true))?;
-    drop(view);
     let mut subscription = open_subscription(state)?;
+    fresh(state, |view| match auth::colony(view, colony)? {
+        Ok(_) => auth::require_member(view, colony, caller, true),
+        Err(refusal) => Ok(Err(refusal)),
+    })
+    .await?;
     loop {
         let event = tokio::select! {
             event = subscription.next() => event,
@@ -231,12 +242,10 @@ async fn channel(
     tokio::pin!(expiry);
     let mut subscription = open_subscription(state)?;
     let process = super::channels::channel_process(state, &msg.processid).await?;
-    checked(channels::check_access(
-        &state.store.view(),
-        &process,
-        &msg.name,
-        caller,
-    ))?;
+    fresh(state, |view| {
+        channels::check_access(view, &process, &msg.name, caller)
+    })
+    .await?;
     let mut after = msg.afterseq;
     loop {
         // Everything after the last index sent, from the replica (which also covers events
