@@ -11,6 +11,7 @@
 
 use super::colonies::scan_all;
 use super::keys::{self, Table};
+use super::query::list_json;
 use super::tx::{Direction, StateRead, StoreError};
 use super::{auth, crons, get_json, processes, refuse_unless, validate, Ctx, Outcome};
 use proto::blueprint::{check_schema, Blueprint, BlueprintDefinition, BlueprintHistory};
@@ -53,17 +54,7 @@ pub fn definitions<R: StateRead + ?Sized>(
     colony: &str,
 ) -> Result<Vec<BlueprintDefinition>, StoreError> {
     let prefix = keys::prefix(&[colony.as_bytes()]);
-    let found = state.scan(
-        Table::BlueprintDefinitions,
-        &prefix,
-        None,
-        Direction::Forward,
-        super::query::LIST_OBJECTS_MAX,
-    )?;
-    found
-        .iter()
-        .map(|(_, v)| super::colonies::decode(v))
-        .collect()
+    list_json(state, Table::BlueprintDefinitions, &prefix)
 }
 
 /// The definition of `kind` in `colony` (the first by name, as ColonyOS picks).
@@ -92,26 +83,19 @@ pub fn blueprints<R: StateRead + ?Sized>(
     kind: &str,
     location: &str,
 ) -> Result<Vec<Blueprint>, StoreError> {
-    let prefix = keys::prefix(&[colony.as_bytes()]);
-    let found = state.scan(
+    let all: Vec<Blueprint> = list_json(
+        state,
         Table::Blueprints,
-        &prefix,
-        None,
-        Direction::Forward,
-        super::query::LIST_OBJECTS_MAX,
+        &keys::prefix(&[colony.as_bytes()]),
     )?;
-    let mut matching = Vec::new();
-    for (_, value) in found {
-        let b: Blueprint = super::colonies::decode(&value)?;
+    let wanted = |b: &Blueprint| {
         let kind_ok = kind.is_empty() || b.kind == kind;
         let location_ok = location.is_empty()
             || kind.is_empty()
             || b.metadata.locationname.eq_ignore_ascii_case(location);
-        if kind_ok && location_ok {
-            matching.push(b);
-        }
-    }
-    Ok(matching)
+        kind_ok && location_ok
+    };
+    Ok(all.into_iter().filter(wanted).collect())
 }
 
 /// The blueprint `id`, wherever it is.

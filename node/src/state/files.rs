@@ -251,18 +251,7 @@ pub fn snapshots<R: StateRead + ?Sized>(
     state: &R,
     colony: &str,
 ) -> Result<Vec<Snapshot>, StoreError> {
-    let prefix = keys::prefix(&[colony.as_bytes()]);
-    let found = state.scan(
-        Table::Snapshots,
-        &prefix,
-        None,
-        Direction::Forward,
-        super::query::LIST_OBJECTS_MAX,
-    )?;
-    found
-        .iter()
-        .map(|(_, v)| super::colonies::decode(v))
-        .collect()
+    super::query::list_json(state, Table::Snapshots, &keys::prefix(&[colony.as_bytes()]))
 }
 
 pub(super) fn create_snapshot<R: StateRead + ?Sized>(

@@ -18,7 +18,8 @@ pub const LIST_SCAN_MAX: usize = 10_000;
 /// Most colonies, executors or users one listing returns.
 pub const LIST_OBJECTS_MAX: usize = 10_000;
 
-fn list_json<T: serde::de::DeserializeOwned, R: StateRead + ?Sized>(
+/// Every object under `prefix` of `table` (at most `LIST_OBJECTS_MAX`), in key order.
+pub(crate) fn list_json<T: serde::de::DeserializeOwned, R: StateRead + ?Sized>(
     state: &R,
     table: Table,
     prefix: &[u8],
