@@ -9,6 +9,7 @@
 use super::colonies::scan_all;
 use super::cronexpr::Schedule;
 use super::keys::{self, Table};
+use super::tick::keys_before;
 use super::tx::{Direction, StateRead, StoreError};
 use super::workflows::{self, Start};
 use super::{auth, get_json, refuse_unless, validate, Ctx, Outcome};
@@ -277,16 +278,10 @@ pub(super) fn tick<R: StateRead + ?Sized>(
     budget: usize,
 ) -> Result<usize, StoreError> {
     let now = ctx.now();
-    let due = ctx
-        .tx
-        .scan(Table::CronsDue, b"", None, Direction::Forward, budget)?;
+    // Due at or before the tick's time.
+    let due = keys_before(&ctx.tx, Table::CronsDue, b"", now.saturating_add(1), budget)?;
     let mut handled = 0;
-    for (key, _) in due {
-        let at = keys::read_ordered_i64(&key, 0)
-            .ok_or_else(|| StoreError(format!("corrupt cron due key {key:?}")))?;
-        if at > now {
-            break;
-        }
+    for key in due {
         let id = keys::trailing_id(&key).to_string();
         let old =
             load(&ctx.tx, &id)?.ok_or_else(|| StoreError(format!("due cron {id} missing")))?;

@@ -6,7 +6,8 @@
 
 use super::colonies::decode;
 use super::keys::{self, Table};
-use super::tx::{Direction, StateRead, StoreError};
+use super::tick::keys_before;
+use super::tx::{StateRead, StoreError};
 use super::{executors, processes, query, workflows, Ctx, Outcome};
 use proto::command::Reply;
 use proto::process::process_state as ps;
@@ -45,24 +46,6 @@ pub(super) fn housekeep<R: StateRead + ?Sized>(
     Ok(Ok(Reply::Expired(removed as u64)))
 }
 
-/// Entries of `table` under `prefix` whose time (at `prefix.len()`) is before `horizon`,
-/// oldest first, at most `HOUSEKEEP_MAX`.
-fn older_than<R: StateRead + ?Sized>(
-    ctx: &Ctx<'_, R>,
-    table: Table,
-    prefix: &[u8],
-    horizon: i64,
-) -> Result<Vec<Vec<u8>>, StoreError> {
-    let entries = ctx
-        .tx
-        .scan(table, prefix, None, Direction::Forward, HOUSEKEEP_MAX)?;
-    Ok(entries
-        .into_iter()
-        .map(|(key, _)| key)
-        .take_while(|key| keys::read_ordered_i64(key, prefix.len()).is_some_and(|t| t < horizon))
-        .collect())
-}
-
 fn expire_processes<R: StateRead + ?Sized>(
     ctx: &mut Ctx<'_, R>,
     colony: &str,
@@ -70,14 +53,20 @@ fn expire_processes<R: StateRead + ?Sized>(
 ) -> Result<usize, StoreError> {
     let prefix = keys::prefix(&[colony.as_bytes(), &[ps::SUCCESS as u8]]);
     let mut removed = 0;
-    for key in older_than(ctx, Table::GraphsByState, &prefix, horizon)? {
+    for key in keys_before(
+        &ctx.tx,
+        Table::GraphsByState,
+        &prefix,
+        horizon,
+        HOUSEKEEP_MAX,
+    )? {
         let id = keys::trailing_id(&key).to_string();
         if let Some(record) = workflows::load_record(&ctx.tx, &id)? {
             workflows::delete(ctx, &record)?;
             removed += 1;
         }
     }
-    for key in older_than(ctx, Table::ByState, &prefix, horizon)? {
+    for key in keys_before(&ctx.tx, Table::ByState, &prefix, horizon, HOUSEKEEP_MAX)? {
         let p = processes::indexed_process(&ctx.tx, Table::ByState, &key)?;
         // Members of workflows go with their workflow.
         if p.processgraphid.is_empty() {
@@ -94,7 +83,7 @@ fn expire_logs<R: StateRead + ?Sized>(
     horizon: i64,
 ) -> Result<usize, StoreError> {
     let prefix = keys::prefix(&[colony.as_bytes()]);
-    let old = older_than(ctx, Table::LogsByTime, &prefix, horizon)?;
+    let old = keys_before(&ctx.tx, Table::LogsByTime, &prefix, horizon, HOUSEKEEP_MAX)?;
     for key in &old {
         let Some(bytes) = ctx.tx.get(Table::LogsByTime, key)? else {
             continue;

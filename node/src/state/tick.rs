@@ -37,16 +37,9 @@ fn expire<R: StateRead + ?Sized>(
 ) -> Result<usize, StoreError> {
     let now = ctx.now();
     let prefix = keys::prefix(&[&[kind as u8]]);
-    let due = ctx
-        .tx
-        .scan(Table::Deadlines, &prefix, None, Direction::Forward, budget)?;
+    let due = keys_before(&ctx.tx, Table::Deadlines, &prefix, now, budget)?;
     let mut expired = 0;
-    for (key, _) in due {
-        let at = keys::read_ordered_i64(&key, prefix.len())
-            .ok_or_else(|| StoreError(format!("corrupt deadline key {key:?}")))?;
-        if at >= now {
-            break;
-        }
+    for key in due {
         let old = processes::indexed_process(&ctx.tx, Table::Deadlines, &key)?;
         let new = match kind {
             DeadlineKind::Exec => {
@@ -72,22 +65,38 @@ fn expire<R: StateRead + ?Sized>(
 /// Forgets deduplication records older than the window, at most `TICK_EXPIRE_MAX` per tick.
 fn forget_requests<R: StateRead + ?Sized>(ctx: &mut Ctx<'_, R>) -> Result<(), StoreError> {
     let horizon = ctx.now().saturating_sub(super::DEDUP_WINDOW_NANOS);
-    let old = ctx.tx.scan(
+    for key in keys_before(
+        &ctx.tx,
         Table::RequestsByTime,
         b"",
-        None,
-        Direction::Forward,
+        horizon,
         TICK_EXPIRE_MAX,
-    )?;
-    for (key, _) in old {
-        let at = keys::read_ordered_i64(&key, 0)
-            .ok_or_else(|| StoreError(format!("corrupt request time key {key:?}")))?;
-        if at >= horizon {
-            break;
-        }
+    )? {
         let id = keys::trailing_id(&key).as_bytes().to_vec();
         ctx.tx.delete(Table::Requests, id);
         ctx.tx.delete(Table::RequestsByTime, key);
     }
     Ok(())
+}
+
+/// Keys of `table` under `prefix` whose time (the ordered integer right after the prefix) is
+/// before `before`, oldest first, looking at most at `limit` entries: what is due in a
+/// time-ordered index. A key without a time is corruption.
+pub(super) fn keys_before<R: StateRead + ?Sized>(
+    state: &R,
+    table: Table,
+    prefix: &[u8],
+    before: i64,
+    limit: usize,
+) -> Result<Vec<Vec<u8>>, StoreError> {
+    let mut due = Vec::new();
+    for (key, _) in state.scan(table, prefix, None, Direction::Forward, limit)? {
+        let at = keys::read_ordered_i64(&key, prefix.len())
+            .ok_or_else(|| StoreError(format!("corrupt {} key {key:?}", table.name())))?;
+        if at >= before {
+            break;
+        }
+        due.push(key);
+    }
+    Ok(due)
 }
