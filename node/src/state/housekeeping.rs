@@ -51,7 +51,7 @@ fn expire_processes<R: StateRead + ?Sized>(
     colony: &str,
     horizon: i64,
 ) -> Result<usize, StoreError> {
-    let prefix = keys::prefix(&[colony.as_bytes(), &[ps::SUCCESS as u8]]);
+    let prefix = keys::by_state_prefix(colony, Some(ps::SUCCESS));
     let mut removed = 0;
     for key in keys_before(
         &ctx.tx,

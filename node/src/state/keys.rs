@@ -229,6 +229,14 @@ pub(crate) fn by_state(colony: &str, state: i32, submission_nanos: i64, id: &str
     ])
 }
 
+/// The prefix of the `by_state` keys of `colony` in `state`, or in every state.
+pub(crate) fn by_state_prefix(colony: &str, state: Option<i32>) -> Vec<u8> {
+    match state {
+        Some(state) => prefix(&[colony.as_bytes(), &[state as u8]]),
+        None => prefix(&[colony.as_bytes()]),
+    }
+}
+
 pub(crate) fn deadline(kind: DeadlineKind, at_nanos: i64, id: &str) -> Vec<u8> {
     join(&[&[kind as u8], &ordered_i64(at_nanos), id.as_bytes()])
 }

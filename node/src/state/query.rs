@@ -137,7 +137,7 @@ pub fn processes<R: StateRead + ?Sized>(
     filter: &ProcessFilter,
 ) -> Result<Vec<Process>, StoreError> {
     let count = count.min(LIST_COUNT_MAX);
-    let prefix = keys::prefix(&[colony.as_bytes(), &[process_state as u8]]);
+    let prefix = keys::by_state_prefix(colony, Some(process_state));
     let mut found = Vec::new();
     let mut after: Option<Vec<u8>> = None;
     let mut examined = 0;
@@ -223,7 +223,7 @@ pub fn process_graphs<R: StateRead + ?Sized>(
     graph_state: i32,
     count: usize,
 ) -> Result<Vec<ProcessGraph>, StoreError> {
-    let prefix = keys::prefix(&[colony.as_bytes(), &[graph_state as u8]]);
+    let prefix = keys::by_state_prefix(colony, Some(graph_state));
     let count = count.min(LIST_COUNT_MAX);
     let entries = state.scan(
         Table::GraphsByState,

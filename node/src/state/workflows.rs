@@ -525,10 +525,7 @@ pub(super) fn remove_matching<R: StateRead + ?Sized>(
     colony: &str,
     state: Option<i32>,
 ) -> Result<(), StoreError> {
-    let prefix = match state {
-        Some(state) => keys::prefix(&[colony.as_bytes(), &[state as u8]]),
-        None => keys::prefix(&[colony.as_bytes()]),
-    };
+    let prefix = keys::by_state_prefix(colony, state);
     for (key, _) in scan_all(ctx, Table::GraphsByState, &prefix)? {
         let id = keys::trailing_id(&key).to_string();
         let record = load_record(&ctx.tx, &id)?
