@@ -136,37 +136,46 @@ pub fn processes<R: StateRead + ?Sized>(
     count: usize,
     filter: &ProcessFilter,
 ) -> Result<Vec<Process>, StoreError> {
-    let count = count.min(LIST_COUNT_MAX);
     let prefix = keys::by_state_prefix(colony, Some(process_state));
+    let since = filter.submitted_since_nanos.unwrap_or(i64::MIN);
+    let limit = count.min(LIST_COUNT_MAX);
+    newest_first(state, Table::ByState, &prefix, since, limit, |key, _| {
+        let p = super::processes::indexed_process(state, Table::ByState, key)?;
+        Ok(filter.accepts(&p).then_some(p))
+    })
+}
+
+/// Up to `count` objects picked from a time-ordered index, newest first, down to `since`
+/// (Unix ns, the ordered integer right after `prefix`), examining at most `LIST_SCAN_MAX`
+/// entries. `pick` turns an entry into an object, or skips it.
+fn newest_first<T, R: StateRead + ?Sized>(
+    state: &R,
+    table: Table,
+    prefix: &[u8],
+    since: i64,
+    count: usize,
+    mut pick: impl FnMut(&[u8], &[u8]) -> Result<Option<T>, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    const PAGE: usize = 256;
     let mut found = Vec::new();
     let mut after: Option<Vec<u8>> = None;
     let mut examined = 0;
     while found.len() < count && examined < LIST_SCAN_MAX {
-        let page = state.scan(
-            Table::ByState,
-            &prefix,
-            after.as_deref(),
-            Direction::Reverse,
-            256,
-        )?;
-        for (key, _) in &page {
+        let page = state.scan(table, prefix, after.as_deref(), Direction::Reverse, PAGE)?;
+        for (key, value) in &page {
             examined += 1;
-            let submitted = keys::read_ordered_i64(key, prefix.len()).unwrap_or(i64::MIN);
-            if filter
-                .submitted_since_nanos
-                .is_some_and(|since| submitted < since)
-            {
+            let at = keys::read_ordered_i64(key, prefix.len()).unwrap_or(i64::MIN);
+            if at < since {
                 return Ok(found);
             }
-            let p = super::processes::indexed_process(state, Table::ByState, key)?;
-            if filter.accepts(&p) {
-                found.push(p);
+            if let Some(object) = pick(key, value)? {
+                found.push(object);
                 if found.len() == count {
                     break;
                 }
             }
         }
-        if page.len() < 256 {
+        if page.len() < PAGE {
             break;
         }
         after = page.last().map(|(key, _)| key.clone());
@@ -411,37 +420,17 @@ pub fn search_logs<R: StateRead + ?Sized>(
     count: usize,
 ) -> Result<Vec<Log>, StoreError> {
     let prefix = keys::prefix(&[colony.as_bytes()]);
-    let mut found = Vec::new();
-    let mut after: Option<Vec<u8>> = None;
-    let mut examined = 0;
-    while found.len() < count && examined < LIST_SCAN_MAX {
-        let page = state.scan(
-            Table::LogsByTime,
-            &prefix,
-            after.as_deref(),
-            Direction::Reverse,
-            256,
-        )?;
-        for (key, value) in &page {
-            examined += 1;
-            let at = keys::read_ordered_i64(key, prefix.len()).unwrap_or(i64::MIN);
-            if at < since_nanos {
-                return Ok(found);
-            }
+    newest_first(
+        state,
+        Table::LogsByTime,
+        &prefix,
+        since_nanos,
+        count,
+        |_, value| {
             let log: Log = decode_json(value)?;
-            if log.message.contains(text) {
-                found.push(log);
-                if found.len() == count {
-                    break;
-                }
-            }
-        }
-        if page.len() < 256 {
-            break;
-        }
-        after = page.last().map(|(key, _)| key.clone());
-    }
-    Ok(found)
+            Ok(log.message.contains(text).then_some(log))
+        },
+    )
 }
 
 pub fn locations<R: StateRead + ?Sized>(
