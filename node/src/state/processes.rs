@@ -326,22 +326,29 @@ pub(super) fn assign<R: StateRead + ?Sized>(
 }
 
 /// Loads a process, checking the caller is a member of its colony.
-fn load_as_member<R: StateRead + ?Sized>(ctx: &Ctx<'_, R>, id: &str) -> Outcome<Process> {
+fn load_as_member<R: StateRead + ?Sized>(
+    ctx: &Ctx<'_, R>,
+    id: &str,
+) -> Outcome<(Process, auth::Member)> {
     let p = refuse_unless!(load(ctx, id)?);
     let colony = &p.spec.conditions.colonyname;
-    refuse_unless!(auth::require_member(&ctx.tx, colony, ctx.caller(), true)?);
-    Ok(Ok(p))
+    let member = refuse_unless!(auth::require_member(&ctx.tx, colony, ctx.caller(), true)?);
+    Ok(Ok((p, member)))
 }
 
-/// Loads a process the caller is assigned to, checking membership of its colony.
-fn assigned_to_caller<R: StateRead + ?Sized>(ctx: &Ctx<'_, R>, id: &str) -> Outcome<Process> {
-    let p = refuse_unless!(load_as_member(ctx, id)?);
+/// Loads a process the caller is assigned to, checking membership of its colony; returns
+/// it with the caller (its executor).
+fn assigned_to_caller<R: StateRead + ?Sized>(
+    ctx: &Ctx<'_, R>,
+    id: &str,
+) -> Outcome<(Process, auth::Member)> {
+    let (p, member) = refuse_unless!(load_as_member(ctx, id)?);
     if !p.isassigned || p.assignedexecutorid != ctx.caller() {
         let message =
             format!("access denied, caller is not the executor assigned to process {id:?}");
         return Ok(Err(ApiError::forbidden(message)));
     }
-    Ok(Ok(p))
+    Ok(Ok((p, member)))
 }
 
 fn not_running(p: &Process) -> ApiError {
@@ -356,7 +363,7 @@ pub(super) fn close_successful<R: StateRead + ?Sized>(
     id: &str,
     out: &[Value],
 ) -> Outcome<Reply> {
-    let old = refuse_unless!(assigned_to_caller(ctx, id)?);
+    let (old, executor) = refuse_unless!(assigned_to_caller(ctx, id)?);
     if old.state == ps::SUCCESS {
         // ColonyOS accepts a repeated close by the same executor; it changes nothing.
         return Ok(Ok(Reply::Done));
@@ -377,9 +384,7 @@ pub(super) fn close_successful<R: StateRead + ?Sized>(
         ..old.clone()
     };
     save(ctx, Some(&old), Some(&process))?;
-    if let Some(executor) = auth::executor_by_id(&ctx.tx, &process.assignedexecutorid)? {
-        super::functions::record_run(ctx, &process, &executor.executorname)?;
-    }
+    super::functions::record_run(ctx, &process, executor.name())?;
     Ok(Ok(Reply::Done))
 }
 
@@ -388,7 +393,7 @@ pub(super) fn close_failed<R: StateRead + ?Sized>(
     id: &str,
     errors: &[String],
 ) -> Outcome<Reply> {
-    let old = refuse_unless!(assigned_to_caller(ctx, id)?);
+    let (old, _) = refuse_unless!(assigned_to_caller(ctx, id)?);
     if old.state != ps::RUNNING {
         return Ok(Err(not_running(&old)));
     }
@@ -412,7 +417,7 @@ pub(super) fn set_output<R: StateRead + ?Sized>(
     id: &str,
     out: &[Value],
 ) -> Outcome<Reply> {
-    let old = refuse_unless!(assigned_to_caller(ctx, id)?);
+    let (old, _) = refuse_unless!(assigned_to_caller(ctx, id)?);
     if old.state != ps::RUNNING {
         return Ok(Err(not_running(&old)));
     }
@@ -426,7 +431,7 @@ pub(super) fn set_output<R: StateRead + ?Sized>(
 
 /// Loads a process outside any workflow, checking the caller is a member of its colony.
 fn member_process<R: StateRead + ?Sized>(ctx: &Ctx<'_, R>, id: &str) -> Outcome<Process> {
-    let p = refuse_unless!(load_as_member(ctx, id)?);
+    let (p, _) = refuse_unless!(load_as_member(ctx, id)?);
     if !p.processgraphid.is_empty() {
         let message = "process is part of a workflow; cancel or remove the workflow instead";
         return Ok(Err(ApiError::bad_request(message)));
@@ -533,7 +538,7 @@ pub(super) fn add_attribute<R: StateRead + ?Sized>(
     ctx: &mut Ctx<'_, R>,
     attribute: &Attribute,
 ) -> Outcome<Reply> {
-    let old = refuse_unless!(assigned_to_caller(ctx, &attribute.targetid)?);
+    let (old, _) = refuse_unless!(assigned_to_caller(ctx, &attribute.targetid)?);
     if old.state != ps::RUNNING {
         return Ok(Err(not_running(&old)));
     }
