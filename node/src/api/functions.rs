@@ -1,7 +1,7 @@
 //! Handlers for the function registry and for logs (process and executor log lines, reads
 //! and search).
 
-use super::{checked, internal, json, reply_json, ApiState};
+use super::{bounded_count, checked, internal, json, reply_json, ApiState};
 use crate::state::query::{self, LogSource};
 use crate::state::{auth, validate};
 use proto::command::Op;
@@ -74,15 +74,4 @@ pub(super) async fn handle(
         other => unreachable!("{} is not a function or log request", other.msgtype()),
     };
     reply_json(state.propose(caller, op).await?)
-}
-
-/// `count` as a size, refused above `max` (ColonyOS's limits).
-fn bounded_count(count: i64, max: usize) -> Result<usize, ApiError> {
-    let count = usize::try_from(count).unwrap_or(0);
-    if count > max {
-        return Err(ApiError::bad_request(format!(
-            "count {count} exceeds the limit of {max}"
-        )));
-    }
-    Ok(count)
 }

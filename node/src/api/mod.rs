@@ -109,6 +109,17 @@ fn checked<T>(outcome: Result<Result<T, ApiError>, StoreError>) -> Result<T, Api
     outcome.map_err(internal)?
 }
 
+/// A listing's `count` as a size, refused above `max` (ColonyOS's limits); negative is 0.
+fn bounded_count(count: i64, max: usize) -> Result<usize, ApiError> {
+    let count = usize::try_from(count).unwrap_or(0);
+    if count > max {
+        return Err(ApiError::bad_request(format!(
+            "count {count} exceeds the limit of {max}"
+        )));
+    }
+    Ok(count)
+}
+
 /// JSON text of a reply object.
 fn json<T: serde::Serialize>(value: &T) -> Result<String, ApiError> {
     serde_json::to_string(value).map_err(|e| ApiError::internal(format!("encode reply: {e}")))

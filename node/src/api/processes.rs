@@ -6,7 +6,7 @@
 //! against the replicated queue. Waiting ends when an applied command enqueues matching work
 //! (one waiter woken per process) or the timeout passes.
 
-use super::{checked, internal, json, no_process, reply_json, ApiState};
+use super::{bounded_count, checked, internal, json, no_process, reply_json, ApiState};
 use crate::state::query::{self, ProcessFilter};
 use crate::state::{auth, validate};
 use proto::command::{Op, Reply};
@@ -99,13 +99,7 @@ pub(super) fn read(state: &ApiState, caller: &str, request: Request) -> Result<S
         }
         Request::GetProcesses(msg) => {
             checked(auth::require_member(store, &msg.colonyname, caller, true))?;
-            let count = usize::try_from(msg.count).unwrap_or(0);
-            if count > query::LIST_COUNT_MAX {
-                let max = query::LIST_COUNT_MAX;
-                return Err(ApiError::bad_request(format!(
-                    "count {count} exceeds the limit of {max}"
-                )));
-            }
+            let count = bounded_count(msg.count, query::LIST_COUNT_MAX)?;
             if !msg.processgraphid.is_empty() {
                 let id = validate::id("processgraphid", &msg.processgraphid)?;
                 let found = query::workflow_processes(store, &msg.colonyname, &id, msg.state);

@@ -1,7 +1,7 @@
 //! Handlers for workflows (process graphs): submit, get, list, cancel, remove, and children
 //! added by the executor running a parent.
 
-use super::{checked, internal, json, reply_json, ApiState};
+use super::{bounded_count, checked, internal, json, reply_json, ApiState};
 use crate::state::{auth, query, validate, workflows};
 use proto::command::Op;
 use proto::process::process_state as ps;
@@ -58,13 +58,7 @@ pub(super) fn read(state: &ApiState, caller: &str, request: Request) -> Result<S
         }
         Request::GetProcessGraphs(msg) => {
             checked(auth::require_member(&view, &msg.colonyname, caller, true))?;
-            let count = usize::try_from(msg.count).unwrap_or(0);
-            if count > query::LIST_COUNT_MAX {
-                return Err(ApiError::bad_request(format!(
-                    "count {count} exceeds the limit of {}",
-                    query::LIST_COUNT_MAX
-                )));
-            }
+            let count = bounded_count(msg.count, query::LIST_COUNT_MAX)?;
             if !(ps::WAITING..=ps::CANCELLED).contains(&msg.state) {
                 return Err(ApiError::bad_request(format!(
                     "invalid workflow state {}",
