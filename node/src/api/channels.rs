@@ -1,19 +1,13 @@
 //! Handlers for process channels: append and read (subscriptions are in `pubsub`).
 
 use super::{checked, internal, json, reply_json, ApiState};
-use crate::state::{channels, query, validate};
+use crate::state::{channels, validate};
 use proto::command::Op;
 use proto::{ApiError, Process, Request};
 
-/// The process `id` of a channel request, catching up with the leader before saying it does
-/// not exist.
+/// The process `id` of a channel request (checked to be an id), as `process_caught_up`.
 pub(super) async fn channel_process(state: &ApiState, id: &str) -> Result<Process, ApiError> {
-    let id = validate::id("processid", id)?;
-    let mut found = query::process(&state.store.view(), &id).map_err(internal)?;
-    if found.is_none() && state.raft.linearize().await.is_ok() {
-        found = query::process(&state.store.view(), &id).map_err(internal)?;
-    }
-    found.ok_or_else(|| ApiError::not_found(format!("process with id {id:?} not found")))
+    super::process_caught_up(state, &validate::id("processid", id)?).await
 }
 
 pub(super) async fn handle(

@@ -109,6 +109,17 @@ fn checked<T>(outcome: Result<Result<T, ApiError>, StoreError>) -> Result<T, Api
     outcome.map_err(internal)?
 }
 
+/// The process `id` from the local replica, catching up with the leader before saying it
+/// does not exist (it may have been submitted through another node a moment ago).
+async fn process_caught_up(state: &ApiState, id: &str) -> Result<proto::Process, ApiError> {
+    let read = || crate::state::query::process(&state.store.view(), id).map_err(internal);
+    let mut found = read()?;
+    if found.is_none() && state.raft.linearize().await.is_ok() {
+        found = read()?;
+    }
+    found.ok_or_else(|| ApiError::not_found(format!("process with id {id:?} not found")))
+}
+
 /// A listing's `count` as a size, refused above `max` (ColonyOS's limits); negative is 0.
 fn bounded_count(count: i64, max: usize) -> Result<usize, ApiError> {
     let count = usize::try_from(count).unwrap_or(0);

@@ -104,12 +104,7 @@ fn open_subscription(state: &ApiState) -> Result<Subscription, ApiError> {
 /// The process `id` if the caller is a member of its colony, catching up with the leader
 /// before saying it does not exist (it may have been submitted through another node).
 async fn member_process(state: &ApiState, caller: &str, id: &str) -> Result<Process, ApiError> {
-    let mut found = query::process(&state.store.view(), id).map_err(internal)?;
-    if found.is_none() && state.raft.linearize().await.is_ok() {
-        found = query::process(&state.store.view(), id).map_err(internal)?;
-    }
-    let process =
-        found.ok_or_else(|| ApiError::not_found(format!("process with id {id:?} not found")))?;
+    let process = super::process_caught_up(state, id).await?;
     let colony = &process.spec.conditions.colonyname;
     fresh(state, |view| {
         auth::require_member(view, colony, caller, true)
