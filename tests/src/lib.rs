@@ -19,6 +19,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+use tokio::io::AsyncBufReadExt as _;
 
 /// A deterministic, distinct private key per call within a test binary.
 pub fn test_key() -> PrivateKey {
@@ -214,4 +215,47 @@ pub fn colonymesh_binary() -> PathBuf {
             binary
         })
         .clone()
+}
+
+/// Starts the real `colonymesh dev` binary on `data_dir` (API port 0, killed on drop), with
+/// `env` as its only `COLONIES_*` variables, and returns it with the `export` lines it printed.
+pub async fn start_dev(
+    data_dir: &std::path::Path,
+    env: &[(&str, &str)],
+) -> (
+    tokio::process::Child,
+    std::collections::HashMap<String, String>,
+) {
+    let mut command = tokio::process::Command::new(colonymesh_binary());
+    command
+        .args(["dev", "--api-port", "0", "--data-dir"])
+        .arg(data_dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true);
+    for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("COLONIES_")) {
+        command.env_remove(name);
+    }
+    command.envs(env.iter().copied());
+    let mut child = command.spawn().expect("spawn colonymesh dev");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let mut exports = std::collections::HashMap::new();
+    let read = async {
+        while let Some(line) = lines.next_line().await.expect("read stdout") {
+            if let Some((name, value)) =
+                line.strip_prefix("export ").and_then(|l| l.split_once('='))
+            {
+                exports.insert(name.to_string(), value.to_string());
+                if name == "COLONIES_PRVKEY" {
+                    return;
+                }
+            }
+        }
+        panic!("colonymesh dev exited before printing its exports");
+    };
+    tokio::time::timeout(Duration::from_secs(60), read)
+        .await
+        .expect("exports within 60 s");
+    (child, exports)
 }

@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 /// Longest one client command may take.
@@ -24,36 +23,7 @@ impl Dev {
     /// Starts `colonymesh dev` on a fresh data dir and reads the `export` lines it prints.
     async fn start() -> Dev {
         let dir = tempfile::tempdir().unwrap();
-        let mut command = Command::new(tests::colonymesh_binary());
-        command
-            .args(["dev", "--api-port", "0", "--data-dir"])
-            .arg(dir.path().join("data"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true);
-        for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("COLONIES_")) {
-            command.env_remove(name);
-        }
-        let mut child = command.spawn().expect("spawn colonymesh dev");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let mut exports = HashMap::new();
-        let read = async {
-            while let Some(line) = lines.next_line().await.expect("read stdout") {
-                if let Some((name, value)) =
-                    line.strip_prefix("export ").and_then(|l| l.split_once('='))
-                {
-                    exports.insert(name.to_string(), value.to_string());
-                    if name == "COLONIES_PRVKEY" {
-                        return;
-                    }
-                }
-            }
-            panic!("colonymesh dev exited before printing its exports");
-        };
-        tokio::time::timeout(Duration::from_secs(60), read)
-            .await
-            .expect("exports within 60 s");
+        let (child, exports) = tests::start_dev(&dir.path().join("data"), &[]).await;
         Dev {
             _child: child,
             exports,

@@ -7,51 +7,12 @@ use proto::process::process_state as ps;
 use proto::{PrivateKey, Process, Request};
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::Stdio;
-use std::time::Duration;
 use tests::TestNode;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
-/// Starts `colonymesh dev` and returns it with the `export` lines it printed.
+/// Starts `colonymesh dev` on `data_dir` and returns it with its `export` lines.
 async fn start_dev(data_dir: &Path) -> (Child, HashMap<String, String>) {
-    start_dev_with(data_dir, &[]).await
-}
-
-/// Like `start_dev`, with `COLONIES_*` variables set for the node.
-async fn start_dev_with(data_dir: &Path, env: &[(&str, &str)]) -> (Child, HashMap<String, String>) {
-    let mut command = Command::new(tests::colonymesh_binary());
-    command
-        .args(["dev", "--api-port", "0", "--data-dir"])
-        .arg(data_dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true);
-    for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("COLONIES_")) {
-        command.env_remove(name);
-    }
-    command.envs(env.iter().copied());
-    let mut child = command.spawn().expect("spawn colonymesh dev");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let mut exports = HashMap::new();
-    let read = async {
-        while let Some(line) = lines.next_line().await.expect("read stdout") {
-            if let Some((name, value)) =
-                line.strip_prefix("export ").and_then(|l| l.split_once('='))
-            {
-                exports.insert(name.to_string(), value.to_string());
-                if name == "COLONIES_PRVKEY" {
-                    return;
-                }
-            }
-        }
-        panic!("colonymesh dev exited before printing its exports");
-    };
-    tokio::time::timeout(Duration::from_secs(60), read)
-        .await
-        .expect("exports within 60 s");
-    (child, exports)
+    tests::start_dev(data_dir, &[]).await
 }
 
 fn connect(exports: &HashMap<String, String>) -> (Client, PrivateKey) {
@@ -151,7 +112,7 @@ async fn dev_uses_keys_from_the_environment() {
             "ddf7f7791208083b6a9ed975a72684f6406a269cfa36f1b1c32045c0a71fff05",
         ),
     ];
-    let (mut child, exports) = start_dev_with(dir.path(), &env).await;
+    let (mut child, exports) = tests::start_dev(dir.path(), &env).await;
     for (name, value) in env {
         assert_eq!(exports[name], value, "{name}");
     }
