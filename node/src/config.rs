@@ -27,6 +27,160 @@ pub struct NodeConfig {
     pub mesh: MeshConfig,
     #[serde(default)]
     pub housekeeping: HousekeepingConfig,
+    /// Built-in executors this node runs (`[[executors]]`).
+    #[serde(default)]
+    pub executors: Vec<ExecutorConfig>,
+    /// The node's own executor of type `node` (fleet queries).
+    #[serde(default)]
+    pub fleet: FleetConfig,
+}
+
+/// What a built-in executor runs its processes with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecutorKind {
+    /// Programs and scripts declared in `functions`.
+    Shell,
+    /// Containers through the Docker Engine API.
+    Docker,
+}
+
+/// A built-in executor (`[[executors]]`): it registers in `colony`, long-polls its own node
+/// and runs up to `concurrency` processes at once.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecutorConfig {
+    /// Executor name; `{node}` is replaced by the node's name, so one config serves every
+    /// node. Default `{node}-<type>`.
+    #[serde(default)]
+    pub name: String,
+    /// `shell` or `docker`.
+    #[serde(rename = "type")]
+    pub kind: ExecutorKind,
+    /// The ColonyOS executor type processes target. Default: `shell` or `docker`.
+    #[serde(default)]
+    pub executor_type: String,
+    /// The colony the executor works for. With the colony owner's key (`colony_prvkey`, or
+    /// `colony_prvkey_file`, relative to the config file) the executor registers and approves
+    /// itself; without, it waits for the colony owner to add and approve its id.
+    #[serde(default)]
+    pub colony: String,
+    #[serde(default)]
+    pub colony_prvkey: Option<String>,
+    #[serde(default)]
+    pub colony_prvkey_file: Option<PathBuf>,
+    /// Processes run at once.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// Longest run of a process whose spec sets no `maxexectime`.
+    #[serde(default = "default_exec_seconds")]
+    pub max_exec_seconds: u64,
+    /// Shell: the user functions run as when the node runs as root (default `nobody`).
+    #[serde(default)]
+    pub run_as: Option<String>,
+    /// Shell: the functions offered, by `funcname`.
+    #[serde(default)]
+    pub functions: std::collections::BTreeMap<String, ShellFunction>,
+    /// Docker: the Engine's socket (default: `DOCKER_HOST` or /var/run/docker.sock).
+    #[serde(default)]
+    pub docker_socket: Option<PathBuf>,
+}
+
+/// What output a shell function's stdout becomes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputFormat {
+    /// Each stdout line is one output value (a string).
+    #[default]
+    Lines,
+    /// stdout is one JSON document (an array becomes the output list).
+    Json,
+}
+
+/// A function of a shell executor: a program with an argument template (run without a
+/// shell), or a script run by `/bin/sh -c` with the spec's args as `$1`...
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShellFunction {
+    pub program: Option<String>,
+    pub script: Option<String>,
+    /// Argument template: `{args}` expands to every spec arg, `{N}` to arg N, `{N..}` to the
+    /// args from N on, `{kwargs.NAME}` to a kwarg; other text is literal.
+    #[serde(default)]
+    pub args: Vec<String>,
+    #[serde(default)]
+    pub output: OutputFormat,
+    #[serde(default)]
+    pub description: String,
+}
+
+/// The node's own executor (type `node`, named after the node) with the built-in functions
+/// `inventory` and, only when `exec = true`, `exec`. Runs when `colony` is set.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FleetConfig {
+    /// The colony the executor works for. With the colony owner's key (`colony_prvkey`, or
+    /// `colony_prvkey_file`, relative to the config file) the executor registers and approves
+    /// itself; without, it waits for the colony owner to add and approve its id.
+    pub colony: String,
+    pub colony_prvkey: Option<String>,
+    pub colony_prvkey_file: Option<PathBuf>,
+    /// Offer `exec` (run any program as `run_as`): off by default.
+    pub exec: bool,
+    pub concurrency: usize,
+    pub max_exec_seconds: u64,
+    pub run_as: Option<String>,
+}
+
+impl Default for FleetConfig {
+    /// No colony (off), no `exec`, 4 at once, runs bounded to 10 minutes.
+    fn default() -> FleetConfig {
+        FleetConfig {
+            colony: String::new(),
+            colony_prvkey: None,
+            colony_prvkey_file: None,
+            exec: false,
+            concurrency: 4,
+            max_exec_seconds: 600,
+            run_as: None,
+        }
+    }
+}
+
+impl ExecutorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExecutorKind::Shell => "shell",
+            ExecutorKind::Docker => "docker",
+        }
+    }
+}
+
+impl ExecutorConfig {
+    /// The executor's name on node `node` (the `{node}` placeholder filled in).
+    pub fn name_on(&self, node: &str) -> String {
+        let template = match self.name.as_str() {
+            "" => format!("{{node}}-{}", self.kind.as_str()),
+            name => name.to_string(),
+        };
+        template.replace("{node}", node)
+    }
+
+    /// The ColonyOS executor type it registers with.
+    pub fn executor_type(&self) -> &str {
+        match self.executor_type.as_str() {
+            "" => self.kind.as_str(),
+            given => given,
+        }
+    }
+}
+
+fn default_concurrency() -> usize {
+    4
+}
+
+fn default_exec_seconds() -> u64 {
+    3600
 }
 
 /// Mesh-wide cleanup, proposed by the leader every `interval_seconds`
@@ -94,6 +248,9 @@ pub struct MeshConfig {
     pub status_ms: u64,
     /// A node not heard by gossip for this long is shown as down.
     pub status_down_ms: u64,
+    /// A node not heard by gossip for this long loses its running processes: the leader
+    /// re-queues what its built-in executors were running, so other nodes can finish it.
+    pub release_executors_ms: u64,
 }
 
 impl Default for MeshConfig {
@@ -121,6 +278,7 @@ impl Default for MeshConfig {
             mdns: false,
             status_ms: 2_000,
             status_down_ms: 10_000,
+            release_executors_ms: 30_000,
         }
     }
 }
@@ -228,6 +386,8 @@ impl NodeConfig {
             raft: RaftConfig::default(),
             mesh: MeshConfig::default(),
             housekeeping: HousekeepingConfig::default(),
+            executors: Vec::new(),
+            fleet: FleetConfig::default(),
         }
     }
 
@@ -237,10 +397,26 @@ impl NodeConfig {
             path: path.to_path_buf(),
             source,
         })?;
-        toml::from_str(&text).map_err(|source| ConfigError::Parse {
-            path: path.to_path_buf(),
-            source,
-        })
+        let mut config: NodeConfig =
+            toml::from_str(&text).map_err(|source| ConfigError::Parse {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        // Relative key files are relative to the config file.
+        let base = path.parent().unwrap_or(Path::new("."));
+        let files = config
+            .executors
+            .iter_mut()
+            .map(|e| &mut e.colony_prvkey_file)
+            .chain([&mut config.fleet.colony_prvkey_file]);
+        for file in files {
+            if let Some(file) = file.as_mut() {
+                if file.is_relative() {
+                    *file = base.join(&*file);
+                }
+            }
+        }
+        Ok(config)
     }
 
     /// Checks every field once; modules can then trust their sub-struct.
@@ -288,6 +464,12 @@ impl NodeConfig {
                 "must exceed mesh.voter_dead_ms",
             ));
         }
+        if mesh.release_executors_ms <= mesh.status_down_ms {
+            return Err(invalid(
+                "mesh.release_executors_ms",
+                "must exceed mesh.status_down_ms",
+            ));
+        }
         if mesh.listen.is_empty() {
             return Err(invalid("mesh.listen", "needs at least one address"));
         }
@@ -304,10 +486,61 @@ impl NodeConfig {
                 "must be 0 (off) or at least 120",
             ));
         }
+        self.validate_executors()?;
         if self.api.long_polls_max == 0 {
             return Err(invalid("api.long_polls_max", "must be positive"));
         }
         Ok(self)
+    }
+}
+
+impl NodeConfig {
+    fn validate_executors(&self) -> Result<(), ConfigError> {
+        let invalid = |field, reason: String| ConfigError::Invalid { field, reason };
+        let mut names = std::collections::BTreeSet::new();
+        for (i, e) in self.executors.iter().enumerate() {
+            let at = |what: &str| format!("executor {i} ({:?}): {what}", e.name);
+            if e.colony.is_empty() {
+                return Err(invalid("executors.colony", at("needs a colony")));
+            }
+            if e.concurrency == 0 || e.concurrency > 256 {
+                return Err(invalid("executors.concurrency", at("must be 1 to 256")));
+            }
+            if e.max_exec_seconds == 0 {
+                return Err(invalid(
+                    "executors.max_exec_seconds",
+                    at("must be positive"),
+                ));
+            }
+            if !names.insert(e.name_on("node")) {
+                return Err(invalid("executors.name", at("is used twice")));
+            }
+            match e.kind {
+                ExecutorKind::Shell if e.functions.is_empty() => {
+                    return Err(invalid(
+                        "executors.functions",
+                        at("a shell executor needs functions"),
+                    ));
+                }
+                ExecutorKind::Docker if !e.functions.is_empty() => {
+                    return Err(invalid(
+                        "executors.functions",
+                        at("only shell executors have functions"),
+                    ));
+                }
+                _ => {}
+            }
+            for (name, f) in &e.functions {
+                if f.program.is_some() == f.script.is_some() {
+                    let reason = format!("function {name}: give exactly one of program and script");
+                    return Err(invalid("executors.functions", at(&reason)));
+                }
+            }
+        }
+        if self.fleet.concurrency == 0 || self.fleet.concurrency > 256 {
+            return Err(invalid("fleet.concurrency", "must be 1 to 256".into()));
+        }
+        Ok(())
     }
 }
 

@@ -9,6 +9,8 @@
 //! - `api`: the ColonyOS HTTP API (the only `axum` importer).
 //! - `node`: `Node::start` wires everything and owns the background tasks.
 //! - `config`, `clock`: typed config, injected time and randomness.
+//! - `exec`: built-in executors (shell, Docker, the node's own fleet functions).
+//! - `host`: facts about the machine (the only module reading /proc and calling libc).
 //! - `client`: a ColonyOS API client over HTTP (used by the CLI and tests).
 //! - `cli`: the `colonymesh` command line.
 
@@ -17,6 +19,8 @@ pub mod cli;
 pub mod client;
 pub mod clock;
 pub mod config;
+pub mod exec;
+pub mod host;
 pub mod mesh;
 pub mod net;
 pub mod node;

@@ -217,6 +217,9 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> anyhow::Result<
             tracing::error!("failed to serve API: {error}");
         }
     });
+    let executors = crate::exec::start(&config, &info.name, api_addr, &mut tasks, signal.clone())
+        .await
+        .context("start built-in executors")?;
     let tick = Duration::from_millis(config.raft.tick_ms);
     tasks.spawn(tick_loop(
         raft.clone(),
@@ -237,10 +240,22 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> anyhow::Result<
         net_client.clone(),
         info.clone(),
         fleet.clone(),
+        mesh::status::Sources {
+            data_dir: config.data_dir.clone(),
+            executors,
+        },
         status_period,
         signal.clone(),
     );
     tasks.spawn(gossip);
+    tasks.spawn(mesh::status::release_lost(
+        raft.clone(),
+        fleet.clone(),
+        clock.clone(),
+        Duration::from_millis(config.mesh.release_executors_ms),
+        status_period,
+        signal.clone(),
+    ));
     let autopilot = mesh::autopilot::run(
         raft.clone(),
         net_client.clone(),

@@ -236,6 +236,11 @@ pub enum Op {
         retention_seconds: i64,
         stale_executor_seconds: i64,
     },
+    /// The leader saw these executors' node silent for too long: their running processes
+    /// go back to the queue (keeping their retry count); the executors stay registered.
+    ReleaseExecutors {
+        executor_ids: Vec<String>,
+    },
     /// The leader's periodic clock tick: expires deadlines and starts due crons and
     /// generators as of `now_nanos`.
     Tick,

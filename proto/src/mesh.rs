@@ -93,6 +93,9 @@ pub struct ClusterNode {
     pub version: String,
     /// Applied log index the node reports by gossip.
     pub appliedindex: Option<u64>,
+    /// The node's last gossiped status (machine, executors); none if never heard.
+    #[serde(default)]
+    pub status: Option<NodeStatus>,
 }
 
 /// Reply of `getclustermsg`, as seen by the node that served it.
@@ -172,4 +175,35 @@ pub struct NodeStatus {
     pub role: String,
     pub applied_index: Option<u64>,
     pub uptime_seconds: u64,
+    /// The machine (fields added after the first release default when absent).
+    #[serde(default)]
+    pub cpus: u32,
+    /// Load averages over 1, 5 and 15 minutes, times 1000.
+    #[serde(default)]
+    pub load_milli: [u64; 3],
+    #[serde(default)]
+    pub memory_total_bytes: u64,
+    #[serde(default)]
+    pub memory_available_bytes: u64,
+    /// The file system holding the node's data.
+    #[serde(default)]
+    pub disk_total_bytes: u64,
+    #[serde(default)]
+    pub disk_available_bytes: u64,
+    /// The node's built-in executors.
+    #[serde(default)]
+    pub executors: Vec<ExecutorStatus>,
+}
+
+/// A built-in executor as its node reports it by gossip.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecutorStatus {
+    pub name: String,
+    pub executortype: String,
+    pub colonyname: String,
+    pub executorid: String,
+    /// `starting`, `ready`, `waiting for approval`, or `error: ...`.
+    pub state: String,
+    /// Processes it is running now.
+    pub running: u32,
 }

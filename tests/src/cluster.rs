@@ -32,6 +32,15 @@ impl Cluster {
 
     /// Like `start`, with `adjust` applied to every node's config.
     pub async fn start_with(size: usize, adjust: impl Fn(&mut NodeConfig)) -> Cluster {
+        Cluster::start_with_colony(size, |config, _| adjust(config)).await
+    }
+
+    /// Like `start_with`; `adjust` also gets the colony owner's key (for built-in executors
+    /// that register themselves).
+    pub async fn start_with_colony(
+        size: usize,
+        adjust: impl Fn(&mut NodeConfig, &PrivateKey),
+    ) -> Cluster {
         let server = test_key();
         let mut cluster = Cluster {
             configs: Vec::new(),
@@ -49,7 +58,7 @@ impl Cluster {
                 config.mesh.join = cluster.node(0).join_addrs();
                 config.mesh.token = Some(cluster.token(3600));
             }
-            adjust(&mut config);
+            adjust(&mut config, &cluster.colony);
             let config = config.validate().expect("valid config");
             let handle = node::node::start(config.clone(), Arc::new(SystemClock))
                 .await

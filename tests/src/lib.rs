@@ -56,9 +56,20 @@ impl TestNode {
     }
 
     pub async fn start_with(options: Options) -> TestNode {
+        TestNode::start_configured(options, |_, _| {}).await
+    }
+
+    /// Like `start_with`, with `adjust` applied to the config; it also gets the colony
+    /// owner's key (for built-in executors that register themselves).
+    pub async fn start_configured(
+        options: Options,
+        adjust: impl FnOnce(&mut NodeConfig, &PrivateKey),
+    ) -> TestNode {
         let dir = tempfile::tempdir().expect("create temp dir");
         let server = test_key();
+        let colony = test_key();
         let mut config = test_config(dir.path(), &server);
+        adjust(&mut config, &colony);
         if let Some(limit) = options.body_bytes_max {
             config.api.body_bytes_max = limit;
         }
@@ -77,7 +88,7 @@ impl TestNode {
             dir,
             client,
             server,
-            colony: test_key(),
+            colony,
             executor: test_key(),
             clock: manual,
         };

@@ -43,6 +43,7 @@ pub(super) async fn server(
                 node.version = heard
                     .map(|(status, _)| status.version.clone())
                     .unwrap_or_default();
+                node.status = heard.map(|(status, _)| status.clone());
             }
             json(&cluster)
         }

@@ -143,6 +143,9 @@ pub(crate) async fn run(args: DevArgs, vars: &HashMap<String, String>) -> anyhow
     config.server_id = Some(identity.server_id.clone());
     // Dev is the LAN mode: find other nodes nearby by mDNS.
     config.mesh.mdns = true;
+    // The node's own executor (fleet queries: `colonymesh fleet run inventory`).
+    config.fleet.colony = identity.colony_name.clone();
+    config.fleet.colony_prvkey = Some(identity.colony_prvkey.clone());
     let node = crate::node::start(config.validate()?, Arc::new(SystemClock))
         .await
         .context("start node")?;

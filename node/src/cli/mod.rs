@@ -8,6 +8,7 @@ mod cron;
 mod dev;
 mod env;
 mod executor;
+mod fleet;
 mod fs;
 mod function;
 mod generator;
@@ -65,6 +66,11 @@ enum Command {
     /// The mesh: members, roles, leader, replication.
     #[command(subcommand)]
     Mesh(mesh::MeshCommand),
+    /// The nodes of the mesh as they report themselves: health, machine, executors.
+    Nodes,
+    /// Fleet queries: run a node function on every (selected) node.
+    #[command(subcommand)]
+    Fleet(fleet::FleetCommand),
     /// Private keys and ids.
     #[command(subcommand)]
     Key(key::KeyCommand),
@@ -119,6 +125,8 @@ pub async fn run(cli: Cli, vars: HashMap<String, String>) -> anyhow::Result<()> 
         Command::Token(command) => init::token(command),
         Command::PeerId { data_dir } => serve::peer_id(&data_dir),
         Command::Mesh(command) => mesh::run(command, env, &out).await,
+        Command::Nodes => fleet::nodes(env, &out).await,
+        Command::Fleet(command) => fleet::run(command, env, &out).await,
         Command::Key(command) => key::run(command, &vars, &out),
         Command::Colony(command) => colony::run_colony(command, env, &out).await,
         Command::User(command) => colony::run_user(command, env, &out).await,

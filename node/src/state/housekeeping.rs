@@ -46,6 +46,32 @@ pub(super) fn housekeep<R: StateRead + ?Sized>(
     Ok(Ok(Reply::Expired(removed as u64)))
 }
 
+/// Executors one `ReleaseExecutors` command names at most.
+pub(super) const RELEASE_EXECUTORS_MAX: usize = 256;
+
+/// Re-queues the running processes of executors whose node went silent.
+pub(super) fn release_executors<R: StateRead + ?Sized>(
+    ctx: &mut Ctx<'_, R>,
+    executor_ids: &[String],
+) -> Outcome<Reply> {
+    if !ctx.caller().is_empty() {
+        return Ok(Err(proto::ApiError::forbidden(
+            "only the mesh itself releases executors",
+        )));
+    }
+    if executor_ids.len() > RELEASE_EXECUTORS_MAX {
+        return Ok(Err(proto::ApiError::bad_request(format!(
+            "{} executors, more than {RELEASE_EXECUTORS_MAX} at once",
+            executor_ids.len()
+        ))));
+    }
+    let mut released = 0;
+    for id in executor_ids {
+        released += processes::release_assigned(ctx, id)?;
+    }
+    Ok(Ok(Reply::Expired(released as u64)))
+}
+
 fn expire_processes<R: StateRead + ?Sized>(
     ctx: &mut Ctx<'_, R>,
     colony: &str,

@@ -286,6 +286,7 @@ fn dispatch<R: StateRead + ?Sized>(ctx: &mut Ctx<'_, R>, op: &Op) -> Outcome<Rep
             retention_seconds,
             stale_executor_seconds,
         } => housekeeping::housekeep(ctx, *retention_seconds, *stale_executor_seconds),
+        Op::ReleaseExecutors { executor_ids } => housekeeping::release_executors(ctx, executor_ids),
         Op::Tick => tick::tick(ctx),
         Op::RevokeNode { peer_id } => revoke(ctx, peer_id),
     }

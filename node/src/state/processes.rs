@@ -510,14 +510,15 @@ pub(super) fn remove_matching<R: StateRead + ?Sized>(
 pub(super) fn release_assigned<R: StateRead + ?Sized>(
     ctx: &mut Ctx<'_, R>,
     executorid: &str,
-) -> Result<(), StoreError> {
+) -> Result<usize, StoreError> {
     let prefix = keys::prefix(&[executorid.as_bytes()]);
-    for (key, _) in scan_all(ctx, Table::Assigned, &prefix)? {
-        let p = indexed_process(&ctx.tx, Table::Assigned, &key)?;
+    let assigned = scan_all(ctx, Table::Assigned, &prefix)?;
+    for (key, _) in &assigned {
+        let p = indexed_process(&ctx.tx, Table::Assigned, key)?;
         let requeued = unassign(&p, ctx.now(), 0);
         save(ctx, Some(&p), Some(&requeued))?;
     }
-    Ok(())
+    Ok(assigned.len())
 }
 
 /// `p` back in WAITING at `now`, with `extra_retries` added (queue position kept).

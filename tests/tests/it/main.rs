@@ -6,5 +6,6 @@ mod bad_input;
 mod cli;
 mod cluster;
 mod colonyos_crate;
+mod exec;
 mod restart;
 mod tidy;
