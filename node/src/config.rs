@@ -14,7 +14,8 @@ pub const CONFIG_VERSION: u32 = 1;
 pub struct NodeConfig {
     /// Must be `CONFIG_VERSION`.
     pub version: u32,
-    /// Where RocksDB lives.
+    /// Where RocksDB lives (required; `colonymesh node --data-dir` may give it).
+    #[serde(default)]
     pub data_dir: PathBuf,
     /// Id of the ColonyOS server owner, recorded at bootstrap (`COLONIES_SERVER_ID`).
     #[serde(default)]
@@ -430,6 +431,9 @@ impl NodeConfig {
                 found: self.version,
             });
         }
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(invalid("data_dir", "is required"));
+        }
         if let Some(id) = &self.server_id {
             if !proto::crypto::is_id(id) {
                 return Err(invalid("server_id", "must be 64 hex characters"));
@@ -569,5 +573,35 @@ mod tests {
             config.validate(),
             Err(ConfigError::Version { found: 2 })
         ));
+    }
+
+    #[test]
+    fn example_testnet_configs_are_valid() {
+        let base = include_str!("../../testnet/config/node.toml");
+        let docker = include_str!("../../testnet/config/docker.toml");
+        for text in [base.to_string(), format!("{base}{docker}")] {
+            let mut config: NodeConfig = toml::from_str(&text).expect("example parses");
+            config.data_dir = PathBuf::from("/tmp/x");
+            let config = config.validate().expect("example is valid");
+            assert_eq!(config.fleet.colony, "dev");
+            assert_eq!(config.executors[0].name_on("n1"), "n1-shell");
+            assert!(config.executors[0].functions.contains_key("true"));
+        }
+    }
+
+    #[test]
+    fn executor_config_mistakes_are_named() {
+        let text = "version = 1\ndata_dir = \"/x\"\n[[executors]]\ntype = \"shell\"\n\
+                    colony = \"dev\"\n[executors.functions.f]\nprogram = \"/bin/true\"\n\
+                    script = \"true\"\n";
+        let config: NodeConfig = toml::from_str(text).expect("parses");
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("exactly one of program and script"), "{err}");
+        let text = "version = 1\n[[executors]]\ntype = \"podman\"\ncolony = \"dev\"\n";
+        let err = toml::from_str::<NodeConfig>(text).unwrap_err().to_string();
+        assert!(err.contains("podman"), "{err}");
+        let config: NodeConfig = toml::from_str("version = 1\n").expect("parses");
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("data_dir"), "{err}");
     }
 }

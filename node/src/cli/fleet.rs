@@ -27,7 +27,9 @@ pub(crate) enum FleetCommand {
     Run {
         /// The function: `inventory`, `exec`, or another function of the node executors.
         function: String,
-        /// Arguments (for `exec`: the program and its arguments).
+        /// Arguments (for `exec`: the program and its arguments; options after the
+        /// program are passed on, e.g. `fleet run exec uname -a`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
         /// Only these nodes (comma-separated names).
         #[arg(long, value_delimiter = ',')]
@@ -218,7 +220,9 @@ pub(crate) async fn run(
     if let Ok(polled) = tokio::time::timeout(limit, poll).await {
         polled?;
     }
-    eprintln!();
+    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        eprintln!();
+    }
     for (node, processid) in pending {
         results.push(NodeResult {
             node,
@@ -235,6 +239,7 @@ pub(crate) async fn run(
         .map(|r| {
             let state = match r.state.as_str() {
                 "successful" => "ok".to_string(),
+                "failed" => "FAILED".to_string(),
                 other => format!("FAILED ({other})"),
             };
             vec![r.node.clone(), state, summary(&function, r)]
@@ -245,8 +250,13 @@ pub(crate) async fn run(
     Ok(())
 }
 
+/// Shows `done/total` on a terminal's stderr (nothing when stderr is not a terminal).
 fn progress(function: &str, done: usize, total: usize) {
+    use std::io::IsTerminal as _;
     let mut stderr = std::io::stderr().lock();
+    if !stderr.is_terminal() {
+        return;
+    }
     let _ = write!(stderr, "\rfleet run {function}: {done}/{total} nodes done");
     let _ = stderr.flush();
 }

@@ -71,9 +71,7 @@ pub(crate) async fn run(command: MeshCommand, env: &ClientEnv, out: &Output) -> 
         .collect();
     out.show(
         &cluster,
-        &[
-            "NAME", "ROLE", "SITE", "HEALTH", "API", "APPLIED", "MATCHED", "LAG",
-        ],
+        &["NAME", "ROLE", "SITE", "HEALTH", "API", "MATCHED", "LAG"],
         rows,
     );
     Ok(())
