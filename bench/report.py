@@ -88,6 +88,10 @@ def rows(records, clients):
         add((f"10-process workflow, submit to done, {label}", "ms", False,
              lat(find(records, CM1, "workflow-10"), key),
              lat(find(records, CM3, "workflow-10"), key), "", None, ""))
+    shell = find(records, CM3, "shell-true")
+    if shell:
+        add((f"/bin/true processes through shell executors ({extra(shell, 'processes'):,})",
+             "/s", True, None, rate(shell), "", None, ""))
     empty1 = extra(find(records, CM1, "lifecycle", 1), "assign_p50_ms")
     empty3 = extra(find(records, CM3, "lifecycle", 1), "assign_p50_ms")
     add(("assign p50, empty queue", "ms", False, empty1, empty3, "", None, ""))
@@ -195,6 +199,8 @@ def main():
         "- durable writes: submits nobody assigns (etcd: puts), acknowledged after fsync on a majority.\n"
         "- 10-process workflow: a root, 8 parallel children and a join (3 levels), no-op executors\n"
         "  (8 assign/close loops); from submit to the join closed (seen by a subscription).\n"
+        "- /bin/true processes: real processes through the built-in shell executors of the\n"
+        "  testnet's example config (4 per node), submitted by the clients, until all are closed.\n"
         "- backlog: one-try assign + close of 200 processes out of a queue of that many waiting ones,\n"
         "  and the largest node RSS then.\n"
         "- failover: `kill -9` of the leader while a client on a follower loops lifecycles.\n\n"

@@ -8,11 +8,13 @@
 //! - `dispatch`, `lifecycle`, `workflow`, `writes`, `backlog`: one scenario.
 //! - `failover`: lifecycle loop retrying failures; kill -> next assignment (with
 //!   `--kill-file`, written by the script with the Unix ns of its `kill -9`).
+//! - `shell`: real `/bin/true` processes through the nodes' built-in shell executors.
 //! - `etcd`: durable puts against etcd members.
 
 mod colony;
 mod etcd;
 mod failover;
+mod shell;
 mod stats;
 mod workflow;
 
@@ -53,6 +55,11 @@ enum Scenario {
         count: usize,
     },
     Writes,
+    /// `count` real processes (`/bin/true`) through the built-in shell executors.
+    Shell {
+        #[arg(long, default_value_t = 2000)]
+        count: usize,
+    },
     Backlog {
         #[arg(long, default_value = "1000,100000")]
         sizes: String,
@@ -108,6 +115,7 @@ async fn main() -> anyhow::Result<()> {
             .writes(clients, seconds, None, "writes")
             .await
             .map(|_| ()),
+        Scenario::Shell { count } => shell::run(&target, count, clients).await,
         Scenario::Backlog { sizes: text } => target.backlog(&sizes(&text)?, clients, 0).await,
         Scenario::Failover { kill_file } => {
             failover::run(&target, seconds, kill_file.as_deref()).await
