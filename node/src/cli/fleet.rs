@@ -93,7 +93,7 @@ fn node_row(node: &ClusterNode) -> Vec<String> {
         .executors
         .iter()
         .map(|e| match e.state.as_str() {
-            "ready" | "registered" => format!("{}({})", e.name, e.running),
+            "ready" => format!("{}({})", e.name, e.running),
             state => format!("{}({}: {state})", e.name, e.running),
         })
         .collect::<Vec<_>>()

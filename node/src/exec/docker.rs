@@ -25,6 +25,8 @@
 //! The job's work directory is not mounted: a container sees only its image.
 
 use super::job::{Job, LogSink, Outcome};
+use super::output::{check_env_name, text, Stderr, Stdout, Stream as _};
+use super::output::{STDOUT_BYTES_MAX, STDOUT_EXCEEDED};
 use bollard::container::{AttachContainerResults, LogOutput};
 use bollard::errors::Error as EngineError;
 use bollard::models::{ContainerCreateBody, HostConfig};
@@ -35,7 +37,7 @@ use bollard::Docker as Engine;
 use futures::StreamExt as _;
 use proto::units::{parse_cpu_millis, parse_mem_mib};
 use serde_json::{Map, Value};
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::future::Future;
 use std::path::Path;
 use std::time::Duration;
@@ -48,11 +50,6 @@ const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
 const ENGINE_REQUEST_SECS: u64 = 120;
 /// The bound on every Docker call outside the wait for the container's exit.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
-/// Most stdout a process may write; its lines are the process output.
-const STDOUT_BYTES_MAX: usize = 1 << 20;
-/// How much of stderr a failure carries: its last lines, at most this many bytes.
-const STDERR_TAIL_LINES: usize = 20;
-const STDERR_TAIL_BYTES: usize = 4 * 1024;
 /// A stderr "line" longer than this (no newline yet) is logged in pieces.
 const PENDING_LINE_BYTES_MAX: usize = 64 * 1024;
 /// The label carrying the process id on every container this executor makes.
@@ -229,19 +226,20 @@ impl Docker {
             output: mut logs,
             input,
         } = attached;
-        let mut output = Output::default();
+        // A stdout line is cut only where stdout goes over its bound anyway.
+        let mut stdout = Stdout::new(STDOUT_BYTES_MAX + 1);
+        let mut stderr = Stderr::new(PENDING_LINE_BYTES_MAX);
         let mut broken = None;
         while let Some(item) = logs.next().await {
             match item {
-                Ok(LogOutput::StdOut { message }) => match output.stdout(&message) {
-                    Ok(lines) => log(&job.log, lines).await,
-                    Err(overflow) => {
-                        log(&job.log, overflow.lines).await;
+                Ok(LogOutput::StdOut { message }) => {
+                    log(&job.log, stdout.push(&message)).await;
+                    if stdout.exceeded() {
                         self.kill(id).await;
-                        return Outcome::failure("stdout exceeded 1 MiB");
+                        return Outcome::failure(STDOUT_EXCEEDED);
                     }
-                },
-                Ok(LogOutput::StdErr { message }) => log(&job.log, output.stderr(&message)).await,
+                }
+                Ok(LogOutput::StdErr { message }) => log(&job.log, stderr.push(&message)).await,
                 // Console output comes only with a tty, stdin never.
                 Ok(LogOutput::Console { .. } | LogOutput::StdIn { .. }) => {}
                 Err(error) => {
@@ -251,7 +249,8 @@ impl Docker {
             }
         }
         drop((logs, input));
-        log(&job.log, output.finish()).await;
+        let last = [stdout.finish(), stderr.finish()];
+        log(&job.log, last.into_iter().flatten()).await;
         let code = match self.wait(id).await {
             Ok(code) => code,
             Err(reason) => return Outcome::failure(reason),
@@ -260,15 +259,16 @@ impl Docker {
             return Outcome::failure(format!("reading the container's output failed: {reason}"));
         }
         if code == 0 {
-            return Outcome::Success(output.lines);
+            return match stdout.into_lines() {
+                Ok(lines) => Outcome::Success(lines.into_iter().map(Value::String).collect()),
+                Err(reason) => Outcome::failure(reason),
+            };
         }
         let mut status = format!("exit status {code}");
         if self.oom_killed(id).await {
             status.push_str(" (killed: out of memory)");
         }
-        let mut errors = vec![status];
-        errors.extend(output.tail);
-        Outcome::Failure(errors)
+        stderr.failure(status)
     }
 
     /// The container's exit status, once it has stopped.
@@ -351,7 +351,7 @@ async fn remove(engine: &Engine, target: &str) {
     }
 }
 
-async fn log(sink: &LogSink, lines: Vec<String>) {
+async fn log(sink: &LogSink, lines: impl IntoIterator<Item = String>) {
     for line in lines {
         sink.line(&line).await;
     }
@@ -496,20 +496,10 @@ fn command(kwargs: Option<&Map<String, Value>>, args: &[Value]) -> Result<Comman
     }
 }
 
-/// An argument or env value as text: a JSON string as it is, any other value as JSON.
-fn text(value: &Value) -> String {
-    match value {
-        Value::String(text) => text.clone(),
-        other => other.to_string(),
-    }
-}
-
 fn environment(env: &Map<String, Value>, processid: &str) -> Result<Vec<String>, String> {
     let mut entries = Vec::with_capacity(env.len() + 1);
     for (key, value) in env {
-        if key.is_empty() || key.contains(['=', '\0']) {
-            return Err(format!("invalid environment variable name {key:?}"));
-        }
+        check_env_name(key)?;
         if key != PROCESS_ID_ENV {
             entries.push(format!("{key}={}", text(value)));
         }
@@ -582,129 +572,6 @@ fn container_body(plan: &Plan, processid: &str) -> ContainerCreateBody {
             ..HostConfig::default()
         }),
         ..ContainerCreateBody::default()
-    }
-}
-
-/// A byte stream cut into lines (without `\n` or `\r\n`).
-struct Lines {
-    pending: Vec<u8>,
-    /// A line growing past this is cut here.
-    max: usize,
-}
-
-impl Lines {
-    fn new(max: usize) -> Lines {
-        Lines {
-            pending: Vec::new(),
-            max,
-        }
-    }
-
-    /// The lines `data` completes.
-    fn push(&mut self, data: &[u8]) -> Vec<String> {
-        let mut lines = Vec::new();
-        for chunk in data.split_inclusive(|byte| *byte == b'\n') {
-            self.pending.extend_from_slice(chunk);
-            if chunk.ends_with(b"\n") || self.pending.len() >= self.max {
-                lines.push(self.take());
-            }
-        }
-        lines
-    }
-
-    /// The last, unterminated line, if any.
-    fn finish(&mut self) -> Option<String> {
-        (!self.pending.is_empty()).then(|| self.take())
-    }
-
-    fn take(&mut self) -> String {
-        let bytes = std::mem::take(&mut self.pending);
-        let line = String::from_utf8_lossy(&bytes);
-        let line = line.strip_suffix('\n').unwrap_or(&line);
-        line.strip_suffix('\r').unwrap_or(line).to_string()
-    }
-}
-
-/// A container's output: stdout lines as the process output, stderr's tail for a failure.
-struct Output {
-    stdout: Lines,
-    stderr: Lines,
-    stdout_bytes: usize,
-    lines: Vec<Value>,
-    tail: VecDeque<String>,
-    tail_bytes: usize,
-}
-
-/// Stdout went over `STDOUT_BYTES_MAX`; the lines completed until then, for the log.
-struct Overflow {
-    lines: Vec<String>,
-}
-
-impl Default for Output {
-    fn default() -> Output {
-        Output {
-            stdout: Lines::new(STDOUT_BYTES_MAX + 1),
-            stderr: Lines::new(PENDING_LINE_BYTES_MAX),
-            stdout_bytes: 0,
-            lines: Vec::new(),
-            tail: VecDeque::new(),
-            tail_bytes: 0,
-        }
-    }
-}
-
-impl Output {
-    /// Takes stdout data; returns the completed lines to log.
-    fn stdout(&mut self, data: &[u8]) -> Result<Vec<String>, Overflow> {
-        self.stdout_bytes += data.len();
-        let lines = self.stdout.push(data);
-        if self.stdout_bytes > STDOUT_BYTES_MAX {
-            return Err(Overflow { lines });
-        }
-        self.lines.extend(lines.iter().cloned().map(Value::String));
-        Ok(lines)
-    }
-
-    /// Takes stderr data; returns the completed lines to log.
-    fn stderr(&mut self, data: &[u8]) -> Vec<String> {
-        let lines = self.stderr.push(data);
-        for line in &lines {
-            self.keep_in_tail(line);
-        }
-        lines
-    }
-
-    /// The unterminated last lines of both streams, to log.
-    fn finish(&mut self) -> Vec<String> {
-        let mut lines = Vec::new();
-        if let Some(line) = self.stdout.finish() {
-            self.lines.push(Value::String(line.clone()));
-            lines.push(line);
-        }
-        if let Some(line) = self.stderr.finish() {
-            self.keep_in_tail(&line);
-            lines.push(line);
-        }
-        lines
-    }
-
-    fn keep_in_tail(&mut self, line: &str) {
-        let mut line = line.to_string();
-        if line.len() > STDERR_TAIL_BYTES {
-            let mut cut = STDERR_TAIL_BYTES;
-            while !line.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            line.truncate(cut);
-        }
-        self.tail_bytes += line.len();
-        self.tail.push_back(line);
-        while self.tail.len() > STDERR_TAIL_LINES || self.tail_bytes > STDERR_TAIL_BYTES {
-            match self.tail.pop_front() {
-                Some(old) => self.tail_bytes -= old.len(),
-                None => break,
-            }
-        }
     }
 }
 
@@ -890,65 +757,6 @@ mod tests {
             (host.nano_cpus, host.memory, host.auto_remove),
             (Some(5), None, Some(false))
         );
-    }
-
-    #[test]
-    fn lines_are_cut_at_newlines_across_chunks() {
-        let mut lines = Lines::new(8);
-        assert_eq!(lines.push(b"ab"), Vec::<String>::new());
-        assert_eq!(lines.push(b"c\r\nd\n\ne"), vec!["abc", "d", ""]);
-        assert_eq!(lines.push(b"0123456789"), vec!["e0123456789"]);
-        assert_eq!(lines.finish(), None);
-        assert_eq!(lines.push(b"tail"), Vec::<String>::new());
-        assert_eq!(lines.finish(), Some("tail".to_string()));
-    }
-
-    #[test]
-    fn output_keeps_stdout_lines_and_a_bounded_stderr_tail() {
-        let mut output = Output::default();
-        assert!(output.stdout(b"one\ntw").is_ok());
-        assert!(output.stdout(b"o\n").is_ok());
-        for n in 0..30 {
-            output.stderr(format!("err {n}\n").as_bytes());
-        }
-        output.stderr(b"last");
-        output
-            .stdout(b"three")
-            .map_err(|_| "overflow")
-            .expect("small stdout");
-        assert_eq!(output.finish(), vec!["three", "last"]);
-        assert_eq!(
-            output.lines,
-            vec![json!("one"), json!("two"), json!("three")]
-        );
-        assert_eq!(output.tail.len(), STDERR_TAIL_LINES);
-        assert_eq!(output.tail.back().map(String::as_str), Some("last"));
-        assert_eq!(output.tail.front().map(String::as_str), Some("err 11"));
-
-        let mut output = Output::default();
-        output.stderr(&vec![b'x'; 3000]);
-        output.stderr(b"\n");
-        output.stderr(&vec![b'y'; 3000]);
-        output.stderr(b"\n");
-        assert_eq!(output.tail.len(), 1);
-        output.stderr(&vec![b'z'; 10_000]);
-        output.stderr(b"\n");
-        assert_eq!(output.tail.len(), 1);
-        assert_eq!(output.tail_bytes, STDERR_TAIL_BYTES);
-    }
-
-    #[test]
-    fn stdout_over_one_mib_overflows() {
-        let mut output = Output::default();
-        let line = [b'x'; 1023]
-            .iter()
-            .chain(b"\n")
-            .copied()
-            .collect::<Vec<u8>>();
-        for _ in 0..1024 {
-            assert!(output.stdout(&line).is_ok());
-        }
-        assert!(output.stdout(b"!").is_err());
     }
 
     #[test]
@@ -1244,7 +1052,10 @@ mod tests {
             MINUTE,
         )
         .await;
-        assert_eq!(outcome, Outcome::failure("stdout exceeded 1 MiB"));
+        assert_eq!(
+            outcome,
+            Outcome::failure("stdout exceeded 1 MiB; see the process log")
+        );
     }
 
     #[tokio::test]

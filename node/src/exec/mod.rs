@@ -14,6 +14,7 @@
 mod docker;
 mod job;
 mod node_functions;
+mod output;
 mod runner;
 mod shell;
 

@@ -192,7 +192,8 @@ impl Runner {
         match self.register(colony_key).await {
             Ok(()) => {
                 *registered = true;
-                self.status.set("registered");
+                // Added and approved: it can be assigned work from now on.
+                self.status.set("ready");
                 true
             }
             Err(error) => {
@@ -220,14 +221,19 @@ impl Runner {
         match self.client.call::<Executor>(&add, colony_key).await {
             Ok(_) => {}
             Err(ClientError::Api { status: 409, .. }) => {
-                // Our name is taken: by us (a restart), or by an earlier identity of this
-                // executor (its key file was lost). The name belongs to this node's executor.
+                // Our name is taken: by us (a restart, or an add whose reply was lost), or by
+                // an earlier identity of this executor (its key file was lost). Only a member
+                // may read it: with our own key the read succeeds exactly when it is us. The
+                // name belongs to this node's executor, so another holder is replaced.
                 let get = Request::GetExecutor(by_name.clone());
-                let existing: Executor = self.client.call(&get, colony_key).await?;
-                if existing.executorid != self.key.id() {
-                    let remove = Request::RemoveExecutor(by_name.clone());
-                    self.client.call::<Value>(&remove, colony_key).await?;
-                    self.client.call::<Executor>(&add, colony_key).await?;
+                match self.client.call::<Executor>(&get, &self.key).await {
+                    Ok(existing) if existing.executorid == self.key.id() => {}
+                    Ok(_) | Err(ClientError::Api { status: 403, .. }) => {
+                        let remove = Request::RemoveExecutor(by_name.clone());
+                        self.client.call::<Value>(&remove, colony_key).await?;
+                        self.client.call::<Executor>(&add, colony_key).await?;
+                    }
+                    Err(error) => return Err(error),
                 }
             }
             Err(error) => return Err(error),

@@ -5,18 +5,16 @@
 //! through `/bin/sh`.
 
 use super::job::{Job, LogSink, Outcome, LOG_LINE_BYTES_MAX};
+use super::output::{check_env_name, text, Stderr, Stdout, Stream};
 use crate::config::{OutputFormat, ShellFunction};
 use crate::host;
 use serde_json::{Map, Value};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::process::Stdio;
 use tokio::io::{AsyncRead, AsyncReadExt as _};
 
-/// Most stdout kept as output; a process printing more fails (its log keeps every line).
-const OUTPUT_BYTES_MAX: usize = 1 << 20;
-/// stderr lines (and bytes) kept for the errors of a failed process.
-const STDERR_TAIL_LINES: usize = 20;
-const STDERR_TAIL_BYTES: usize = 4096;
+/// A line longer than the log keeps is cut into pieces (of both streams).
+const LINE_BYTES_MAX: usize = LOG_LINE_BYTES_MAX + 1;
 /// Most argv entries one process gets.
 const ARGS_MAX: usize = 4096;
 /// The PATH a function sees.
@@ -104,12 +102,13 @@ impl Shell {
         let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
             return Outcome::failure("child has no output pipes");
         };
-        let mut out = Collected::default();
-        let mut tail = Tail::default();
+        let mut out = Stdout::new(LINE_BYTES_MAX);
+        let mut err = Stderr::new(LINE_BYTES_MAX);
         let run = async {
-            let stdout = pump(stdout, &job.log, |line| out.push(line));
-            let stderr = pump(stderr, &job.log, |line| tail.push(line));
-            tokio::join!(stdout, stderr);
+            tokio::join!(
+                pump(stdout, &job.log, &mut out),
+                pump(stderr, &job.log, &mut err)
+            );
             child.wait().await
         };
         let status = match tokio::time::timeout(job.timeout, run).await {
@@ -124,10 +123,10 @@ impl Shell {
         };
         use std::os::unix::process::ExitStatusExt as _;
         match (status.code(), status.signal()) {
-            (Some(0), _) => out.outcome(output),
-            (Some(code), _) => tail.failure(format!("exit status {code}")),
-            (None, Some(signal)) => tail.failure(format!("killed by signal {signal}")),
-            (None, None) => tail.failure("ended without a status".into()),
+            (Some(0), _) => success(out, output),
+            (Some(code), _) => err.failure(format!("exit status {code}")),
+            (None, Some(signal)) => err.failure(format!("killed by signal {signal}")),
+            (None, None) => err.failure("ended without a status".into()),
         }
     }
 }
@@ -192,7 +191,7 @@ fn argv(
                 script.clone(),
                 funcname.into(),
             ];
-            argv.extend(spec.args.iter().map(arg_text));
+            argv.extend(spec.args.iter().map(text));
             argv
         }
         (None, None) => return Err(format!("function {funcname:?} has no program")),
@@ -210,14 +209,6 @@ fn argv(
     Ok(argv)
 }
 
-/// A spec argument as argv text: strings as they are, anything else as JSON.
-fn arg_text(value: &Value) -> String {
-    match value {
-        Value::String(text) => text.clone(),
-        other => other.to_string(),
-    }
-}
-
 /// Expands an argument template (see `ShellFunction::args`).
 fn expand(
     template: &[String],
@@ -228,26 +219,26 @@ fn expand(
     for item in template {
         let token = item.strip_prefix('{').and_then(|t| t.strip_suffix('}'));
         match token {
-            Some("args") => argv.extend(args.iter().map(arg_text)),
+            Some("args") => argv.extend(args.iter().map(text)),
             Some(t) if t.ends_with("..") => {
                 let from: usize = t[..t.len() - 2]
                     .parse()
                     .map_err(|_| format!("bad template item {item:?}"))?;
-                argv.extend(args.iter().skip(from).map(arg_text));
+                argv.extend(args.iter().skip(from).map(text));
             }
             Some(t) if t.parse::<usize>().is_ok() => {
                 let index: usize = t.parse().unwrap_or(usize::MAX);
                 let value = args.get(index).ok_or_else(|| {
                     format!("the function needs argument {index}; got {}", args.len())
                 })?;
-                argv.push(arg_text(value));
+                argv.push(text(value));
             }
             Some(t) if t.starts_with("kwargs.") => {
                 let name = &t["kwargs.".len()..];
                 let value = kwargs
                     .get(name)
                     .ok_or_else(|| format!("the function needs kwarg {name:?}"))?;
-                argv.push(arg_text(value));
+                argv.push(text(value));
             }
             _ => argv.push(item.clone()),
         }
@@ -270,10 +261,8 @@ fn environment(job: &Job) -> Result<Vec<(String, String)>, String> {
         ),
     ];
     for (name, value) in &process.spec.env {
-        if name.is_empty() || name.contains(['=', '\0']) {
-            return Err(format!("invalid environment variable name {name:?}"));
-        }
-        let value = arg_text(value);
+        check_env_name(name)?;
+        let value = text(value);
         if value.contains('\0') {
             return Err(format!("environment variable {name} contains a NUL byte"));
         }
@@ -282,105 +271,36 @@ fn environment(job: &Job) -> Result<Vec<(String, String)>, String> {
     Ok(env)
 }
 
-/// Reads `reader` to its end, line by line (lines longer than the log's limit are cut into
-/// pieces), sending each line to the log and to `keep`.
-async fn pump<R: AsyncRead + Unpin>(mut reader: R, log: &LogSink, mut keep: impl FnMut(&str)) {
-    let mut pending: Vec<u8> = Vec::new();
+/// Reads `reader` to its end into `stream`, sending each line it makes to the log.
+async fn pump<R: AsyncRead + Unpin>(mut reader: R, log: &LogSink, stream: &mut impl Stream) {
     let mut chunk = vec![0u8; 8192];
     loop {
         let read = match reader.read(&mut chunk).await {
             Ok(0) | Err(_) => break,
             Ok(read) => read,
         };
-        pending.extend_from_slice(&chunk[..read]);
-        while let Some(end) = pending.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = pending.drain(..=end).collect();
-            let text = String::from_utf8_lossy(&line[..line.len() - 1]);
-            keep(&text);
-            log.line(&text).await;
-        }
-        if pending.len() > LOG_LINE_BYTES_MAX {
-            let text = String::from_utf8_lossy(&pending).into_owned();
-            pending.clear();
-            keep(&text);
-            log.line(&text).await;
+        for line in stream.push(&chunk[..read]) {
+            log.line(&line).await;
         }
     }
-    if !pending.is_empty() {
-        let text = String::from_utf8_lossy(&pending).into_owned();
-        keep(&text);
-        log.line(&text).await;
+    if let Some(line) = stream.finish() {
+        log.line(&line).await;
     }
 }
 
-/// stdout kept as output, bounded.
-#[derive(Default)]
-struct Collected {
-    lines: Vec<String>,
-    bytes: usize,
-    overflow: bool,
-}
-
-impl Collected {
-    fn push(&mut self, line: &str) {
-        self.bytes += line.len() + 1;
-        if self.bytes > OUTPUT_BYTES_MAX {
-            self.overflow = true;
-            self.lines.clear();
-        } else {
-            self.lines.push(line.to_string());
-        }
-    }
-
-    fn outcome(self, format: OutputFormat) -> Outcome {
-        if self.overflow {
-            return Outcome::failure(format!(
-                "stdout exceeded {OUTPUT_BYTES_MAX} bytes; see the process log"
-            ));
-        }
-        match format {
-            OutputFormat::Lines => {
-                Outcome::Success(self.lines.into_iter().map(Value::String).collect())
-            }
-            OutputFormat::Json => match serde_json::from_str::<Value>(&self.lines.join("\n")) {
-                Ok(Value::Array(values)) => Outcome::Success(values),
-                Ok(value) => Outcome::Success(vec![value]),
-                Err(error) => Outcome::failure(format!("stdout is not JSON: {error}")),
-            },
-        }
-    }
-}
-
-/// The last lines of stderr.
-#[derive(Default)]
-struct Tail {
-    lines: VecDeque<String>,
-    bytes: usize,
-}
-
-impl Tail {
-    fn push(&mut self, line: &str) {
-        let mut line = line.to_string();
-        if line.len() > STDERR_TAIL_BYTES {
-            let mut cut = STDERR_TAIL_BYTES;
-            while !line.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            line.truncate(cut);
-        }
-        self.bytes += line.len();
-        self.lines.push_back(line);
-        while self.lines.len() > STDERR_TAIL_LINES || self.bytes > STDERR_TAIL_BYTES {
-            if let Some(old) = self.lines.pop_front() {
-                self.bytes -= old.len();
-            }
-        }
-    }
-
-    fn failure(self, reason: String) -> Outcome {
-        let mut errors = vec![reason];
-        errors.extend(self.lines);
-        Outcome::Failure(errors)
+/// The outcome of a process that exited 0: its stdout read as `format` says.
+fn success(stdout: Stdout, format: OutputFormat) -> Outcome {
+    let lines = match stdout.into_lines() {
+        Ok(lines) => lines,
+        Err(reason) => return Outcome::failure(reason),
+    };
+    match format {
+        OutputFormat::Lines => Outcome::Success(lines.into_iter().map(Value::String).collect()),
+        OutputFormat::Json => match serde_json::from_str::<Value>(&lines.join("\n")) {
+            Ok(Value::Array(values)) => Outcome::Success(values),
+            Ok(value) => Outcome::Success(vec![value]),
+            Err(error) => Outcome::failure(format!("stdout is not JSON: {error}")),
+        },
     }
 }
 
@@ -457,38 +377,16 @@ mod tests {
     }
 
     #[test]
-    fn output_is_bounded_and_json_is_parsed() {
-        let mut out = Collected::default();
-        out.push("[1,");
-        out.push("2]");
+    fn json_stdout_is_parsed() {
+        let mut out = Stdout::new(LINE_BYTES_MAX);
+        out.push(b"[1,\n2]\n");
         assert_eq!(
-            out.outcome(OutputFormat::Json),
+            success(out, OutputFormat::Json),
             Outcome::Success(vec![json!(1), json!(2)])
         );
-        let mut out = Collected::default();
-        out.push("not json");
-        let outcome = out.outcome(OutputFormat::Json);
+        let mut out = Stdout::new(LINE_BYTES_MAX);
+        out.push(b"not json\n");
+        let outcome = success(out, OutputFormat::Json);
         assert!(matches!(outcome, Outcome::Failure(e) if e[0].contains("not JSON")));
-        let mut big = Collected::default();
-        let line = "x".repeat(1000);
-        for _ in 0..2000 {
-            big.push(&line);
-        }
-        let outcome = big.outcome(OutputFormat::Lines);
-        assert!(matches!(outcome, Outcome::Failure(e) if e[0].contains("exceeded")));
-    }
-
-    #[test]
-    fn stderr_tail_keeps_the_last_lines() {
-        let mut tail = Tail::default();
-        for i in 0..100 {
-            tail.push(&format!("line {i}"));
-        }
-        let Outcome::Failure(errors) = tail.failure("exit status 3".into()) else {
-            panic!("a tail makes a failure");
-        };
-        assert_eq!(errors[0], "exit status 3");
-        assert_eq!(errors.len(), 1 + STDERR_TAIL_LINES);
-        assert_eq!(errors.last().unwrap(), "line 99");
     }
 }

@@ -404,21 +404,28 @@ async fn fleet_run_inventory_on_three_nodes() {
         }
     };
     // Every node reports itself healthy with its node executor ready.
-    wait_for(
-        "3 healthy nodes with ready node executors",
-        Duration::from_secs(60),
-        || async {
-            let (ok, stdout, _) = cli(&["--json", "nodes"]).await;
-            let nodes: Vec<Value> = serde_json::from_str(&stdout).ok().filter(|_| ok)?;
+    let mut last = String::new();
+    let healthy = async {
+        loop {
+            let (ok, stdout, stderr) = cli(&["--json", "nodes"]).await;
+            last = format!("{stdout}{stderr}");
+            let nodes: Vec<Value> = serde_json::from_str(&stdout).unwrap_or_default();
             let ready = nodes.iter().filter(|n| {
                 n["up"] == json!(true)
                     && n["status"]["executors"][0]["state"] == json!("ready")
                     && n["status"]["cpus"].as_u64().unwrap_or(0) > 0
             });
-            (ready.count() == 3).then_some(())
-        },
-    )
-    .await;
+            if ok && ready.count() == 3 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let waited = tokio::time::timeout(Duration::from_secs(60), healthy).await;
+    assert!(
+        waited.is_ok(),
+        "3 healthy nodes with ready node executors; last: {last}"
+    );
     let (ok, table, stderr) = cli(&["nodes"]).await;
     assert!(ok, "{stderr}");
     for name in ["n0", "n1", "n2"] {
