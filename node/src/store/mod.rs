@@ -33,6 +33,29 @@ const CF_APPLIED: &str = "sm_applied";
 const MEMTABLES_BYTES_MAX: usize = 64 << 20;
 /// One column family's memtable.
 const MEMTABLE_BYTES: usize = 16 << 20;
+/// The memtable of an index whose head moves (the queue, deadlines, per-state listings):
+/// entries there are deleted soon after they are written, and every seek to the head skips
+/// the deletions (tombstones) still in the memtable or in level-0 files. Small memtables and
+/// early compaction keep that number bounded; measured: with 16 MiB, lifecycle throughput on
+/// 3 nodes fell from 363/s to 151/s over 20,000 processes.
+const MOVING_HEAD_MEMTABLE_BYTES: usize = 512 << 10;
+/// Level-0 files of a moving-head index that start a compaction (which drops tombstones).
+const MOVING_HEAD_L0_TRIGGER: i32 = 2;
+
+/// Indexes whose entries are deleted from the front as they are consumed.
+fn moving_head(name: &str) -> bool {
+    [
+        Table::Queue,
+        Table::ByState,
+        Table::Deadlines,
+        Table::Assigned,
+        Table::GraphsByState,
+        Table::CronsDue,
+        Table::GeneratorsDue,
+    ]
+    .iter()
+    .any(|t| t.name() == name)
+}
 /// The block cache shared by every column family (data, index and filter blocks).
 const BLOCK_CACHE_BYTES: usize = 64 << 20;
 
@@ -108,9 +131,16 @@ impl Store {
         let mut cf_options = Options::default();
         cf_options.set_block_based_table_factory(&table);
         cf_options.set_write_buffer_size(MEMTABLE_BYTES);
-        let descriptors = column_families()
-            .into_iter()
-            .map(|name| ColumnFamilyDescriptor::new(name, cf_options.clone()));
+        let mut moving_options = cf_options.clone();
+        moving_options.set_write_buffer_size(MOVING_HEAD_MEMTABLE_BYTES);
+        moving_options.set_level_zero_file_num_compaction_trigger(MOVING_HEAD_L0_TRIGGER);
+        let descriptors = column_families().into_iter().map(|name| {
+            let options = match moving_head(name) {
+                true => moving_options.clone(),
+                false => cf_options.clone(),
+            };
+            ColumnFamilyDescriptor::new(name, options)
+        });
         let db =
             DB::open_cf_descriptors(&options, path, descriptors).map_err(|source| Error::Open {
                 path: path.to_path_buf(),
@@ -280,7 +310,14 @@ impl Store {
     ) -> Result<Vec<Entry>, StoreError> {
         let end = prefix_end(prefix);
         let mode = scan_mode(prefix, &end, after, direction);
-        let options = read_options(snapshot);
+        let mut options = read_options(snapshot);
+        // Bounds stop the iterator at the prefix instead of skipping deleted entries beyond it.
+        if !prefix.is_empty() {
+            options.set_iterate_lower_bound(prefix.to_vec());
+        }
+        if let Some(end) = &end {
+            options.set_iterate_upper_bound(end.clone());
+        }
         let items = self
             .db
             .iterator_cf_opt(self.cf(table.name()), options, mode);
