@@ -8,7 +8,7 @@
 
 pub mod cluster;
 
-use node::client::Client;
+use node::client::{Client, ClientError};
 use node::clock::{Clock, ManualClock, SystemClock};
 use node::config::NodeConfig;
 use node::node::NodeHandle;
@@ -134,7 +134,30 @@ pub async fn add_colony(client: &Client, server: &PrivateKey, colony: &PrivateKe
         name: "dev".into(),
     };
     let add = Request::AddColony(ColonyMsg { colony });
-    let _: Colony = client.call(&add, server).await.expect("add colony");
+    provision(client, &add, server, "add colony").await;
+}
+
+/// Sends a provisioning write, retrying (for at most 60 s) while the mesh answers 503 (an
+/// election on a loaded test machine); a 409 after such an answer means the earlier attempt
+/// landed.
+async fn provision(client: &Client, request: &Request, key: &PrivateKey, what: &str) {
+    let mut retried = false;
+    let attempts = async {
+        loop {
+            match client.call::<serde_json::Value>(request, key).await {
+                Ok(_) => return,
+                Err(ClientError::Api { status: 409, .. }) if retried => return,
+                Err(ClientError::Api { status: 503, .. }) => {
+                    retried = true;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(error) => panic!("{what}: {error:?}"),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), attempts)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: no quorum within 60 s"));
 }
 
 /// Registers and approves executor `name` with `key` in `dev`, signed by the colony owner.
@@ -153,15 +176,12 @@ pub async fn register_executor(
         ..Executor::default()
     };
     let add = Request::AddExecutor(ExecutorMsg { executor });
-    let _: Executor = client.call(&add, colony).await.expect("add executor");
+    provision(client, &add, colony, "add executor").await;
     let approve = Request::ApproveExecutor(ExecutorNameMsg {
         colonyname: "dev".into(),
         executorname: name.into(),
     });
-    let _: serde_json::Value = client
-        .call(&approve, colony)
-        .await
-        .expect("approve executor");
+    provision(client, &approve, colony, "approve executor").await;
 }
 
 /// A node config for tests: temp data dir, API port 0, loopback mesh, fast timers.

@@ -113,11 +113,14 @@ fn checked<T>(outcome: Result<Result<T, ApiError>, StoreError>) -> Result<T, Api
 /// does not exist (it may have been submitted through another node a moment ago).
 async fn process_caught_up(state: &ApiState, id: &str) -> Result<proto::Process, ApiError> {
     let read = || crate::state::query::process(&state.store.view(), id).map_err(internal);
-    let mut found = read()?;
-    if found.is_none() && state.raft.linearize().await.is_ok() {
-        found = read()?;
+    let not_found = || ApiError::not_found(format!("process with id {id:?} not found"));
+    if let Some(process) = read()? {
+        return Ok(process);
     }
-    found.ok_or_else(|| ApiError::not_found(format!("process with id {id:?} not found")))
+    match state.raft.linearize().await {
+        Ok(()) => read()?.ok_or_else(not_found),
+        Err(reason) => Err(rpc::unconfirmed(&not_found(), &reason.to_string())),
+    }
 }
 
 /// A listing's `count` as a size, refused above `max` (ColonyOS's limits); negative is 0.

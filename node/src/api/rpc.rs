@@ -86,13 +86,23 @@ async fn handle(
     let json = match dispatch(state, &caller, request.clone()).await {
         // The local replica may lag the writes a client made through another node: before
         // saying "not found" or "denied", catch up to the leader's commit index and look again.
+        // Without a leader to ask (an election, a minority side) the answer cannot be
+        // confirmed: 503, so the client retries instead of believing a stale "not found".
         Err(error) if may_lag(&request, &error) => match state.raft.linearize().await {
             Ok(()) => dispatch(state, &caller, request).await?,
-            Err(_) => return Err(error),
+            Err(reason) => return Err(unconfirmed(&error, &reason.to_string())),
         },
         other => other?,
     };
     Ok((payloadtype, json))
+}
+
+/// A "not found" or "denied" this replica could not confirm with the leader.
+pub(super) fn unconfirmed(error: &ApiError, reason: &str) -> ApiError {
+    ApiError::unavailable(format!(
+        "{} on this node's replica, which cannot confirm it with the leader: {reason}",
+        error.message
+    ))
 }
 
 /// True when `error` may come from this replica lagging behind writes made elsewhere: a read

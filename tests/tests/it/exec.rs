@@ -72,9 +72,14 @@ async fn get(client: &Client, key: &PrivateKey, processid: &str) -> Process {
     client.call(&request, key).await.expect("get process")
 }
 
+/// Polls until the process is closed; a read refused meanwhile (a node without a leader
+/// during a failover answers 503) is retried.
 async fn closed(client: &Client, key: &PrivateKey, processid: &str, limit: Duration) -> Process {
+    let request = Request::GetProcess(ProcessIdMsg {
+        processid: processid.into(),
+    });
     wait_for("the process to close", limit, || async {
-        let p = get(client, key, processid).await;
+        let p: Process = client.call(&request, key).await.ok()?;
         matches!(p.state, ps::SUCCESS | ps::FAILED).then_some(p)
     })
     .await
@@ -481,9 +486,9 @@ async fn fleet_run_inventory_on_three_nodes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn process_of_a_dead_node_finishes_on_another() {
     let mut cluster = Cluster::start_with_colony(3, |config, colony| {
-        config.mesh.status_ms = 100;
-        config.mesh.status_down_ms = 500;
-        config.mesh.release_executors_ms = 1_500;
+        config.mesh.status_ms = 250;
+        config.mesh.status_down_ms = 1_000;
+        config.mesh.release_executors_ms = 2_000;
         let mut executor =
             shell_executor(Some(colony), vec![("work", script("sleep 2; echo done"))]);
         executor.max_exec_seconds = 60;
@@ -493,8 +498,11 @@ async fn process_of_a_dead_node_finishes_on_another() {
     let key = cluster.executor.clone();
     let client = cluster.client(0);
     let p = submit(&client, &key, spec("work", "shell", json!([]))).await;
+    let request = Request::GetProcess(ProcessIdMsg {
+        processid: p.processid.clone(),
+    });
     let running = wait_for("the process to run", Duration::from_secs(30), || async {
-        let p = get(&client, &key, &p.processid).await;
+        let p: Process = client.call(&request, &key).await.ok()?;
         (p.state == ps::RUNNING).then_some(p)
     })
     .await;
