@@ -31,7 +31,8 @@ use bollard::container::{AttachContainerResults, LogOutput};
 use bollard::errors::Error as EngineError;
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
-    AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, RemoveContainerOptionsBuilder,
+    AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, ListContainersOptionsBuilder,
+    RemoveContainerOptionsBuilder,
 };
 use bollard::Docker as Engine;
 use futures::StreamExt as _;
@@ -54,19 +55,25 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 const PENDING_LINE_BYTES_MAX: usize = 64 * 1024;
 /// The label carrying the process id on every container this executor makes.
 const PROCESS_LABEL: &str = "colonymesh.process";
+/// Label naming the executor that made a container: a node killed mid-run cannot remove its
+/// containers, so the executor removes what carries its name when it starts again.
+const EXECUTOR_LABEL: &str = "colonymesh.executor";
 /// The environment variable telling the command its process id.
 const PROCESS_ID_ENV: &str = "COLONIES_PROCESS_ID";
 
 /// The Docker executor backend: a client of one Docker Engine.
 pub(crate) struct Docker {
     engine: Engine,
+    /// The executor's name, put on its containers.
+    executor: String,
 }
 
 impl Docker {
     /// Connects to the Docker Engine at `socket` (None: `DOCKER_HOST` or
     /// /var/run/docker.sock), negotiates the API version and pings it. The error says Docker
-    /// is unavailable and names the socket.
-    pub(crate) async fn connect(socket: Option<&Path>) -> anyhow::Result<Docker> {
+    /// is unavailable and names the socket. Containers an earlier run of `executor` left
+    /// behind (its node was killed) are removed.
+    pub(crate) async fn connect(socket: Option<&Path>, executor: &str) -> anyhow::Result<Docker> {
         let (engine, at) = match socket {
             Some(path) => {
                 let at = path.display().to_string();
@@ -99,7 +106,34 @@ impl Docker {
             .await
             .map_err(|error| unavailable(error.to_string()))?;
         tracing::debug!(socket = %at, version = ?engine.client_version(), "docker engine");
-        Ok(Docker { engine })
+        let docker = Docker {
+            engine,
+            executor: executor.to_string(),
+        };
+        docker
+            .remove_leftovers()
+            .await
+            .map_err(|error| unavailable(error.to_string()))?;
+        Ok(docker)
+    }
+
+    /// Removes every container labelled with this executor's name (none is running yet).
+    async fn remove_leftovers(&self) -> Result<(), CallError> {
+        let label = format!("{EXECUTOR_LABEL}={}", self.executor);
+        let filters = HashMap::from([("label", vec![label])]);
+        let options = ListContainersOptionsBuilder::new()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let leftovers = bounded(self.engine.list_containers(Some(options))).await?;
+        for container in leftovers {
+            if let Some(id) = container.id {
+                tracing::warn!(executor = %self.executor, container = %id,
+                    "removing a container an earlier run left behind");
+                remove(&self.engine, &id).await;
+            }
+        }
+        Ok(())
     }
 
     /// The functions it offers: `["execute"]`.
@@ -150,7 +184,7 @@ impl Docker {
         processid: &str,
         container: &mut Container,
     ) -> Result<String, String> {
-        let body = container_body(plan, processid);
+        let body = container_body(plan, processid, &self.executor);
         let options = CreateContainerOptionsBuilder::new().name(name).build();
         let mut leftover_removed = false;
         loop {
@@ -542,7 +576,7 @@ fn container_name(processid: &str) -> String {
     format!("colonymesh-{id}")
 }
 
-fn container_body(plan: &Plan, processid: &str) -> ContainerCreateBody {
+fn container_body(plan: &Plan, processid: &str, executor: &str) -> ContainerCreateBody {
     let (entrypoint, cmd) = match &plan.command {
         Command::Argv(argv) => match argv.split_first() {
             Some((first, rest)) => (Some(vec![first.clone()]), Some(rest.to_vec())),
@@ -556,10 +590,10 @@ fn container_body(plan: &Plan, processid: &str) -> ContainerCreateBody {
         entrypoint,
         cmd,
         env: Some(plan.env.clone()),
-        labels: Some(HashMap::from([(
-            PROCESS_LABEL.to_string(),
-            processid.to_string(),
-        )])),
+        labels: Some(HashMap::from([
+            (PROCESS_LABEL.to_string(), processid.to_string()),
+            (EXECUTOR_LABEL.to_string(), executor.to_string()),
+        ])),
         attach_stdin: Some(false),
         attach_stdout: Some(true),
         attach_stderr: Some(true),
@@ -744,7 +778,7 @@ mod tests {
             nano_cpus: Some(5),
             memory_bytes: None,
         };
-        let body = container_body(&plan, id);
+        let body = container_body(&plan, id, "n1-docker");
         assert_eq!(body.entrypoint, Some(vec!["/bin/sh".to_string()]));
         assert_eq!(body.cmd, Some(vec!["-c".to_string()]));
         assert_eq!(
@@ -791,7 +825,12 @@ mod tests {
 
     async fn docker() -> Docker {
         build_test_image();
-        match Docker::connect(None).await {
+        // Each test is its own executor: connecting removes the executor's leftovers, which
+        // must not be another test's running container.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let executor = format!("unit-tests-{}-{n}", std::process::id());
+        match Docker::connect(None, &executor).await {
             Ok(docker) => docker,
             Err(error) => panic!("the Docker executor tests need a Docker Engine: {error:#}"),
         }
@@ -1088,7 +1127,7 @@ mod tests {
         let plan = plan(&process).unwrap_or_else(|reason| panic!("{reason}"));
         let name = container_name(&processid);
         let options = CreateContainerOptionsBuilder::new().name(&name).build();
-        let body = container_body(&plan, &processid);
+        let body = container_body(&plan, &processid, &docker.executor);
         if let Err(error) = docker.engine.create_container(Some(options), body).await {
             panic!("creating the leftover failed: {error}");
         }
@@ -1097,9 +1136,30 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn leftovers_of_this_executor_are_removed_at_connect() {
+        let first = docker().await;
+        let process = execute("left by a killed node", json!({"cmd": "sleep 30"}), vec![]);
+        let processid = process.processid.clone();
+        let plan = plan(&process).unwrap_or_else(|reason| panic!("{reason}"));
+        let options = CreateContainerOptionsBuilder::new()
+            .name(&container_name(&processid))
+            .build();
+        let body = container_body(&plan, &processid, &first.executor);
+        if let Err(error) = first.engine.create_container(Some(options), body).await {
+            panic!("creating the leftover failed: {error}");
+        }
+        assert_eq!(containers_of(&first, &processid).await, 1);
+        let again = match Docker::connect(None, &first.executor).await {
+            Ok(docker) => docker,
+            Err(error) => panic!("connect again: {error:#}"),
+        };
+        assert_eq!(containers_of(&again, &processid).await, 0, "leftover kept");
+    }
+
+    #[tokio::test]
     async fn connecting_to_a_missing_socket_names_it() {
         let socket = Path::new("/nonexistent/docker.sock");
-        let Err(error) = Docker::connect(Some(socket)).await else {
+        let Err(error) = Docker::connect(Some(socket), "x").await else {
             panic!("connected to a missing socket");
         };
         let message = format!("{error:#}");

@@ -123,7 +123,7 @@ pub async fn start(
             )?),
             ExecutorKind::Docker => {
                 let socket = executor.docker_socket.as_deref();
-                let docker = docker::Docker::connect(socket)
+                let docker = docker::Docker::connect(socket, &spec.name)
                     .await
                     .with_context(|| format!("start executor {}", spec.name))?;
                 Backend::Docker(docker)
