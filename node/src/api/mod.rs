@@ -83,8 +83,29 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api", post(rpc::api))
         .route("/pubsub", get(pubsub::pubsub))
         .route("/health", get(|| async { StatusCode::OK }))
+        .route("/ready", get(ready))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .with_state(state)
+}
+
+/// How long `/ready` waits to confirm this node has caught up.
+const READY_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// `GET /ready`: 200 once this node sees a leader and has applied the leader's commit index
+/// (it is a member and caught up); 503 naming why not. `/health` only says the process is
+/// alive.
+async fn ready(
+    axum::extract::State(state): axum::extract::State<Arc<ApiState>>,
+) -> (StatusCode, String) {
+    let unavailable = StatusCode::SERVICE_UNAVAILABLE;
+    match tokio::time::timeout(READY_WAIT, state.raft.linearize()).await {
+        Ok(Ok(())) => (StatusCode::OK, "ready\n".into()),
+        Ok(Err(error)) => (unavailable, format!("not ready: {error}\n")),
+        Err(_) => (
+            unavailable,
+            format!("not ready: not caught up within {READY_WAIT:?}\n"),
+        ),
+    }
 }
 
 /// Serves the API on `listener` until `shutdown` completes. Cancel-safe only by `shutdown`.

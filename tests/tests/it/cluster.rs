@@ -262,10 +262,32 @@ async fn minority_refuses_writes_then_heals() {
         },
     )
     .await;
+    let lonely_ready = format!("http://{}/ready", cluster.node(lonely).api_addr);
+    let ready = |url: &String| {
+        let url = url.clone();
+        async move {
+            let response = reqwest::get(&url).await.expect("GET /ready");
+            (
+                response.status().as_u16(),
+                response.text().await.unwrap_or_default(),
+            )
+        }
+    };
+    assert_eq!(
+        ready(&lonely_ready).await.0,
+        200,
+        "a caught-up member is ready"
+    );
     for i in (0..3).filter(|i| *i != lonely) {
         cluster.stop(i).await;
     }
     tracing::info!("--- node {lonely} alone");
+    let (status, text) = ready(&lonely_ready).await;
+    assert_eq!(
+        status, 503,
+        "alone, the node cannot confirm it is caught up: {text}"
+    );
+    assert!(text.starts_with("not ready:"), "{text}");
     let refused = cluster
         .client(lonely)
         .call::<Process>(&submit("lost"), &cluster.executor)
