@@ -91,11 +91,11 @@ fn print_lines(out: &Output, logs: &[Log]) {
     for log in logs {
         if out.json {
             let line = serde_json::to_string(log).expect("log lines always serialize");
-            println!("{line}");
+            super::output::print(&format!("{line}\n"));
         } else if log.message.ends_with('\n') {
-            print!("{}", log.message);
+            super::output::print(&log.message);
         } else {
-            println!("{}", log.message);
+            super::output::print(&format!("{}\n", log.message));
         }
     }
 }

@@ -13,9 +13,9 @@ impl Output {
     pub(crate) fn show<T: Serialize>(&self, value: &T, headers: &[&str], rows: Vec<Vec<String>>) {
         if self.json {
             let text = serde_json::to_string_pretty(value).expect("values always serialize");
-            println!("{text}");
+            print(&format!("{text}\n"));
         } else {
-            print!("{}", table(headers, &rows));
+            print(&table(headers, &rows));
         }
     }
 
@@ -26,7 +26,7 @@ impl Output {
             return;
         }
         let texts: Vec<String> = sections.iter().map(|(h, rows)| table(h, rows)).collect();
-        print!("{}", texts.join("\n"));
+        print(&texts.join("\n"));
     }
 
     /// Reports a change the node acknowledged without returning an object:
@@ -35,6 +35,24 @@ impl Output {
         let value = serde_json::json!({ key: id, "done": what });
         let rows = vec![vec![id.to_string(), what.to_string()]];
         self.show(&value, &[&key.to_uppercase(), "DONE"], rows);
+    }
+}
+
+/// Writes `text` to stdout. A reader that went away (`colonymesh nodes | head`) ends the
+/// command quietly, as Unix tools do, instead of a panic.
+pub(crate) fn print(text: &str) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(error) => {
+            eprintln!("error: cannot write to stdout: {error}");
+            std::process::exit(1);
+        }
     }
 }
 
