@@ -22,6 +22,15 @@ pub enum ClientError {
     Decode(String),
 }
 
+/// The host a client on the same machine uses for an API bound to `addr`: loopback when the
+/// API listens on every address.
+pub fn local_host(addr: std::net::SocketAddr) -> String {
+    match addr.ip() {
+        ip if ip.is_unspecified() => "127.0.0.1".to_string(),
+        ip => ip.to_string(),
+    }
+}
+
 /// A client for one node.
 #[derive(Clone, Debug)]
 pub struct Client {

@@ -149,10 +149,7 @@ pub(crate) async fn run(args: DevArgs, vars: &HashMap<String, String>) -> anyhow
     let node = crate::node::start(config.validate()?, Arc::new(SystemClock))
         .await
         .context("start node")?;
-    let host = match node.api_addr.ip() {
-        ip if ip.is_unspecified() => "127.0.0.1".to_string(),
-        ip => ip.to_string(),
-    };
+    let host = crate::client::local_host(node.api_addr);
     let client = Client::new(&host, node.api_addr.port(), false);
     if let Err(error) = provision(&client, &identity).await {
         node.stop().await;

@@ -101,11 +101,7 @@ pub async fn start(
     tasks: &mut JoinSet<()>,
     stop: Signal,
 ) -> anyhow::Result<Executors> {
-    let host = match api.ip() {
-        ip if ip.is_unspecified() => "127.0.0.1".to_string(),
-        ip => ip.to_string(),
-    };
-    let client = Client::new(&host, api.port(), false);
+    let client = Client::new(&crate::client::local_host(api), api.port(), false);
     let dirs = Dirs {
         keys: config.data_dir.join("executors"),
         work: std::env::temp_dir().join(format!("colonymesh-work-{node_name}")),

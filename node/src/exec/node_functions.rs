@@ -4,7 +4,7 @@
 
 use super::job::{Job, Outcome};
 use super::shell::Shell;
-use crate::config::{OutputFormat, ShellFunction};
+use crate::config::ShellFunction;
 use crate::host;
 use std::collections::BTreeMap;
 
@@ -40,17 +40,13 @@ impl NodeFunctions {
                 Err(error) => Outcome::failure(format!("inventory failed: {error}")),
             },
             (EXEC, Some(shell)) => {
+                // The program is the first argument, the rest are its arguments.
                 let function = ShellFunction {
                     program: Some("{0}".into()),
                     args: vec!["{1..}".into()],
                     ..ShellFunction::default()
                 };
-                let mut functions = BTreeMap::new();
-                functions.insert(EXEC.to_string(), function);
-                match super::shell::argv_of(&functions, job) {
-                    Ok(argv) => shell.run_argv(job, &argv, OutputFormat::Lines).await,
-                    Err(reason) => Outcome::failure(reason),
-                }
+                shell.run_function(job, &function).await
             }
             (EXEC, None) => Outcome::failure("exec is not enabled on this node (fleet.exec)"),
             (other, _) => Outcome::failure(format!(

@@ -58,21 +58,23 @@ impl Shell {
     }
 
     pub(crate) async fn run(&self, job: &Job) -> Outcome {
-        let argv = match argv_of(&self.functions, job) {
-            Ok(argv) => argv,
-            Err(reason) => return Outcome::failure(reason),
-        };
-        let output = self.functions[&job.process.spec.funcname].output;
-        self.run_argv(job, &argv, output).await
+        let funcname = &job.process.spec.funcname;
+        match self.functions.get(funcname) {
+            Some(function) => self.run_function(job, function).await,
+            None => Outcome::failure(format!("function {funcname:?} is not offered here")),
+        }
+    }
+
+    /// Runs `function` for `job` (the node executor's `exec` has no entry in `functions`).
+    pub(crate) async fn run_function(&self, job: &Job, function: &ShellFunction) -> Outcome {
+        match argv(function, &job.process.spec.funcname, &job.process) {
+            Ok(argv) => self.run_argv(job, &argv, function.output).await,
+            Err(reason) => Outcome::failure(reason),
+        }
     }
 
     /// Runs `argv` for `job` in a fresh work directory, removed afterwards.
-    pub(crate) async fn run_argv(
-        &self,
-        job: &Job,
-        argv: &[String],
-        output: OutputFormat,
-    ) -> Outcome {
+    async fn run_argv(&self, job: &Job, argv: &[String], output: OutputFormat) -> Outcome {
         if let Err(error) = make_work_dir(job, self.run_as) {
             return Outcome::failure(format!("cannot create work directory: {error}"));
         }
@@ -153,18 +155,6 @@ impl Shell {
             (None, None) => err.failure("ended without a status".into()),
         }
     }
-}
-
-/// The argv of `job`'s function among `functions`.
-pub(crate) fn argv_of(
-    functions: &BTreeMap<String, ShellFunction>,
-    job: &Job,
-) -> Result<Vec<String>, String> {
-    let funcname = &job.process.spec.funcname;
-    let function = functions
-        .get(funcname)
-        .ok_or_else(|| format!("function {funcname:?} is not offered here"))?;
-    argv(function, funcname, &job.process)
 }
 
 /// A running process group, killed when dropped (ESRCH, already gone, is fine).
