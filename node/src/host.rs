@@ -1,7 +1,7 @@
 //! Facts about the machine a node runs on, read from /proc and libc (the only module that
 //! inspects the OS): the cheap [`facts`] for status gossip, the full [`inventory`] for the
-//! `inventory` fleet query, and the user lookup, root check and process-group kill the shell
-//! executor needs.
+//! `inventory` fleet query, the user lookup, root check and process-group kill the shell
+//! executor needs, and `write_private` for secret key files.
 //!
 //! Parsing is kept apart from IO: the `parse_*` functions are pure, take the text of a /proc
 //! (or /etc) file and are unit tested on odd content. Reads are bounded and nothing here
@@ -617,6 +617,24 @@ fn parse_cpu_model(text: &str) -> Option<String> {
         let (key, value) = line.split_once(':')?;
         (key.trim() == "model name").then(|| value.trim().to_owned())
     })
+}
+
+/// Writes a new file readable only by this user (a secret key), fsynced; fails if it
+/// exists.
+pub fn write_private(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("create {}", path.display()))?;
+    file.write_all(bytes)
+        .with_context(|| format!("write {}", path.display()))?;
+    file.sync_all()
+        .with_context(|| format!("sync {}", path.display()))
 }
 
 #[cfg(test)]

@@ -191,8 +191,6 @@ fn fleet_spec(config: &FleetConfig, node: &str, site: &str) -> anyhow::Result<Op
 /// The executor's own key, made on first start and kept in `dir` (so a restarted node's
 /// executor keeps its identity).
 fn executor_key(dir: &Path, name: &str) -> anyhow::Result<PrivateKey> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
     let path = dir.join(format!("{name}.key"));
     match std::fs::read_to_string(&path) {
         Ok(text) => {
@@ -204,14 +202,6 @@ fn executor_key(dir: &Path, name: &str) -> anyhow::Result<PrivateKey> {
     }
     std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
     let key = PrivateKey::from_entropy(crate::clock::key_entropy());
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .with_context(|| format!("write {}", path.display()))?;
-    file.write_all(key.to_hex().as_bytes())
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("write {}", path.display()))?;
+    crate::host::write_private(&path, key.to_hex().as_bytes())?;
     Ok(key)
 }

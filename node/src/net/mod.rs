@@ -235,27 +235,11 @@ pub fn load_or_create_keypair(path: &std::path::Path) -> anyhow::Result<Keypair>
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let keypair = Keypair::generate_ed25519();
             let bytes = keypair.to_protobuf_encoding().context("encode node key")?;
-            write_private(path, &bytes)?;
+            crate::host::write_private(path, &bytes)?;
             Ok(keypair)
         }
         Err(e) => Err(e).with_context(|| format!("read node key {}", path.display())),
     }
-}
-
-fn write_private(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use anyhow::Context as _;
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("create {}", path.display()))?;
-    file.write_all(bytes)
-        .with_context(|| format!("write {}", path.display()))?;
-    file.sync_all()
-        .with_context(|| format!("sync {}", path.display()))
 }
 
 /// The peer id of a keypair, as text.
