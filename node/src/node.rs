@@ -31,6 +31,9 @@ use tokio::task::JoinSet;
 const STOP_GRACE: Duration = Duration::from_secs(10);
 /// How long a node waits for its listeners to report their addresses.
 const LISTEN_WAIT: Duration = Duration::from_secs(5);
+/// How long a wildcard listener may report loopback addresses only before the node takes
+/// them (a machine without another interface).
+const WILDCARD_SETTLE: Duration = Duration::from_secs(1);
 
 /// A running node.
 pub struct NodeHandle {
@@ -49,12 +52,18 @@ pub struct NodeHandle {
     tasks: JoinSet<()>,
 }
 
-/// The listen addresses once the OS has bound them.
-async fn listen_addrs(net: &net::Client, expected: usize) -> anyhow::Result<Vec<String>> {
+/// The listen addresses once every configured listener has reported its own. A wildcard
+/// listener reports one address per interface as the OS lists them, loopback often first:
+/// it counts only once it has a non-loopback address too, or after `WILDCARD_SETTLE` (a
+/// machine with nothing but loopback). Advertising too early would tell peers loopback
+/// addresses only, which lead them to themselves.
+async fn listen_addrs(net: &net::Client, configured: &[String]) -> anyhow::Result<Vec<String>> {
     let poll = async {
+        let started = crate::clock::monotonic();
         loop {
             let addrs = net.listen_addrs().await?;
-            if addrs.len() >= expected {
+            let settle_over = started.elapsed() >= WILDCARD_SETTLE;
+            if listeners_reported(configured, &addrs, settle_over) {
                 return anyhow::Ok(addrs);
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
@@ -65,12 +74,32 @@ async fn listen_addrs(net: &net::Client, expected: usize) -> anyhow::Result<Vec<
         .context("wait for mesh listeners")?
 }
 
+/// Whether every configured listen address has a reported counterpart: same transport, and
+/// for a wildcard one a non-loopback address unless `settle_over`.
+fn listeners_reported(configured: &[String], reported: &[String], settle_over: bool) -> bool {
+    // "/ip4/0.0.0.0/tcp/0" -> ("ip4", "tcp", ""); "/ip4/h/udp/7002/quic-v1" -> (.., "quic-v1").
+    let transport = |addr: &str| -> (String, String, String) {
+        let parts: Vec<&str> = addr.split('/').collect();
+        let at = |i: usize| parts.get(i).copied().unwrap_or_default().to_string();
+        (at(1), at(3), at(5))
+    };
+    configured.iter().all(|want| {
+        let wildcard = want.starts_with("/ip4/0.0.0.0/") || want.starts_with("/ip6/::/");
+        reported.iter().any(|got| {
+            transport(got) == transport(want) && (!wildcard || settle_over || !is_loopback(got))
+        })
+    })
+}
+
+fn is_loopback(addr: &str) -> bool {
+    addr.starts_with("/ip4/127.") || addr.starts_with("/ip6/::1/")
+}
+
 /// The addresses to tell peers: loopback ones only when there is nothing else (a wildcard
 /// listener also reports 127.0.0.1, which would lead other machines to themselves).
 fn advertised(addrs: Vec<String>) -> Vec<String> {
-    let (loopback, other): (Vec<String>, Vec<String>) = addrs
-        .into_iter()
-        .partition(|a| a.starts_with("/ip4/127.") || a.starts_with("/ip6/::1/"));
+    let (loopback, other): (Vec<String>, Vec<String>) =
+        addrs.into_iter().partition(|a| is_loopback(a));
     if other.is_empty() {
         loopback
     } else {
@@ -95,7 +124,7 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> anyhow::Result<
     };
     let (net_client, net_events, event_loop) = net::new(keypair, &net_config)?;
     tasks.spawn(event_loop.run(signal.clone().wait()));
-    let addrs = advertised(listen_addrs(&net_client, config.mesh.listen.len()).await?);
+    let addrs = advertised(listen_addrs(&net_client, &config.mesh.listen).await?);
     let listener = tokio::net::TcpListener::bind((config.api.host, config.api.port))
         .await
         .with_context(|| format!("bind API on {}:{}", config.api.host, config.api.port))?;
@@ -447,5 +476,55 @@ impl NodeHandle {
         if let Err(error) = self.raft.shutdown().await {
             tracing::error!("failed to stop raft: {error}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_wildcard_listener_waits_for_a_non_loopback_address() {
+        let configured = strings(&["/ip4/0.0.0.0/tcp/7001", "/ip4/0.0.0.0/udp/7002/quic-v1"]);
+        let loopback_only =
+            strings(&["/ip4/127.0.0.1/tcp/7001", "/ip4/127.0.0.1/udp/7002/quic-v1"]);
+        assert!(!listeners_reported(&configured, &loopback_only, false));
+        assert!(listeners_reported(&configured, &loopback_only, true));
+        let tcp_only = strings(&["/ip4/127.0.0.1/tcp/7001", "/ip4/172.29.77.11/tcp/7001"]);
+        assert!(
+            !listeners_reported(&configured, &tcp_only, false),
+            "quic not reported yet"
+        );
+        let all = strings(&[
+            "/ip4/127.0.0.1/tcp/7001",
+            "/ip4/172.29.77.11/tcp/7001",
+            "/ip4/127.0.0.1/udp/7002/quic-v1",
+            "/ip4/172.29.77.11/udp/7002/quic-v1",
+        ]);
+        assert!(listeners_reported(&configured, &all, false));
+        assert_eq!(
+            advertised(all),
+            strings(&[
+                "/ip4/172.29.77.11/tcp/7001",
+                "/ip4/172.29.77.11/udp/7002/quic-v1"
+            ])
+        );
+    }
+
+    #[test]
+    fn a_loopback_listener_counts_at_once() {
+        let configured = strings(&["/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"]);
+        let reported = strings(&["/ip4/127.0.0.1/tcp/40001"]);
+        assert!(!listeners_reported(&configured, &reported, false));
+        let reported = strings(&[
+            "/ip4/127.0.0.1/tcp/40001",
+            "/ip4/127.0.0.1/udp/40002/quic-v1",
+        ]);
+        assert!(listeners_reported(&configured, &reported, false));
+        assert_eq!(advertised(reported.clone()), reported);
     }
 }

@@ -56,10 +56,14 @@ pub(super) fn behaviour(
     };
     Ok(Behaviour {
         rpc: request_response::Behaviour::with_codec(codec, protocols, rr_config),
-        identify: identify::Behaviour::new(identify::Config::new(
-            proto::mesh::MESH_PROTOCOL.to_string(),
-            key.public(),
-        )),
+        // No address cache in identify: it would hand every address a peer reports (its
+        // loopback ones too) to every dial, and a dial that reaches this node itself over
+        // loopback first fails as a whole on the peer id. `on_swarm_event` adds the
+        // `reachable` ones instead.
+        identify: identify::Behaviour::new(
+            identify::Config::new(proto::mesh::MESH_PROTOCOL.to_string(), key.public())
+                .with_cache_size(0),
+        ),
         ping: ping::Behaviour::new(
             ping::Config::new()
                 .with_interval(super::PING_INTERVAL)
