@@ -22,6 +22,7 @@ pub mod config;
 pub mod exec;
 pub mod host;
 pub mod mesh;
+pub mod metrics;
 pub mod net;
 pub mod node;
 pub mod raft;

@@ -148,6 +148,7 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> anyhow::Result<
         api_addr: api_addr.to_string(),
     };
     let waiters = Arc::new(Waiters::new(config.api.long_polls_max));
+    let metrics = Arc::new(crate::metrics::Metrics::new());
     let bootstrap = config.mesh.join.is_empty();
     let (identity, root) = mesh_identity(&config, bootstrap)?;
     let mut certificate = trust::load_certificate(&config.data_dir)?;
@@ -170,6 +171,7 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> anyhow::Result<
         net_client.clone(),
         info.clone(),
         bootstrap,
+        metrics.clone(),
     )
     .await?;
     let server_id_default = identity.server_id.clone();
@@ -239,6 +241,8 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> anyhow::Result<
         status_down: Duration::from_millis(config.mesh.status_down_ms),
         advertised_host: api_addr.ip().to_string(),
         advertised_port: api_addr.port(),
+        metrics: metrics.clone(),
+        net: net_client.clone(),
     });
     let api_signal = signal.clone();
     tasks.spawn(async move {

@@ -34,18 +34,7 @@ pub(super) async fn server(
         }
         Request::GetCluster(_) => {
             checked(auth::require_server_owner(&state.store.view(), caller))?;
-            let mut cluster = state.raft.cluster(&state.node_name);
-            let fleet = state.fleet.view();
-            for node in &mut cluster.nodes {
-                let heard = fleet.get(&node.peerid);
-                node.lastheardms = heard.map(|(_, ago)| ago.as_millis() as u64);
-                node.up = heard.is_some_and(|(_, ago)| *ago < state.status_down);
-                node.version = heard
-                    .map(|(status, _)| status.version.clone())
-                    .unwrap_or_default();
-                node.status = heard.map(|(status, _)| status.clone());
-            }
-            json(&cluster)
+            json(&super::observe::cluster_view(state))
         }
         Request::GetStateDigest(_) => {
             checked(auth::require_server_owner(&state.store.view(), caller))?;

@@ -1,7 +1,7 @@
 //! The ColonyOS HTTP API: the one place that imports `axum`. `POST /api` takes the signed
-//! envelope, `GET /pubsub` serves realtime subscriptions over WebSocket, `GET /health` says
-//! the process is alive. This is the user boundary: input is checked here and turned into
-//! reads of local state or commands proposed through raft.
+//! envelope, `GET /pubsub` serves realtime subscriptions over WebSocket; `GET /health`,
+//! `/ready` and `/metrics` are for operators (`observe`). This is the user boundary: input
+//! is checked here and turned into reads of local state or commands proposed through raft.
 //!
 //! ```text
 //!   POST /api --> rpc::handle: size limit, envelope, signature -> caller id, msgtype check
@@ -16,6 +16,7 @@ mod crons;
 mod executors;
 mod files;
 mod functions;
+mod observe;
 mod processes;
 mod pubsub;
 mod rpc;
@@ -60,6 +61,10 @@ pub struct ApiState {
     /// The address clients reach this API at (reported by `getserverinfomsg`).
     pub advertised_host: String,
     pub advertised_port: u16,
+    /// This node's metrics, served on `/metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// The mesh network (peers heard from lately, for metrics).
+    pub net: crate::net::Client,
 }
 
 /// The single table from error kinds to HTTP status codes.
@@ -83,29 +88,10 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api", post(rpc::api))
         .route("/pubsub", get(pubsub::pubsub))
         .route("/health", get(|| async { StatusCode::OK }))
-        .route("/ready", get(ready))
+        .route("/ready", get(observe::ready))
+        .route("/metrics", get(observe::metrics))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .with_state(state)
-}
-
-/// How long `/ready` waits to confirm this node has caught up.
-const READY_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// `GET /ready`: 200 once this node sees a leader and has applied the leader's commit index
-/// (it is a member and caught up); 503 naming why not. `/health` only says the process is
-/// alive.
-async fn ready(
-    axum::extract::State(state): axum::extract::State<Arc<ApiState>>,
-) -> (StatusCode, String) {
-    let unavailable = StatusCode::SERVICE_UNAVAILABLE;
-    match tokio::time::timeout(READY_WAIT, state.raft.linearize()).await {
-        Ok(Ok(())) => (StatusCode::OK, "ready\n".into()),
-        Ok(Err(error)) => (unavailable, format!("not ready: {error}\n")),
-        Err(_) => (
-            unavailable,
-            format!("not ready: not caught up within {READY_WAIT:?}\n"),
-        ),
-    }
 }
 
 /// Serves the API on `listener` until `shutdown` completes. Cancel-safe only by `shutdown`.

@@ -192,6 +192,7 @@ pub(super) async fn assign(
         .min(state.config.long_poll_seconds_max);
     let deadline = tokio::time::sleep(Duration::from_secs(seconds));
     tokio::pin!(deadline);
+    let started = crate::clock::monotonic();
     let (colony, executortype) = (&executor.colonyname, &executor.executortype);
     let mut hops = None;
     // Whether a one-try assign has already caught up with the leader before giving up.
@@ -224,7 +225,10 @@ pub(super) async fn assign(
             match reply {
                 // Another executor was faster, or the colony was paused meanwhile.
                 Reply::NothingToAssign | Reply::AssignmentsPaused => {}
-                reply => return reply_json(reply),
+                reply => {
+                    state.metrics.assigned(started.elapsed());
+                    return reply_json(reply);
+                }
             }
         } else if let Some(hops) = hops {
             // We were woken for work we cannot run: let the next waiter look.

@@ -18,13 +18,19 @@ pub(super) async fn api(
     State(state): State<Arc<ApiState>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let (status, reply) = match handle(&state, body).await {
+    let started = crate::clock::monotonic();
+    let mut msgtype = String::new();
+    let (status, reply) = match handle(&state, body, &mut msgtype).await {
         Ok((payloadtype, json)) => (StatusCode::OK, RpcReply::ok(&payloadtype, &json)),
         Err(error) => {
             let status = status_of(error.code);
             (status, RpcReply::failure(status.as_u16(), &error.message))
         }
     };
+    let elapsed = started.elapsed();
+    state
+        .metrics
+        .api_request(&msgtype, status.as_u16(), elapsed);
     let text = serde_json::to_string(&reply).expect("replies always serialize");
     (
         status,
@@ -55,9 +61,11 @@ pub(super) fn open(body: &[u8]) -> Result<(String, Request), ApiError> {
     Ok((caller, request))
 }
 
+/// Answers one request; `msgtype` is set as soon as the envelope is read (for metrics).
 async fn handle(
     state: &ApiState,
     body: Result<Bytes, BytesRejection>,
+    msgtype: &mut String,
 ) -> Result<(String, String), ApiError> {
     let body = body.map_err(|rejection| {
         let too_large = rejection.status() == StatusCode::PAYLOAD_TOO_LARGE;
@@ -71,6 +79,7 @@ async fn handle(
         }
     })?;
     let (caller, request) = open(&body)?;
+    msgtype.push_str(request.msgtype());
     if Request::is_subscription(request.msgtype()) {
         return Err(ApiError::bad_request(format!(
             "{} is served only over the WebSocket endpoint /pubsub",

@@ -4,6 +4,7 @@
 //! flight, so batching adds no latency at low load.
 
 use super::{Error, TypeConfig};
+use crate::metrics::Metrics;
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::Raft as OpenRaft;
 use proto::command::{Batch, Command, Response};
@@ -37,9 +38,9 @@ pub(super) struct Batcher {
 
 impl Batcher {
     /// Starts the batching task for `raft`; it ends when the last `Batcher` clone is dropped.
-    pub(super) fn start(raft: OpenRaft<TypeConfig>) -> Batcher {
+    pub(super) fn start(raft: OpenRaft<TypeConfig>, metrics: Arc<Metrics>) -> Batcher {
         let (queue, waiting) = mpsc::channel(QUEUE_MAX);
-        tokio::spawn(run(raft, waiting));
+        tokio::spawn(run(raft, waiting, metrics));
         Batcher { queue }
     }
 
@@ -60,7 +61,11 @@ impl Batcher {
 
 /// Takes the first waiting command, waits for a free in-flight slot, then adds whatever else
 /// is waiting (up to the limits) and hands the batch to raft on its own task.
-async fn run(raft: OpenRaft<TypeConfig>, mut waiting: mpsc::Receiver<Pending>) {
+async fn run(
+    raft: OpenRaft<TypeConfig>,
+    mut waiting: mpsc::Receiver<Pending>,
+    metrics: Arc<Metrics>,
+) {
     let slots = Arc::new(Semaphore::new(BATCHES_IN_FLIGHT_MAX));
     while let Some(first) = waiting.recv().await {
         let Ok(slot) = slots.clone().acquire_owned().await else {
@@ -83,6 +88,7 @@ async fn run(raft: OpenRaft<TypeConfig>, mut waiting: mpsc::Receiver<Pending>) {
             bytes += next.bytes;
             batch.push(next);
         }
+        metrics.proposed(batch.len());
         let raft = raft.clone();
         tokio::spawn(async move {
             write(&raft, batch).await;

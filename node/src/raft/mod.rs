@@ -131,6 +131,7 @@ impl RaftNode {
         net: net::Client,
         me: NodeInfo,
         bootstrap: bool,
+        metrics: Arc<crate::metrics::Metrics>,
     ) -> Result<RaftNode, Error> {
         let node_id = node_id_of(&me.peer_id);
         let log_store = log_storage::LogStore::new(store.clone());
@@ -144,7 +145,7 @@ impl RaftNode {
             .map_err(fatal)?;
         let election_timeout = Duration::from_millis(config.election_timeout_max_ms);
         let node = RaftNode {
-            batcher: batcher::Batcher::start(raft.clone()),
+            batcher: batcher::Batcher::start(raft.clone(), metrics),
             raft,
             node_id,
             net,

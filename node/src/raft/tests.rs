@@ -54,9 +54,17 @@ async fn start_node(store: Store, key_path: &std::path::Path) -> RaftNode {
         ..NodeInfo::default()
     };
     let waiters = Arc::new(Waiters::new(4));
-    RaftNode::start(&RaftConfig::default(), store, waiters, client, me, true)
-        .await
-        .unwrap()
+    RaftNode::start(
+        &RaftConfig::default(),
+        store,
+        waiters,
+        client,
+        me,
+        true,
+        Default::default(),
+    )
+    .await
+    .unwrap()
 }
 
 /// - the commands of one entry apply in order, each seeing the writes of those before it,

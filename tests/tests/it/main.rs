@@ -7,5 +7,6 @@ mod cli;
 mod cluster;
 mod colonyos_crate;
 mod exec;
+mod observe;
 mod restart;
 mod tidy;

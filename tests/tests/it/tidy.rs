@@ -83,6 +83,7 @@ fn dependencies_stay_in_their_modules() {
         ("tokio_tungstenite::", &["node/src/client.rs"]),
         ("bollard::", &["node/src/exec/docker.rs"]),
         ("libc::", &["node/src/host.rs"]),
+        ("prometheus::", &["node/src/metrics.rs"]),
         ("SystemTime::now", &["node/src/clock.rs"]),
         ("Instant::now", &["node/src/clock.rs"]),
         ("rand::", &["node/src/clock.rs"]),
