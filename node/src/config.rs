@@ -34,6 +34,48 @@ pub struct NodeConfig {
     /// The node's own executor of type `node` (fleet queries).
     #[serde(default)]
     pub fleet: FleetConfig,
+    /// Per-source bans and limits on the API and the mesh (`[guard]`).
+    #[serde(default)]
+    pub guard: GuardConfig,
+}
+
+/// Per-source protection (`node::guard`): bans after repeated failed authentications, a
+/// request rate and a long-poll cap per source address.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GuardConfig {
+    /// Failed authentications (bad signatures, unknown identities, refused peer
+    /// certificates) within the window that ban a source. 0 never bans.
+    pub auth_failures_max: u32,
+    pub auth_failure_window_seconds: u64,
+    /// How long a ban lasts.
+    pub ban_seconds: u64,
+    /// Sustained requests per second from one source; 0 is unlimited.
+    pub requests_per_second: u32,
+    /// Requests one source may send at once before the rate applies.
+    pub request_burst: u32,
+    /// Assign long-polls one source may have waiting; 0 is unlimited (the node-wide
+    /// `api.long_polls_max` still holds).
+    pub long_polls_per_source: usize,
+    /// Networks (`a.b.c.d/n`, `x::y/n` or an address) that no rule applies to. Loopback by
+    /// default: the node's own executors and local tools.
+    pub exempt: Vec<String>,
+}
+
+impl Default for GuardConfig {
+    /// 10 failures in 60 s ban for 10 minutes; 500 requests/s (burst 1000) and 1,000
+    /// long-polls per source; loopback exempt.
+    fn default() -> GuardConfig {
+        GuardConfig {
+            auth_failures_max: 10,
+            auth_failure_window_seconds: 60,
+            ban_seconds: 600,
+            requests_per_second: 500,
+            request_burst: 1000,
+            long_polls_per_source: 1000,
+            exempt: vec!["127.0.0.0/8".into(), "::1/128".into()],
+        }
+    }
 }
 
 /// What a built-in executor runs its processes with.
@@ -389,6 +431,7 @@ impl NodeConfig {
             housekeeping: HousekeepingConfig::default(),
             executors: Vec::new(),
             fleet: FleetConfig::default(),
+            guard: GuardConfig::default(),
         }
     }
 
@@ -494,6 +537,25 @@ impl NodeConfig {
         if self.api.long_polls_max == 0 {
             return Err(invalid("api.long_polls_max", "must be positive"));
         }
+        let guard = &self.guard;
+        if guard.auth_failures_max > 0 && guard.auth_failure_window_seconds == 0 {
+            return Err(invalid(
+                "guard.auth_failure_window_seconds",
+                "must be positive when bans are on",
+            ));
+        }
+        if guard.auth_failures_max > 0 && guard.ban_seconds == 0 {
+            return Err(invalid(
+                "guard.ban_seconds",
+                "must be positive when bans are on",
+            ));
+        }
+        for network in &guard.exempt {
+            crate::guard::parse_network(network).map_err(|reason| ConfigError::Invalid {
+                field: "guard.exempt",
+                reason,
+            })?;
+        }
         Ok(self)
     }
 }
@@ -573,6 +635,10 @@ mod tests {
             config.validate(),
             Err(ConfigError::Version { found: 2 })
         ));
+        let mut config = NodeConfig::new(Path::new("/tmp/x"));
+        config.guard.exempt = vec!["10.0.0.0/40".into()];
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("guard.exempt") && err.contains("10.0.0.0/40"), "{err}");
     }
 
     #[test]

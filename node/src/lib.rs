@@ -20,6 +20,7 @@ pub mod client;
 pub mod clock;
 pub mod config;
 pub mod exec;
+pub mod guard;
 pub mod host;
 pub mod mesh;
 pub mod metrics;

@@ -149,6 +149,10 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> anyhow::Result<
     };
     let waiters = Arc::new(Waiters::new(config.api.long_polls_max));
     let metrics = Arc::new(crate::metrics::Metrics::new());
+    let guard = Arc::new(crate::guard::Guard::new(
+        config.guard.clone(),
+        metrics.clone(),
+    ));
     let bootstrap = config.mesh.join.is_empty();
     let (identity, root) = mesh_identity(&config, bootstrap)?;
     let mut certificate = trust::load_certificate(&config.data_dir)?;
@@ -243,6 +247,7 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> anyhow::Result<
         advertised_port: api_addr.port(),
         metrics: metrics.clone(),
         net: net_client.clone(),
+        guard: guard.clone(),
     });
     let api_signal = signal.clone();
     tasks.spawn(async move {

@@ -20,6 +20,8 @@ pub enum ErrorCode {
     TooLarge,
     /// The node cannot serve the request now (not ready, no leader, shutting down).
     Unavailable,
+    /// The source sends faster than the node allows, or holds too many long-polls.
+    TooManyRequests,
     /// A bug or a storage failure on the node.
     Internal,
 }

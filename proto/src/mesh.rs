@@ -110,6 +110,28 @@ pub struct ClusterReply {
     pub appliedindex: Option<u64>,
 }
 
+/// A source address a node refuses after repeated failed authentications.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ban {
+    /// `api` or `p2p`.
+    pub side: String,
+    pub source: String,
+    pub remainingseconds: u64,
+    /// Failed authentications that led to the ban.
+    pub failures: u32,
+}
+
+/// Reply of `getbansmsg` and `removebanmsg` (Colonymesh extensions, server owner only): the
+/// bans of the node that answered (bans are per node and kept in memory).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BansReply {
+    pub servedby: String,
+    pub bans: Vec<Ban>,
+    /// For `removebanmsg`: how many bans were lifted (one per side).
+    #[serde(default)]
+    pub lifted: usize,
+}
+
 /// Reply of `getstatedigestmsg` (a Colonymesh extension, server owner only): a digest of the
 /// node's whole replicated state at the applied index it was read at. Nodes at the same applied
 /// index must report the same digest; the fault-injection checker relies on it.

@@ -34,6 +34,13 @@ pub struct ColonyMsg {
     pub colony: Colony,
 }
 
+/// `removebanmsg` (a Colonymesh extension): lift the bans of one source address.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RemoveBanMsg {
+    #[serde(default, deserialize_with = "nd")]
+    pub source: String,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ColonyNameMsg {
     #[serde(default, deserialize_with = "nd")]
@@ -647,6 +654,8 @@ requests! {
     GetStatistics = "getstatisticsmsg" => EmptyMsg,
     GetCluster = "getclustermsg" => EmptyMsg,
     GetStateDigest = "getstatedigestmsg" => EmptyMsg,
+    GetBans = "getbansmsg" => EmptyMsg,
+    RemoveBan = "removebanmsg" => RemoveBanMsg,
     AddColony = "addcolonymsg" => ColonyMsg,
     RemoveColony = "removecolonymsg" => ColonyNameMsg,
     GetColonies = "getcoloniesmsg" => EmptyMsg,

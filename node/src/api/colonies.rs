@@ -36,6 +36,30 @@ pub(super) async fn server(
             checked(auth::require_server_owner(&state.store.view(), caller))?;
             json(&super::observe::cluster_view(state))
         }
+        Request::GetBans(_) => {
+            checked(auth::require_server_owner(&state.store.view(), caller))?;
+            json(&proto::mesh::BansReply {
+                servedby: state.node_name.clone(),
+                bans: state.guard.bans(crate::clock::monotonic()),
+                lifted: 0,
+            })
+        }
+        Request::RemoveBan(msg) => {
+            checked(auth::require_server_owner(&state.store.view(), caller))?;
+            let (source, _) = crate::guard::parse_network(&msg.source)
+                .ok()
+                .filter(|(addr, bits)| *bits == if addr.is_ipv4() { 32 } else { 128 })
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!("{:?} is not an IP address", msg.source))
+                })?;
+            let now = crate::clock::monotonic();
+            let lifted = state.guard.lift(source, now);
+            json(&proto::mesh::BansReply {
+                servedby: state.node_name.clone(),
+                bans: state.guard.bans(now),
+                lifted,
+            })
+        }
         Request::GetStateDigest(_) => {
             checked(auth::require_server_owner(&state.store.view(), caller))?;
             let store = state.store.clone();

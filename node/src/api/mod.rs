@@ -24,16 +24,20 @@ mod workflows;
 
 use crate::clock::Clock;
 use crate::config::ApiConfig;
+use crate::guard::{Refusal, Side};
 use crate::raft::{self, RaftNode};
 use crate::sched::Waiters;
 use crate::state::tx::StoreError;
 use crate::store::Store;
+use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use proto::command::{Command, Op, Reply};
 use proto::{ApiError, ErrorCode};
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// Build facts reported by `versionmsg` and `getserverinfomsg`.
@@ -65,6 +69,8 @@ pub struct ApiState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The mesh network (peers heard from lately, for metrics).
     pub net: crate::net::Client,
+    /// Per-source bans and limits (shared with the mesh side).
+    pub guard: Arc<crate::guard::Guard>,
 }
 
 /// The single table from error kinds to HTTP status codes.
@@ -77,6 +83,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::Conflict => StatusCode::CONFLICT,
         ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
         ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -91,7 +98,36 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/ready", get(observe::ready))
         .route("/metrics", get(observe::metrics))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), admit))
         .with_state(state)
+}
+
+/// Every request passes here first: a banned source, or one over its request rate, is
+/// refused before anything else is read.
+async fn admit(
+    State(state): State<Arc<ApiState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match state
+        .guard
+        .admit(Side::Api, peer.ip(), crate::clock::monotonic())
+    {
+        Ok(()) => next.run(request).await,
+        Err(refusal) => refused(&refusal),
+    }
+}
+
+/// The ColonyOS error envelope for a guard refusal: 403 for a ban, 429 for a limit.
+fn refused(refusal: &Refusal) -> Response {
+    let status = match refusal {
+        Refusal::Banned { .. } => StatusCode::FORBIDDEN,
+        Refusal::Rate { .. } | Refusal::LongPolls { .. } => StatusCode::TOO_MANY_REQUESTS,
+    };
+    let reply = proto::RpcReply::failure(status.as_u16(), &refusal.to_string());
+    let text = serde_json::to_string(&reply).expect("replies always serialize");
+    (status, text).into_response()
 }
 
 /// Serves the API on `listener` until `shutdown` completes. Cancel-safe only by `shutdown`.
@@ -100,7 +136,8 @@ pub async fn serve(
     state: Arc<ApiState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
+    let service = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(shutdown)
         .await
 }

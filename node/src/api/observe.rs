@@ -138,6 +138,6 @@ async fn snapshot(state: &ApiState) -> Result<Snapshot, String> {
         members_down: (cluster.nodes.len() as u64).saturating_sub(up),
         connected_peers: connected,
         waiters: state.waiters.live() as u64,
-        bans_active: Vec::new(),
+        bans_active: state.guard.bans_active(now),
     })
 }

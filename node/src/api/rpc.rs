@@ -5,22 +5,25 @@ use super::{
     blueprints, channels, colonies, crons, executors, files, functions, processes, status_of,
     workflows, ApiState,
 };
+use crate::guard::Side;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use proto::envelope::EnvelopeError;
 use proto::{ApiError, ErrorCode, Request, RpcMsg, RpcReply};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 pub(super) async fn api(
     State(state): State<Arc<ApiState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let started = crate::clock::monotonic();
     let mut msgtype = String::new();
-    let (status, reply) = match handle(&state, body, &mut msgtype).await {
+    let (status, reply) = match handle(&state, peer.ip(), body, &mut msgtype).await {
         Ok((payloadtype, json)) => (StatusCode::OK, RpcReply::ok(&payloadtype, &json)),
         Err(error) => {
             let status = status_of(error.code);
@@ -51,35 +54,114 @@ fn envelope_error(error: EnvelopeError) -> ApiError {
 /// Opens a request envelope: its JSON, the caller recovered from the signature (empty for
 /// the unsigned types) and the payload of its type.
 pub(super) fn open(body: &[u8]) -> Result<(String, Request), ApiError> {
-    let msg: RpcMsg = serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("malformed request envelope: {e}")))?;
+    open_envelope(body).map_err(|(error, _)| error)
+}
+
+/// As `open`; the flag on an error says whether it was a failed authentication (a signature
+/// that does not verify), which counts toward a ban.
+fn open_envelope(body: &[u8]) -> Result<(String, Request), (ApiError, bool)> {
+    let msg: RpcMsg = serde_json::from_slice(body).map_err(|e| {
+        let error = ApiError::bad_request(format!("malformed request envelope: {e}"));
+        (error, false)
+    })?;
     let caller = match Request::is_unsigned(&msg.payloadtype) {
         true => String::new(),
-        false => msg.caller_id().map_err(envelope_error)?,
+        false => msg.caller_id().map_err(|error| {
+            let auth = matches!(error, EnvelopeError::Crypto(_));
+            (envelope_error(error), auth)
+        })?,
     };
-    let request = msg.request().map_err(envelope_error)?;
+    let request = msg
+        .request()
+        .map_err(|error| (envelope_error(error), false))?;
     Ok((caller, request))
 }
 
-/// Answers one request; `msgtype` is set as soon as the envelope is read (for metrics).
+/// Answers one request from `source`; `msgtype` is set as soon as the envelope is read (for
+/// metrics). Failed authentications are reported to the guard.
 async fn handle(
     state: &ApiState,
+    source: IpAddr,
     body: Result<Bytes, BytesRejection>,
     msgtype: &mut String,
 ) -> Result<(String, String), ApiError> {
-    let body = body.map_err(|rejection| {
-        let too_large = rejection.status() == StatusCode::PAYLOAD_TOO_LARGE;
-        let limit = state.config.body_bytes_max;
-        match too_large {
-            true => ApiError::new(
-                ErrorCode::TooLarge,
-                format!("request body exceeds the limit of {limit} bytes"),
-            ),
-            false => ApiError::bad_request(format!("unreadable request body: {rejection}")),
+    let outcome = handle_request(state, source, body, msgtype).await;
+    if let Err((_, Some(caller))) = &outcome {
+        // A refusal: it is a failed authentication when nobody in this mesh has the
+        // caller's identity (a role missing for a known identity is an ordinary refusal).
+        let view = state.store.view();
+        let known =
+            caller.is_empty() || crate::state::auth::is_known(&view, caller).unwrap_or(true);
+        if !known {
+            state
+                .guard
+                .failed(Side::Api, source, crate::clock::monotonic());
         }
-    })?;
-    let (caller, request) = open(&body)?;
+    }
+    outcome.map_err(|(error, _)| error)
+}
+
+/// The error carries, for a 403, the caller whose identity to check (empty for the
+/// unsigned types). A signature that does not verify is reported to the guard here.
+async fn handle_request(
+    state: &ApiState,
+    source: IpAddr,
+    body: Result<Bytes, BytesRejection>,
+    msgtype: &mut String,
+) -> Result<(String, String), (ApiError, Option<String>)> {
+    let plain = |error: ApiError| (error, None);
+    let body = body.map_err(|rejection| plain(body_error(state, &rejection)))?;
+    let (caller, request) = match open_envelope(&body) {
+        Ok(opened) => opened,
+        Err((error, true)) => {
+            state
+                .guard
+                .failed(Side::Api, source, crate::clock::monotonic());
+            return Err(plain(error));
+        }
+        Err((error, false)) => return Err(plain(error)),
+    };
     msgtype.push_str(request.msgtype());
+    // An assign may wait long: each source has a bounded number of them waiting.
+    let _slot = match request {
+        Request::Assign(_) => Some(
+            state
+                .guard
+                .long_poll(Side::Api, source, crate::clock::monotonic())
+                .map_err(|refusal| {
+                    plain(ApiError::new(
+                        ErrorCode::TooManyRequests,
+                        refusal.to_string(),
+                    ))
+                })?,
+        ),
+        _ => None,
+    };
+    let forbidden = |error: ApiError| match error.code {
+        ErrorCode::Forbidden => (error, Some(caller.clone())),
+        _ => (error, None),
+    };
+    answer(state, &caller, request).await.map_err(forbidden)
+}
+
+fn body_error(state: &ApiState, rejection: &BytesRejection) -> ApiError {
+    let too_large = rejection.status() == StatusCode::PAYLOAD_TOO_LARGE;
+    let limit = state.config.body_bytes_max;
+    match too_large {
+        true => ApiError::new(
+            ErrorCode::TooLarge,
+            format!("request body exceeds the limit of {limit} bytes"),
+        ),
+        false => ApiError::bad_request(format!("unreadable request body: {rejection}")),
+    }
+}
+
+/// Dispatches an opened request from `caller`.
+async fn answer(
+    state: &ApiState,
+    caller: &str,
+    request: Request,
+) -> Result<(String, String), ApiError> {
     if Request::is_subscription(request.msgtype()) {
         return Err(ApiError::bad_request(format!(
             "{} is served only over the WebSocket endpoint /pubsub",
@@ -92,13 +174,13 @@ async fn handle(
         Request::GetPauseStatus(_) => "pausestatusreplymsg".to_string(),
         _ => payloadtype,
     };
-    let json = match dispatch(state, &caller, request.clone()).await {
+    let json = match dispatch(state, caller, request.clone()).await {
         // The local replica may lag the writes a client made through another node: before
         // saying "not found" or "denied", catch up to the leader's commit index and look again.
         // Without a leader to ask (an election, a minority side) the answer cannot be
         // confirmed: 503, so the client retries instead of believing a stale "not found".
         Err(error) if may_lag(&request, &error) => match state.raft.linearize().await {
-            Ok(()) => dispatch(state, &caller, request).await?,
+            Ok(()) => dispatch(state, caller, request).await?,
             Err(reason) => return Err(unconfirmed(&error, &reason.to_string())),
         },
         other => other?,
@@ -176,7 +258,9 @@ async fn dispatch(state: &ApiState, caller: &str, request: Request) -> Result<St
         | R::GetServerInfo(_)
         | R::GetStatistics(_)
         | R::GetCluster(_)
-        | R::GetStateDigest(_) => colonies::server(state, caller, request).await,
+        | R::GetStateDigest(_)
+        | R::GetBans(_)
+        | R::RemoveBan(_) => colonies::server(state, caller, request).await,
         R::AddColony(_)
         | R::RemoveColony(_)
         | R::GetColonies(_)

@@ -2,6 +2,7 @@
 //! process; every other command is a client that talks to a node only through its HTTP API,
 //! reading the same `COLONIES_*` environment variables as the ColonyOS `colonies` CLI.
 
+mod ban;
 mod blueprint;
 mod colony;
 mod cron;
@@ -68,6 +69,9 @@ enum Command {
     Mesh(mesh::MeshCommand),
     /// The nodes of the mesh as they report themselves: health, machine, executors.
     Nodes,
+    /// Sources the node bans after repeated failed authentications: list, lift.
+    #[command(subcommand)]
+    Ban(ban::BanCommand),
     /// Fleet queries: run a node function on every (selected) node.
     #[command(subcommand)]
     Fleet(fleet::FleetCommand),
@@ -126,6 +130,7 @@ pub async fn run(cli: Cli, vars: HashMap<String, String>) -> anyhow::Result<()> 
         Command::PeerId { data_dir } => serve::peer_id(&data_dir),
         Command::Mesh(command) => mesh::run(command, env, &out).await,
         Command::Nodes => fleet::nodes(env, &out).await,
+        Command::Ban(command) => ban::run(command, env, &out).await,
         Command::Fleet(command) => fleet::run(command, env, &out).await,
         Command::Key(command) => key::run(command, &vars, &out),
         Command::Colony(command) => colony::run_colony(command, env, &out).await,

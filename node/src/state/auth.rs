@@ -3,7 +3,7 @@
 //! decide the same way.
 
 use super::keys::{self, Table};
-use super::tx::{StateRead, StoreError};
+use super::tx::{Direction, StateRead, StoreError};
 use super::{get_json, Outcome};
 use proto::executor::executor_state;
 use proto::{ApiError, Colony, Executor, User};
@@ -22,6 +22,26 @@ pub fn require_server_owner<R: StateRead + ?Sized>(state: &R, caller: &str) -> O
             "access denied, caller is not the server owner",
         ))),
     }
+}
+
+/// Whether anyone in this mesh has identity `id`: the server owner, a colony owner, an
+/// executor or a user. A refusal for an unknown identity is a failed authentication.
+pub fn is_known<R: StateRead + ?Sized>(state: &R, id: &str) -> Result<bool, StoreError> {
+    if server_id(state)?.is_some_and(|owner| owner == id)
+        || state.get(Table::ExecutorIds, id.as_bytes())?.is_some()
+    {
+        return Ok(true);
+    }
+    let user = keys::prefix(&[id.as_bytes()]);
+    if !state
+        .scan(Table::UserIds, &user, None, Direction::Forward, 1)?
+        .is_empty()
+    {
+        return Ok(true);
+    }
+    Ok(super::query::colonies(state)?
+        .iter()
+        .any(|colony| colony.colonyid == id))
 }
 
 /// The colony named `name`, or a not-found refusal naming it.

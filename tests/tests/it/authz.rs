@@ -61,6 +61,8 @@ const TABLE: &[(&str, &[Caller])] = &[
     ("getcolonystatsmsg", M),
     ("getstatisticsmsg", SO),
     ("getclustermsg", SO),
+    ("getbansmsg", SO),
+    ("removebanmsg", SO),
     ("changeserveridmsg", SO),
     ("addexecutormsg", CO),
     ("getexecutorsmsg", M_ANY),
@@ -314,9 +316,9 @@ impl World {
     async fn payload(&mut self, msgtype: &str) -> Value {
         let mut p = match msgtype {
             "versionmsg" => json!({"buildversion": "", "buildtime": ""}),
-            "getserverinfomsg" | "getcoloniesmsg" | "getstatisticsmsg" | "getclustermsg" => {
-                json!({})
-            }
+            "getserverinfomsg" | "getcoloniesmsg" | "getstatisticsmsg" | "getclustermsg"
+            | "getbansmsg" => json!({}),
+            "removebanmsg" => json!({"source": "192.0.2.1"}),
             "addcolonymsg" => {
                 json!({"colony": {"colonyid": test_key().id(), "name": self.fresh("colony")}})
             }

@@ -96,3 +96,144 @@ async fn metrics_count_requests_and_report_state() {
     assert!(sample(&text, "colonymesh_raft_term").unwrap() >= 1.0);
     node.stop().await;
 }
+
+/// POSTs `body` to `/api` from local address `from`: the status and the error message.
+async fn post_from(from: &str, base: &str, body: String) -> (u16, String) {
+    let http = reqwest::Client::builder()
+        .local_address(Some(from.parse().unwrap()))
+        .build()
+        .unwrap();
+    let response = http
+        .post(format!("{base}/api"))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    let reply: proto::RpcReply = serde_json::from_str(&text).unwrap();
+    let message = reply
+        .failure_payload()
+        .map(|f| f.message)
+        .unwrap_or_default();
+    (status, message)
+}
+
+/// `colonymesh --json ARGS` against `node` as its server owner.
+async fn cli(node: &TestNode, args: &[&str]) -> std::process::Output {
+    let mut command = tokio::process::Command::new(tests::colonymesh_binary());
+    for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("COLONIES_")) {
+        command.env_remove(name);
+    }
+    let port = node.handle.api_addr.port().to_string();
+    command
+        .arg("--json")
+        .args(args)
+        .env("COLONIES_SERVER_HOST", "127.0.0.1")
+        .env("COLONIES_SERVER_HTTP_PORT", &port)
+        .env("COLONIES_TLS", "false")
+        .env("COLONIES_SERVER_PRVKEY", node.server.to_hex())
+        .kill_on_drop(true);
+    let run = command.output();
+    tokio::time::timeout(std::time::Duration::from_secs(60), run)
+        .await
+        .expect("the CLI finishes")
+        .expect("run colonymesh")
+}
+
+/// - bad signatures and signatures of unknown identities from one source ban it once they
+///   reach `auth_failures_max`; then even a valid request from it is refused (403, naming
+///   the ban), while other sources are served
+/// - a refusal of a known identity (a member without the role) is no failed authentication
+/// - the ban shows in `/metrics` and `colonymesh ban ls`; `ban rm` lifts it
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_bad_signatures_ban_the_source() {
+    use proto::msgs::{ColonyNameMsg, EmptyMsg};
+    let node = TestNode::start_configured(tests::Options::default(), |config, _| {
+        config.guard.exempt = vec!["127.0.0.1".into()];
+        config.guard.auth_failures_max = 3;
+        config.guard.ban_seconds = 600;
+    })
+    .await;
+    let base = format!("http://{}", node.handle.api_addr);
+    let get_colony = Request::GetColony(ColonyNameMsg {
+        colonyname: "dev".into(),
+    });
+    let signed = |key: &proto::PrivateKey| {
+        serde_json::to_string(&proto::RpcMsg::sign(&get_colony, key)).unwrap()
+    };
+    let mut forged = proto::RpcMsg::sign(&get_colony, &node.executor);
+    forged.signature = "00".repeat(65);
+    let forged = serde_json::to_string(&forged).unwrap();
+    let stranger = tests::test_key();
+    let attacker = "127.0.0.3";
+
+    // A known identity without the role: refused, but no failed authentication.
+    let clusterview = Request::GetCluster(EmptyMsg {});
+    let not_owner =
+        serde_json::to_string(&proto::RpcMsg::sign(&clusterview, &node.executor)).unwrap();
+    for _ in 0..5 {
+        let (status, _) = post_from(attacker, &base, not_owner.clone()).await;
+        assert_eq!(status, 403);
+    }
+    let (status, _) = post_from(attacker, &base, signed(&node.executor)).await;
+    assert_eq!(status, 200, "not banned by refusals of a known identity");
+
+    let (status, text) = post_from(attacker, &base, forged.clone()).await;
+    assert_eq!(status, 403, "{text}");
+    assert!(!text.contains("banned"), "{text}");
+    for _ in 0..2 {
+        let (status, _) = post_from(attacker, &base, signed(&stranger)).await;
+        assert_eq!(status, 403);
+    }
+    let (status, text) = post_from(attacker, &base, signed(&node.executor)).await;
+    assert_eq!(status, 403, "banned after the third failure: {text}");
+    assert!(text.contains("127.0.0.3 is banned"), "{text}");
+    let (status, _) = post_from("127.0.0.4", &base, signed(&node.executor)).await;
+    assert_eq!(status, 200, "another source is served");
+
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        sample(&text, r#"colonymesh_auth_failures_total{side="api"}"#),
+        Some(3.0)
+    );
+    assert_eq!(
+        sample(&text, r#"colonymesh_bans_total{side="api"}"#),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&text, r#"colonymesh_bans_active{side="api"}"#),
+        Some(1.0)
+    );
+
+    let listed = cli(&node, &["ban", "ls"]).await;
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let bans = listed["bans"].as_array().unwrap();
+    assert_eq!(bans.len(), 1, "{listed}");
+    assert_eq!(bans[0]["source"], attacker);
+    assert_eq!(bans[0]["side"], "api");
+    assert_eq!(bans[0]["failures"], 3);
+    let lifted = cli(&node, &["ban", "rm", attacker]).await;
+    assert!(
+        lifted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&lifted.stderr)
+    );
+    let (status, text) = post_from(attacker, &base, signed(&node.executor)).await;
+    assert_eq!(status, 200, "served again once lifted: {text}");
+    let again = cli(&node, &["ban", "rm", attacker]).await;
+    assert!(!again.status.success(), "nothing left to lift");
+    let message = String::from_utf8_lossy(&again.stderr);
+    assert!(message.contains("is not banned"), "{message}");
+    node.stop().await;
+}
