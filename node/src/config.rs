@@ -638,7 +638,10 @@ mod tests {
         let mut config = NodeConfig::new(Path::new("/tmp/x"));
         config.guard.exempt = vec!["10.0.0.0/40".into()];
         let err = config.validate().unwrap_err().to_string();
-        assert!(err.contains("guard.exempt") && err.contains("10.0.0.0/40"), "{err}");
+        assert!(
+            err.contains("guard.exempt") && err.contains("10.0.0.0/40"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -167,6 +167,22 @@ impl Guard {
         Ok(())
     }
 
+    /// Refuses a banned source; unlike `admit`, no rate applies (mesh traffic between members
+    /// is heavy by nature).
+    pub fn banned(&self, side: Side, source: IpAddr, now: Instant) -> Result<(), Refusal> {
+        if self.is_exempt(source) {
+            return Ok(());
+        }
+        let sources = self.sources.lock().expect("guard lock");
+        match sources.get(&(side, source)).and_then(|s| s.banned(now)) {
+            Some(left) => Err(Refusal::Banned {
+                addr: source,
+                remaining_seconds: left.as_secs().max(1),
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// A failed authentication from `source`; bans it when it reaches the limit within the
     /// window. Returns true when this failure banned it.
     pub fn failed(&self, side: Side, source: IpAddr, now: Instant) -> bool {

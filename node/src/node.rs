@@ -192,6 +192,7 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> anyhow::Result<
         raft.clone(),
         admission,
         fleet.clone(),
+        guard.clone(),
         net_events,
         signal.clone(),
     );

@@ -15,6 +15,7 @@ pub mod status;
 
 use crate::clock::Clock;
 use crate::config::MeshConfig;
+use crate::guard::{Guard, Side};
 use crate::net;
 use crate::raft::{node_id_of, RaftNode};
 use crate::shutdown::Signal;
@@ -43,6 +44,7 @@ pub async fn serve_peers(
     raft: RaftNode,
     admission: Arc<Admission>,
     fleet: Arc<status::Fleet>,
+    guard: Arc<Guard>,
     mut events: mpsc::Receiver<net::Event>,
     stop: Signal,
 ) {
@@ -54,13 +56,14 @@ pub async fn serve_peers(
             event = events.recv() => event,
             () = &mut stopped => return,
         };
-        let (peer, certificate, request, responder) = match event {
+        let (peer, source, certificate, request, responder) = match event {
             Some(net::Event::Request {
                 peer,
+                source,
                 certificate,
                 request,
                 responder,
-            }) => (peer, certificate, request, responder),
+            }) => (peer, source, certificate, request, responder),
             Some(net::Event::Status { source, data }) => {
                 fleet.heard(&raft, &source, &data);
                 continue;
@@ -70,24 +73,40 @@ pub async fn serve_peers(
         let Ok(permit) = permits.clone().acquire_owned().await else {
             return;
         };
-        let (raft, admission) = (raft.clone(), admission.clone());
+        let (raft, admission, guard) = (raft.clone(), admission.clone(), guard.clone());
         tokio::spawn(async move {
-            let response = serve(&raft, &admission, &peer, certificate.as_ref(), request).await;
+            let now = crate::clock::monotonic();
+            let banned = source.and_then(|ip| guard.banned(Side::P2p, ip, now).err());
+            let response = match banned {
+                Some(refusal) => PeerResponse::Refused {
+                    reason: refusal.to_string(),
+                },
+                None => {
+                    let (response, failed_auth) =
+                        serve(&raft, &admission, &peer, certificate.as_ref(), request).await;
+                    if let (true, Some(ip)) = (failed_auth, source) {
+                        guard.failed(Side::P2p, ip, crate::clock::monotonic());
+                    }
+                    response
+                }
+            };
             responder.respond(response).await;
             drop(permit);
         });
     }
 }
 
+/// Answers one peer request; the flag says whether it was a failed authentication (a refused
+/// certificate, a join with a bad token), which counts toward a ban of its source.
 async fn serve(
     raft: &RaftNode,
     admission: &Admission,
     peer: &str,
     certificate: Option<&Certificate>,
     request: PeerRequest,
-) -> PeerResponse {
+) -> (PeerResponse, bool) {
     let certified = admission.verifier.check(peer, certificate);
-    match (request, certified) {
+    let response = match (request, certified) {
         (PeerRequest::Raft { kind, body }, Ok(())) => raft.serve_rpc(kind, &body).await,
         (PeerRequest::Forward(command), Ok(())) => raft.serve_forward(command).await,
         (PeerRequest::ReadIndex, Ok(())) => raft.serve_read_index().await,
@@ -100,7 +119,7 @@ async fn serve(
             certified,
         ) => {
             tracing::info!(%peer, node_id, name = %info.name, "join request");
-            join_request(
+            return join_request(
                 raft,
                 admission,
                 peer,
@@ -109,15 +128,15 @@ async fn serve(
                 info,
                 token,
             )
-            .await
+            .await;
         }
         (_, Err(refusal)) => {
             tracing::warn!(%peer, "refused peer request: {refusal}");
-            PeerResponse::Refused {
-                reason: format!("refused: {refusal}"),
-            }
+            let reason = format!("refused: {refusal}");
+            return (PeerResponse::Refused { reason }, true);
         }
-    }
+    };
+    (response, false)
 }
 
 /// A join: a certified sender (a member relaying, or a node rejoining) is trusted; anyone
@@ -130,7 +149,7 @@ async fn join_request(
     node_id: u64,
     info: NodeInfo,
     token: Option<String>,
-) -> PeerResponse {
+) -> (PeerResponse, bool) {
     let identity = admission.verifier.identity();
     let mut issued = None;
     if !certified {
@@ -141,31 +160,29 @@ async fn join_request(
         };
         if let Err(reason) = checked {
             tracing::warn!(%peer, "refused join: {reason}");
-            return PeerResponse::Refused {
-                reason: format!("join refused: {reason}"),
-            };
+            let reason = format!("join refused: {reason}");
+            return (PeerResponse::Refused { reason }, true);
         }
         if info.peer_id != peer {
-            return PeerResponse::Refused {
-                reason: "join refused: info names another peer".into(),
-            };
+            let reason = "join refused: info names another peer".into();
+            return (PeerResponse::Refused { reason }, true);
         }
         let Some(root) = &admission.root else {
             let reason = "this node holds no mesh root key; join through an admission node";
-            return PeerResponse::Refused {
-                reason: reason.into(),
-            };
+            let reason = reason.into();
+            return (PeerResponse::Refused { reason }, false);
         };
         issued = Some(root.certify(&identity.mesh_id, peer, now));
     }
-    match raft.add_learner(node_id, info).await {
+    let response = match raft.add_learner(node_id, info).await {
         Ok(()) => PeerResponse::Joined {
             certificate: issued,
         },
         Err(reason) => PeerResponse::Refused {
             reason: format!("join failed: {reason}"),
         },
-    }
+    };
+    (response, false)
 }
 
 /// Splits `/ip4/.../tcp/7001/p2p/<peer id>` into the peer id and the address before it.

@@ -5,10 +5,11 @@ use super::{Command, Error, Event, Responder, MESSAGE_BYTES_MAX};
 use libp2p::futures::StreamExt as _;
 use libp2p::request_response::{self, OutboundRequestId};
 use libp2p::swarm::behaviour::toggle::Toggle;
-use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::swarm::{ConnectionId, NetworkBehaviour, SwarmEvent};
 use libp2p::{gossipsub, identify, kad, mdns, ping, Multiaddr, PeerId, StreamProtocol, Swarm};
 use proto::mesh::{PeerEnvelope, PeerRequest, PeerResponse};
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
@@ -93,6 +94,8 @@ pub struct EventLoop {
     pending: HashMap<OutboundRequestId, Reply>,
     /// When each peer last answered (responses and pings); one entry per peer ever seen.
     last_seen: HashMap<PeerId, Instant>,
+    /// The remote IP address of each open connection (the source of its requests).
+    remote_ips: HashMap<ConnectionId, IpAddr>,
 }
 
 impl EventLoop {
@@ -109,6 +112,7 @@ impl EventLoop {
             events,
             pending: HashMap::new(),
             last_seen: HashMap::new(),
+            remote_ips: HashMap::new(),
         }
     }
 
@@ -204,11 +208,11 @@ impl EventLoop {
             SwarmEvent::Behaviour(BehaviourEvent::Rpc(event)) => match event {
                 Rr::Message {
                     peer,
+                    connection_id,
                     message:
                         Message::Request {
                             request, channel, ..
                         },
-                    ..
                 } => {
                     let responder = Responder {
                         channel,
@@ -216,6 +220,7 @@ impl EventLoop {
                     };
                     let event = Event::Request {
                         peer: peer.to_string(),
+                        source: self.remote_ips.get(&connection_id).copied(),
                         certificate: request.certificate,
                         request: request.request,
                         responder,
@@ -315,13 +320,24 @@ impl EventLoop {
             } => {
                 tracing::info!(%peer, "dial failed: {error}");
             }
+            SwarmEvent::ConnectionEstablished {
+                connection_id,
+                endpoint,
+                ..
+            } => {
+                if let Some(ip) = ip_of(endpoint.get_remote_address()) {
+                    self.remote_ips.insert(connection_id, ip);
+                }
+            }
             SwarmEvent::ConnectionClosed {
                 peer_id,
+                connection_id,
                 endpoint,
                 cause,
                 num_established,
                 ..
             } => {
+                self.remote_ips.remove(&connection_id);
                 let address = endpoint.get_remote_address();
                 tracing::debug!(
                     peer = %peer_id,
@@ -352,6 +368,15 @@ fn reachable(addrs: Vec<Multiaddr>) -> Vec<Multiaddr> {
         return addrs;
     }
     addrs.into_iter().filter(|addr| !loopback(addr)).collect()
+}
+
+/// The IP address a multiaddr starts with, if any.
+fn ip_of(addr: &Multiaddr) -> Option<IpAddr> {
+    match addr.iter().next()? {
+        libp2p::multiaddr::Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
+        libp2p::multiaddr::Protocol::Ip6(ip) => Some(IpAddr::V6(ip)),
+        _ => None,
+    }
 }
 
 fn approximate_size(envelope: &PeerEnvelope) -> usize {

@@ -102,6 +102,8 @@ pub enum Event {
     /// it presents; answer it through `responder`.
     Request {
         peer: String,
+        /// The IP address the request came from (none for a transport without one).
+        source: Option<std::net::IpAddr>,
         certificate: Option<Certificate>,
         request: PeerRequest,
         responder: Responder,

@@ -236,6 +236,95 @@ async fn peers_without_certificates_are_refused() {
     cluster.shutdown().await;
 }
 
+/// - on the p2p side, a source whose peers keep presenting no certificate or bad join tokens
+///   is banned: then even a valid join from it is refused, naming the ban
+/// - the ban shows in `getbansmsg` (side p2p); `removebanmsg` lifts it and the join succeeds
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_failing_authentication_are_banned() {
+    use node::net;
+    use proto::mesh::{BansReply, PeerRequest, PeerResponse, RaftRpcKind};
+    use proto::msgs::{EmptyMsg, RemoveBanMsg};
+    let cluster = Cluster::start_with(1, |config| {
+        config.guard.exempt = vec![];
+        config.guard.auth_failures_max = 3;
+    })
+    .await;
+    let stranger_dir = tempfile::tempdir().unwrap();
+    let keypair = net::load_or_create_keypair(&stranger_dir.path().join("node.key")).unwrap();
+    let stranger_peer = net::peer_id_of(&keypair);
+    let config = net::NetConfig {
+        listen: vec!["/ip4/127.0.0.1/tcp/0".into()],
+        mdns: false,
+    };
+    let (client, _events, event_loop) = net::new(keypair, &config).unwrap();
+    let stop = tokio::spawn(event_loop.run(std::future::pending()));
+    let target = &cluster.node(0).info;
+    let refusal = |response: PeerResponse| match response {
+        PeerResponse::Refused { reason } => reason,
+        other => panic!("served: {other:?}"),
+    };
+    let vote = PeerRequest::Raft {
+        kind: RaftRpcKind::Vote,
+        body: "{}".into(),
+    };
+    let response = client.request(&target.peer_id, &target.addrs, vote).await;
+    assert!(refusal(response.unwrap()).contains("no mesh certificate"));
+    let info = proto::mesh::NodeInfo {
+        peer_id: stranger_peer.clone(),
+        ..Default::default()
+    };
+    let node_id = node::raft::node_id_of(&stranger_peer);
+    let join = |token: String| PeerRequest::Join {
+        node_id,
+        info: info.clone(),
+        token: Some(token),
+    };
+    for _ in 0..2 {
+        let forged = join(format!("{}x", cluster.token(60)));
+        let response = client.request(&target.peer_id, &target.addrs, forged).await;
+        assert!(refusal(response.unwrap()).contains("signature"));
+    }
+    let valid = join(cluster.token(60));
+    let response = client
+        .request(&target.peer_id, &target.addrs, valid.clone())
+        .await;
+    let reason = refusal(response.unwrap());
+    assert!(reason.contains("127.0.0.1 is banned"), "{reason}");
+
+    let bans: BansReply = cluster
+        .client(0)
+        .call(&Request::GetBans(EmptyMsg {}), &cluster.server)
+        .await
+        .expect("the API side is not banned");
+    assert_eq!(bans.bans.len(), 1, "{bans:?}");
+    assert_eq!(
+        (bans.bans[0].side.as_str(), bans.bans[0].failures),
+        ("p2p", 3)
+    );
+    let lift = Request::RemoveBan(RemoveBanMsg {
+        source: "127.0.0.1".into(),
+    });
+    let lifted: BansReply = cluster
+        .client(0)
+        .call(&lift, &cluster.server)
+        .await
+        .unwrap();
+    assert_eq!(lifted.lifted, 1);
+    let response = client.request(&target.peer_id, &target.addrs, valid).await;
+    let joined = response.unwrap();
+    assert!(
+        matches!(
+            joined,
+            PeerResponse::Joined {
+                certificate: Some(_)
+            }
+        ),
+        "{joined:?}"
+    );
+    stop.abort();
+    cluster.shutdown().await;
+}
+
 /// - with two of three nodes stopped, the remaining node refuses writes with a clear error
 ///   and still serves reads
 /// - when the two come back, the mesh heals: writes work and every node catches up
