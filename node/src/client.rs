@@ -1,6 +1,7 @@
 //! A ColonyOS API client over HTTP: signs requests with a private key, posts them to `/api`
 //! and decodes replies. The CLI and the tests talk to nodes only through it, like any user.
 
+use crate::tls::{self, ClientTls};
 use futures::{SinkExt, StreamExt};
 use proto::{PrivateKey, Request, RpcMsg, RpcReply};
 use serde::de::DeserializeOwned;
@@ -20,6 +21,23 @@ pub enum ClientError {
     Api { status: i32, message: String },
     #[error("cannot decode reply: {0}")]
     Decode(String),
+    #[error("TLS: {0}")]
+    Tls(String),
+}
+
+/// An error with its causes (reqwest's own message hides why a connection failed, e.g. an
+/// untrusted certificate).
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        let more = inner.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
+        cause = inner.source();
+    }
+    text
 }
 
 /// The host a client on the same machine uses for an API bound to `addr`: loopback when the
@@ -32,21 +50,60 @@ pub fn local_host(addr: std::net::SocketAddr) -> String {
 }
 
 /// A client for one node.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Client {
     /// Connection-pooling HTTP client; cheap to clone.
     http: reqwest::Client,
     url: String,
+    /// The TLS configuration of HTTPS and WSS connections (none: plain HTTP).
+    tls: Option<tls::ClientConfig>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").field("url", &self.url).finish()
+    }
 }
 
 impl Client {
-    /// A client for `http(s)://host:port/api`.
+    /// A client for `http://host:port/api`, or `https://` trusting the system's roots.
     pub fn new(host: &str, port: u16, tls: bool) -> Client {
-        let scheme = if tls { "https" } else { "http" };
-        Client {
-            http: reqwest::Client::new(),
+        let trust = tls.then(ClientTls::default);
+        Client::with_tls(host, port, trust.as_ref())
+            .expect("the default TLS configuration needs no file and always builds")
+    }
+
+    /// A client for `http://host:port/api`, or `https://` trusting what `tls` says.
+    pub fn with_tls(host: &str, port: u16, tls: Option<&ClientTls>) -> Result<Client, ClientError> {
+        let config = tls
+            .map(tls::client_config)
+            .transpose()
+            .map_err(|e| ClientError::Tls(e.to_string()))?;
+        let scheme = if config.is_some() { "https" } else { "http" };
+        let http = match &config {
+            Some(config) => reqwest::Client::builder()
+                .use_preconfigured_tls(config.as_ref().clone())
+                .build()
+                .map_err(|e| ClientError::Tls(e.to_string()))?,
+            None => reqwest::Client::new(),
+        };
+        Ok(Client {
+            http,
             url: format!("{scheme}://{host}:{port}/api"),
-        }
+            tls: config,
+        })
+    }
+
+    /// A client for this machine's node listening on `api`: over TLS when the node serves
+    /// it, without verifying its certificate (the connection never leaves the machine, and
+    /// the certificate need not name a loopback address).
+    pub fn local(api: std::net::SocketAddr, tls: bool) -> Client {
+        let trust = tls.then_some(ClientTls {
+            ca_file: None,
+            skip_verify: true,
+        });
+        Client::with_tls(&local_host(api), api.port(), trust.as_ref())
+            .expect("a TLS configuration without files always builds")
     }
 
     /// Sends `request` signed by `key` (unsigned when `None`) and returns the reply JSON.
@@ -63,7 +120,7 @@ impl Client {
         };
         let transport = |e: reqwest::Error| ClientError::Transport {
             url: self.url.clone(),
-            reason: e.to_string(),
+            reason: with_causes(&e),
         };
         let response = self
             .http
@@ -102,7 +159,9 @@ impl Client {
             url: url.clone(),
             reason: e.to_string(),
         };
-        let connect = tokio_tungstenite::connect_async(&url);
+        let connector = self.tls.clone().map(tokio_tungstenite::Connector::Rustls);
+        let connect =
+            tokio_tungstenite::connect_async_tls_with_config(&url, None, false, connector);
         let (mut socket, _) = tokio::time::timeout(REQUEST_TIMEOUT, connect)
             .await
             .map_err(|_| ClientError::Transport {

@@ -341,6 +341,10 @@ pub struct ApiConfig {
     pub long_poll_seconds_max: u64,
     /// Concurrent long-polls on this node; more get 503, protecting memory and tasks.
     pub long_polls_max: usize,
+    /// PEM certificate chain (leaf first); with `tls_key`, the API serves HTTPS and WSS only.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for ApiConfig {
@@ -352,6 +356,8 @@ impl Default for ApiConfig {
             body_bytes_max: 8 << 20,
             long_poll_seconds_max: 3600,
             long_polls_max: 10_000,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -536,6 +542,12 @@ impl NodeConfig {
         self.validate_executors()?;
         if self.api.long_polls_max == 0 {
             return Err(invalid("api.long_polls_max", "must be positive"));
+        }
+        if self.api.tls_cert.is_some() != self.api.tls_key.is_some() {
+            return Err(invalid(
+                "api.tls_cert",
+                "and api.tls_key go together: give both, or neither",
+            ));
         }
         let guard = &self.guard;
         if guard.auth_failures_max > 0 && guard.auth_failure_window_seconds == 0 {

@@ -31,4 +31,5 @@ pub mod sched;
 pub mod shutdown;
 pub mod state;
 pub mod store;
+pub mod tls;
 pub mod trust;

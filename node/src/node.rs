@@ -125,6 +125,10 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> anyhow::Result<
     let (net_client, net_events, event_loop) = net::new(keypair, &net_config)?;
     tasks.spawn(event_loop.run(signal.clone().wait()));
     let addrs = advertised(listen_addrs(&net_client, &config.mesh.listen).await?);
+    let server_tls = match (&config.api.tls_cert, &config.api.tls_key) {
+        (Some(cert), Some(key)) => Some(crate::tls::ServerTls::load(cert, key)?),
+        _ => None,
+    };
     let listener = tokio::net::TcpListener::bind((config.api.host, config.api.port))
         .await
         .with_context(|| format!("bind API on {}:{}", config.api.host, config.api.port))?;
@@ -252,7 +256,7 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> anyhow::Result<
     });
     let api_signal = signal.clone();
     tasks.spawn(async move {
-        if let Err(error) = api::serve(listener, state, api_signal.wait()).await {
+        if let Err(error) = api::serve(listener, server_tls, state, api_signal).await {
             tracing::error!("failed to serve API: {error}");
         }
     });

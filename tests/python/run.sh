@@ -12,6 +12,8 @@
 #   PYTHON              interpreter that has requirements.txt installed (default python3)
 #   PYTEST_TIMEOUT_S    hard cap on the whole pytest run, seconds (default 300)
 #   COLONYMESH_KEEP_TMP if 1, keep the temp dir (data, env.sh, node.log) for debugging
+#   COLONYMESH_TLS      if 1, start `dev --tls` and run pycolonies over HTTPS/WSS, trusting
+#                       the node's self-signed certificate (REQUESTS_CA_BUNDLE, SSL_CERT_FILE)
 set -euo pipefail
 
 if [[ $# -lt 1 ]]; then
@@ -88,7 +90,11 @@ while IFS= read -r var; do
     esac
 done < <(compgen -e)
 
-"$binary" dev --data-dir "$tmp/data" --api-port 0 >"$tmp/env.sh" 2>"$tmp/node.log" &
+tls_flag=()
+if [[ "${COLONYMESH_TLS:-0}" == 1 ]]; then
+    tls_flag=(--tls)
+fi
+"$binary" dev --data-dir "$tmp/data" --api-port 0 "${tls_flag[@]}" >"$tmp/env.sh" 2>"$tmp/node.log" &
 node_pid=$!
 
 # The dev command prints `export NAME=value` lines and flushes them before it
@@ -123,9 +129,18 @@ done
 export NO_PROXY="127.0.0.1,localhost,::1${NO_PROXY:+,$NO_PROXY}"
 export no_proxy="$NO_PROXY"
 
-health_url="http://$COLONIES_SERVER_HOST:$COLONIES_SERVER_PORT/health"
+scheme=http
+curl_tls=()
+if [[ "${COLONIES_SERVER_TLS}" == true ]]; then
+    # pycolonies' requests and websocket-client read these; so does curl below.
+    export REQUESTS_CA_BUNDLE="$COLONIES_TLS_CA" SSL_CERT_FILE="$COLONIES_TLS_CA"
+    export WEBSOCKET_CLIENT_CA_BUNDLE="$COLONIES_TLS_CA"
+    scheme=https
+    curl_tls=(--cacert "$COLONIES_TLS_CA")
+fi
+health_url="$scheme://$COLONIES_SERVER_HOST:$COLONIES_SERVER_PORT/health"
 deadline=$((SECONDS + startup_timeout_s))
-until curl --silent --fail --noproxy '*' --max-time 1 --output /dev/null "$health_url"; do
+until curl --silent --fail --noproxy '*' --max-time 1 "${curl_tls[@]}" --output /dev/null "$health_url"; do
     if ! kill -0 "$node_pid" 2>/dev/null; then
         echo "run.sh: node exited before $health_url answered" >&2
         exit 1
@@ -136,7 +151,7 @@ until curl --silent --fail --noproxy '*' --max-time 1 --output /dev/null "$healt
     fi
     sleep 0.1
 done
-echo "run.sh: node $node_pid up at $COLONIES_SERVER_HOST:$COLONIES_SERVER_PORT (colony $COLONIES_COLONY_NAME)"
+echo "run.sh: node $node_pid up at $scheme://$COLONIES_SERVER_HOST:$COLONIES_SERVER_PORT (colony $COLONIES_COLONY_NAME)"
 
 # -p no:cacheprovider: do not write .pytest_cache into the clone.
 # timeout: pycolonies' HTTP calls have no timeout, so a wedged node would

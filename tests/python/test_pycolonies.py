@@ -27,6 +27,9 @@ from crypto import Crypto  # pycolonies ships its crypto as a top-level module
 from model import Workflow
 from pycolonies import Colonies, ColoniesConnectionError, colonies_client, func_spec
 
+# The node serves HTTPS/WSS (run.sh with COLONYMESH_TLS=1); pycolonies reads the same variable.
+TLS = os.environ.get("COLONIES_SERVER_TLS") == "true"
+
 WAITING = Colonies.WAITING
 RUNNING = Colonies.RUNNING
 SUCCESSFUL = Colonies.SUCCESSFUL
@@ -104,7 +107,7 @@ def env():
         executortype=os.environ["COLONIES_EXECUTOR_TYPE"],
         prvkey=prvkey,
         server_prvkey=os.environ["COLONIES_SERVER_PRVKEY"],
-        api_url=f"http://{host}:{port}/api",
+        api_url=f"{'https' if TLS else 'http'}://{host}:{port}/api",
     )
 
 
@@ -764,7 +767,8 @@ def ws_subscribe(env, msg, prvkey):
     }
     host = os.environ["COLONIES_SERVER_HOST"]
     port = os.environ["COLONIES_SERVER_PORT"]
-    ws = create_connection(f"ws://{host}:{port}/pubsub", timeout=ASSIGN_TIMEOUT_S)
+    scheme = "wss" if TLS else "ws"
+    ws = create_connection(f"{scheme}://{host}:{port}/pubsub", timeout=ASSIGN_TIMEOUT_S)
     ws.send(json.dumps(envelope))
     return ws
 

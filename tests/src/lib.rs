@@ -36,6 +36,9 @@ pub struct Options {
     pub manual_clock: bool,
     /// Override `api.body_bytes_max`.
     pub body_bytes_max: Option<usize>,
+    /// Serve the API over TLS with a self-signed certificate (`TestNode::ca_file`), which
+    /// the node's client trusts.
+    pub tls: bool,
 }
 
 /// A running node with a provisioned colony `dev` and executor `worker` of type `cli`.
@@ -48,6 +51,8 @@ pub struct TestNode {
     pub executor: PrivateKey,
     /// Present with `Options::manual_clock`.
     pub clock: Option<ManualClock>,
+    /// With `Options::tls`: the node's self-signed certificate, to trust as a CA.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl TestNode {
@@ -73,6 +78,16 @@ impl TestNode {
         if let Some(limit) = options.body_bytes_max {
             config.api.body_bytes_max = limit;
         }
+        let ca_file = options.tls.then(|| {
+            let names = ["localhost".to_string(), "127.0.0.1".to_string()];
+            let (cert, key) = node::tls::self_signed(&names).expect("make a certificate");
+            let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+            std::fs::write(&cert_path, cert).expect("write the certificate");
+            std::fs::write(&key_path, key).expect("write the key");
+            config.api.tls_cert = Some(cert_path.clone());
+            config.api.tls_key = Some(key_path);
+            cert_path
+        });
         let manual = options
             .manual_clock
             .then(|| ManualClock::new(1_700_000_000_000_000_000));
@@ -82,7 +97,17 @@ impl TestNode {
         };
         let config = config.validate().expect("valid test config");
         let handle = node::node::start(config, clock).await.expect("start node");
-        let client = client_of(&handle);
+        let client = match &ca_file {
+            None => client_of(&handle),
+            Some(ca) => {
+                let trust = node::tls::ClientTls {
+                    ca_file: Some(ca.clone()),
+                    skip_verify: false,
+                };
+                Client::with_tls("localhost", handle.api_addr.port(), Some(&trust))
+                    .expect("a client trusting the node's certificate")
+            }
+        };
         let node = TestNode {
             handle,
             dir,
@@ -91,6 +116,7 @@ impl TestNode {
             colony,
             executor: test_key(),
             clock: manual,
+            ca_file,
         };
         node.provision().await;
         node

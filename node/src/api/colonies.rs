@@ -24,7 +24,7 @@ pub(super) async fn server(
                 kind: "http".to_string(),
                 port: i64::from(state.advertised_port),
                 host: state.advertised_host.clone(),
-                tls: false,
+                tls: state.config.tls_cert.is_some(),
                 insecure: true,
             }],
         }),

@@ -20,6 +20,7 @@ mod observe;
 mod processes;
 mod pubsub;
 mod rpc;
+mod tls;
 mod workflows;
 
 use crate::clock::Clock;
@@ -33,10 +34,10 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt as _;
 use axum::Router;
 use proto::command::{Command, Op, Reply};
 use proto::{ApiError, ErrorCode};
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -131,15 +132,28 @@ fn refused(refusal: &Refusal) -> Response {
 }
 
 /// Serves the API on `listener` until `shutdown` completes. Cancel-safe only by `shutdown`.
+/// With `tls`, every connection is TLS (HTTPS and WSS); handshakes run on their own tasks.
 pub async fn serve(
     listener: tokio::net::TcpListener,
+    tls: Option<crate::tls::ServerTls>,
     state: Arc<ApiState>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    shutdown: crate::shutdown::Signal,
 ) -> std::io::Result<()> {
     let service = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown)
-        .await
+    match tls {
+        None => {
+            axum::serve(listener, service)
+                .with_graceful_shutdown(shutdown.wait())
+                .await
+        }
+        Some(tls) => {
+            // `tap_io` only wraps the listener in the type axum derives `ConnectInfo` for.
+            let listener = tls::TlsListener::start(listener, tls, shutdown.clone()).tap_io(|_| {});
+            axum::serve(listener, service)
+                .with_graceful_shutdown(shutdown.wait())
+                .await
+        }
+    }
 }
 
 /// A store failure seen while serving: reported as a 500, logged where handled.

@@ -29,6 +29,29 @@ pub(crate) struct DevArgs {
     api_port: u16,
     #[arg(long, default_value = "127.0.0.1")]
     api_host: IpAddr,
+    /// Serve HTTPS and WSS with a self-signed certificate (made once, kept in the data dir's
+    /// `tls/`); the printed settings make clients trust it.
+    #[arg(long)]
+    tls: bool,
+}
+
+/// The dev certificate and key in `data_dir`, made on first use for the names a local
+/// client may use (and `host` when it is a specific address).
+fn dev_certificate(data_dir: &Path, host: IpAddr) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let dir = data_dir.join("tls");
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    if cert.exists() && key.exists() {
+        return Ok((cert, key));
+    }
+    std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+    let mut names = vec!["localhost".to_string(), "127.0.0.1".into(), "::1".into()];
+    if !host.is_unspecified() && !host.is_loopback() {
+        names.push(host.to_string());
+    }
+    let (cert_pem, key_pem) = crate::tls::self_signed(&names)?;
+    crate::host::write_private(&key, key_pem.as_bytes())?;
+    std::fs::write(&cert, cert_pem).with_context(|| format!("write {}", cert.display()))?;
+    Ok((cert, key))
 }
 
 /// The keys and names of a dev setup, saved in the data dir.
@@ -141,6 +164,15 @@ pub(crate) async fn run(args: DevArgs, vars: &HashMap<String, String>) -> anyhow
     config.api.host = args.api_host;
     config.api.port = args.api_port;
     config.server_id = Some(identity.server_id.clone());
+    let certificate = match args.tls {
+        true => {
+            let (cert, key) = dev_certificate(&data_dir, args.api_host)?;
+            config.api.tls_cert = Some(cert.clone());
+            config.api.tls_key = Some(key);
+            Some(cert)
+        }
+        false => None,
+    };
     // Dev is the LAN mode: find other nodes nearby by mDNS.
     config.mesh.mdns = true;
     // The node's own executor (fleet queries: `colonymesh fleet run inventory`).
@@ -150,12 +182,17 @@ pub(crate) async fn run(args: DevArgs, vars: &HashMap<String, String>) -> anyhow
         .await
         .context("start node")?;
     let host = crate::client::local_host(node.api_addr);
-    let client = Client::new(&host, node.api_addr.port(), false);
+    let client = Client::local(node.api_addr, certificate.is_some());
     if let Err(error) = provision(&client, &identity).await {
         node.stop().await;
         return Err(error);
     }
-    print_exports(&identity, &host, node.api_addr.port())?;
+    print_exports(
+        &identity,
+        &host,
+        node.api_addr.port(),
+        certificate.as_deref(),
+    )?;
     tracing::info!(data_dir = %data_dir.display(), "dev node serving; stop with Ctrl-C");
     super::terminated().await;
     node.stop().await;
@@ -224,16 +261,37 @@ async fn provision(client: &Client, identity: &Identity) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_exports(identity: &Identity, host: &str, port: u16) -> anyhow::Result<()> {
+/// `export` lines for clients; with `certificate` (TLS), the CA file that trusts it.
+fn print_exports(
+    identity: &Identity,
+    host: &str,
+    port: u16,
+    certificate: Option<&Path>,
+) -> anyhow::Result<()> {
     let port = port.to_string();
+    let tls = if certificate.is_some() {
+        "true"
+    } else {
+        "false"
+    };
+    let ca = certificate.map(|c| c.display().to_string());
     let mut lines = vec![
         ("COLONIES_SERVER_HOST", host),
         ("COLONIES_SERVER_PORT", &port),
         ("COLONIES_SERVER_HTTP_PORT", &port),
-        ("COLONIES_TLS", "false"),
-        ("COLONIES_SERVER_TLS", "false"),
-        ("COLONIES_SERVER_ID", &identity.server_id),
+        ("COLONIES_TLS", tls),
+        ("COLONIES_SERVER_TLS", tls),
     ];
+    if let Some(ca) = &ca {
+        lines.push(("COLONIES_TLS_CA", ca));
+        eprintln!(
+            "TLS: the certificate is self-signed; colonymesh trusts it through COLONIES_TLS_CA. \
+             For pycolonies also export REQUESTS_CA_BUNDLE={ca} and SSL_CERT_FILE={ca}; for \
+             the colonies (Go) CLI, SSL_CERT_FILE={ca} (both replace the system's roots). \
+             The colonyos crate trusts only public CAs."
+        );
+    }
+    lines.push(("COLONIES_SERVER_ID", &identity.server_id));
     if let Some(key) = &identity.server_prvkey {
         lines.push(("COLONIES_SERVER_PRVKEY", key));
     }

@@ -1,9 +1,11 @@
 //! Client settings from the `COLONIES_*` environment (the ColonyOS CLI's names).
 
 use crate::client::Client;
+use crate::tls::ClientTls;
 use anyhow::Context as _;
 use proto::PrivateKey;
 use std::collections::HashMap;
+use std::path::PathBuf;
 
 /// What client commands read from the environment.
 #[derive(Clone, Debug)]
@@ -44,8 +46,22 @@ impl ClientEnv {
         PrivateKey::from_hex(text).with_context(|| format!("parse {name}"))
     }
 
+    /// Whether to speak TLS (`COLONIES_TLS`, or pycolonies' `COLONIES_SERVER_TLS`) and what
+    /// to trust: the system's roots plus `COLONIES_TLS_CA` (a PEM file), or anything with
+    /// `COLONIES_TLS_SKIP_VERIFY=true` (development only).
+    pub(crate) fn tls(&self) -> Option<ClientTls> {
+        let on = self
+            .get("COLONIES_TLS")
+            .or_else(|| self.get("COLONIES_SERVER_TLS"))
+            == Some("true");
+        on.then(|| ClientTls {
+            ca_file: self.get("COLONIES_TLS_CA").map(PathBuf::from),
+            skip_verify: self.get("COLONIES_TLS_SKIP_VERIFY") == Some("true"),
+        })
+    }
+
     /// A client for the node named by `COLONIES_SERVER_HOST` and `COLONIES_SERVER_HTTP_PORT`
-    /// (or the legacy `COLONIES_SERVER_PORT`), TLS per `COLONIES_TLS`.
+    /// (or the legacy `COLONIES_SERVER_PORT`), TLS per `tls`.
     pub(crate) fn client(&self) -> anyhow::Result<Client> {
         let host = self.get("COLONIES_SERVER_HOST").unwrap_or("localhost");
         let port = self
@@ -55,10 +71,12 @@ impl ClientEnv {
         let port: u16 = port
             .parse()
             .with_context(|| format!("parse server port {port:?}"))?;
-        let tls = self
-            .get("COLONIES_TLS")
-            .or_else(|| self.get("COLONIES_SERVER_TLS"));
-        Ok(Client::new(host, port, tls == Some("true")))
+        self.client_for(host, port)
+    }
+
+    /// A client for another node at `host:port`, with the same TLS settings.
+    pub(crate) fn client_for(&self, host: &str, port: u16) -> anyhow::Result<Client> {
+        Ok(Client::with_tls(host, port, self.tls().as_ref())?)
     }
 
     /// The caller's key (`COLONIES_PRVKEY`).

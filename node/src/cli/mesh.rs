@@ -4,7 +4,6 @@
 
 use super::env::ClientEnv;
 use super::output::Output;
-use crate::client::Client;
 use clap::Subcommand;
 use proto::mesh::ClusterReply;
 use proto::msgs::EmptyMsg;
@@ -27,7 +26,8 @@ pub(crate) async fn run(command: MeshCommand, env: &ClientEnv, out: &Output) -> 
         .filter(|l| l.name != cluster.servedby)
     {
         let port = u16::try_from(leader.apiport).unwrap_or(0);
-        match Client::new(&leader.host, port, false)
+        match env
+            .client_for(&leader.host, port)?
             .call(&request, &key)
             .await
         {

@@ -58,6 +58,9 @@ enum Command {
     Probe {
         #[arg(long, default_value = "http://127.0.0.1:50080/health")]
         url: String,
+        /// Accept any TLS certificate (a node with a self-signed one).
+        #[arg(long)]
+        insecure: bool,
     },
     /// Print this node's peer id (creating its key if missing).
     PeerId {
@@ -125,7 +128,7 @@ pub async fn run(cli: Cli, vars: HashMap<String, String>) -> anyhow::Result<()> 
         Command::Dev(args) => dev::run(args, &vars).await,
         Command::Node(args) => serve::run(args, &vars).await,
         Command::Init(args) => init::init(args, &out),
-        Command::Probe { url } => probe(&url).await,
+        Command::Probe { url, insecure } => probe(&url, insecure).await,
         Command::Token(command) => init::token(command),
         Command::PeerId { data_dir } => serve::peer_id(&data_dir),
         Command::Mesh(command) => mesh::run(command, env, &out).await,
@@ -165,9 +168,10 @@ pub(crate) async fn terminated() {
 }
 
 /// `colonymesh probe`: a health check that needs nothing but this binary.
-async fn probe(url: &str) -> anyhow::Result<()> {
+async fn probe(url: &str, insecure: bool) -> anyhow::Result<()> {
     let client = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(5))
+        .danger_accept_invalid_certs(insecure)
         .build()?;
     let response = client.get(url).send().await?;
     anyhow::ensure!(

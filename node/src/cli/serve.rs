@@ -45,6 +45,14 @@ pub(crate) struct NodeArgs {
     /// Discover peers on the local network with mDNS (LAN setups).
     #[arg(long)]
     mdns: bool,
+    /// PEM certificate chain: the API serves HTTPS and WSS only (default:
+    /// COLONIES_SERVER_HTTP_TLS_CERT or COLONIES_TLSCERT).
+    #[arg(long)]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of the certificate (default: COLONIES_SERVER_HTTP_TLS_KEY or
+    /// COLONIES_TLSKEY).
+    #[arg(long)]
+    tls_key: Option<PathBuf>,
 }
 
 /// The config from file and flags, validated.
@@ -83,6 +91,24 @@ fn config(args: NodeArgs, vars: &HashMap<String, String>) -> anyhow::Result<Node
     }
     if args.mdns {
         config.mesh.mdns = true;
+    }
+    let from_env = |names: [&str; 2]| {
+        names
+            .into_iter()
+            .find_map(|name| vars.get(name).filter(|v| !v.is_empty()))
+            .map(PathBuf::from)
+    };
+    let cert = args
+        .tls_cert
+        .or_else(|| from_env(["COLONIES_SERVER_HTTP_TLS_CERT", "COLONIES_TLSCERT"]));
+    let key = args
+        .tls_key
+        .or_else(|| from_env(["COLONIES_SERVER_HTTP_TLS_KEY", "COLONIES_TLSKEY"]));
+    if cert.is_some() {
+        config.api.tls_cert = cert;
+    }
+    if key.is_some() {
+        config.api.tls_key = key;
     }
     let server_id = args
         .server_id

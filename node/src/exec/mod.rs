@@ -101,7 +101,7 @@ pub async fn start(
     tasks: &mut JoinSet<()>,
     stop: Signal,
 ) -> anyhow::Result<Executors> {
-    let client = Client::new(&crate::client::local_host(api), api.port(), false);
+    let client = Client::local(api, config.api.tls_cert.is_some());
     let dirs = Dirs {
         keys: config.data_dir.join("executors"),
         work: std::env::temp_dir().join(format!("colonymesh-work-{node_name}")),

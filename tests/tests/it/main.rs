@@ -10,3 +10,4 @@ mod exec;
 mod observe;
 mod restart;
 mod tidy;
+mod tls;

@@ -1,0 +1,121 @@
+//! The API over TLS against a real node with a self-signed certificate: HTTPS and WSS for a
+//! client that trusts it, clear refusals for one that does not, and the CLI through the
+//! ColonyOS environment (`COLONIES_TLS=true`) plus `COLONIES_TLS_CA`.
+
+use node::client::{Client, ClientError};
+use node::tls::ClientTls;
+use proto::msgs::{AssignMsg, CloseSuccessfulMsg, EmptyMsg, SubmitMsg, SubscribeProcessMsg};
+use proto::process::process_state as ps;
+use proto::{Process, Request};
+use std::time::Duration;
+use tests::{Options, TestNode};
+
+/// - provisioning, submit, assign and close work over HTTPS; a WSS subscription sees the
+///   close; `getserverinfomsg` says the API is TLS
+/// - plain HTTP to the TLS port, and a client trusting only the system's roots, fail with
+///   transport errors that say why; skip-verify connects
+/// - the CLI with `COLONIES_TLS=true` and `COLONIES_TLS_CA` reads the process
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_serves_https_and_wss() {
+    let node = TestNode::start_with(Options {
+        tls: true,
+        ..Options::default()
+    })
+    .await;
+    let submit = Request::Submit(SubmitMsg {
+        spec: TestNode::spec("echo", "cli"),
+    });
+    let process: Process = node.client.call(&submit, &node.executor).await.unwrap();
+    let watch = Request::SubscribeProcess(SubscribeProcessMsg {
+        colonyname: "dev".into(),
+        processid: process.processid.clone(),
+        state: ps::SUCCESS,
+        timeout: 20,
+        ..Default::default()
+    });
+    let mut frames = node.client.subscribe(&watch, &node.executor).await.unwrap();
+    let assign = Request::Assign(AssignMsg {
+        colonyname: "dev".into(),
+        timeout: 5,
+        ..AssignMsg::default()
+    });
+    node.client
+        .assign(&assign, &node.executor, 5)
+        .await
+        .unwrap();
+    let close = Request::CloseSuccessful(CloseSuccessfulMsg {
+        processid: process.processid.clone(),
+        out: vec!["over tls".into()],
+    });
+    let _: serde_json::Value = node.client.call(&close, &node.executor).await.unwrap();
+    let frame = tokio::time::timeout(Duration::from_secs(10), frames.next())
+        .await
+        .expect("a frame in time")
+        .expect("a frame before the close")
+        .unwrap();
+    let seen: Process = serde_json::from_str(&frame).unwrap();
+    assert_eq!(
+        (seen.processid.as_str(), seen.state),
+        (process.processid.as_str(), ps::SUCCESS)
+    );
+    let info: serde_json::Value = node
+        .client
+        .call(&Request::GetServerInfo(EmptyMsg {}), &node.executor)
+        .await
+        .unwrap();
+    assert_eq!(info["backends"][0]["tls"], true, "{info}");
+
+    let port = node.handle.api_addr.port();
+    let version = Request::GetServerInfo(EmptyMsg {});
+    let plain = Client::new("127.0.0.1", port, false);
+    let refused = plain
+        .call::<serde_json::Value>(&version, &node.executor)
+        .await;
+    assert!(
+        matches!(refused, Err(ClientError::Transport { .. })),
+        "{refused:?}"
+    );
+    let untrusting = Client::new("localhost", port, true);
+    let refused = untrusting
+        .call::<serde_json::Value>(&version, &node.executor)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("certificate"),
+        "names the certificate: {refused}"
+    );
+    let trust_any = ClientTls {
+        ca_file: None,
+        skip_verify: true,
+    };
+    let skipping = Client::with_tls("127.0.0.1", port, Some(&trust_any)).unwrap();
+    let _: serde_json::Value = skipping.call(&version, &node.executor).await.unwrap();
+
+    let mut command = tokio::process::Command::new(tests::colonymesh_binary());
+    for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("COLONIES_")) {
+        command.env_remove(name);
+    }
+    let ca = node.ca_file.clone().unwrap();
+    command
+        .args(["--json", "process", "get", "--id", &process.processid])
+        .env("COLONIES_SERVER_HOST", "localhost")
+        .env("COLONIES_SERVER_HTTP_PORT", port.to_string())
+        .env("COLONIES_TLS", "true")
+        .env("COLONIES_TLS_CA", &ca)
+        .env("COLONIES_COLONY_NAME", "dev")
+        .env("COLONIES_PRVKEY", node.executor.to_hex())
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(Duration::from_secs(60), command.output())
+        .await
+        .expect("the CLI finishes")
+        .expect("run colonymesh");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let read: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(read["out"][0], "over tls", "{read}");
+    node.stop().await;
+}
