@@ -144,6 +144,48 @@ impl Client {
         serde_json::from_str(&json).map_err(|e| ClientError::Decode(e.to_string()))
     }
 
+    /// Downloads a backup of the node's state into `out` (`GET /backup`, signed by the server
+    /// owner's `key` for Unix time `now_seconds`); returns the bytes written. A transfer that
+    /// fails midway is an error, never a short success.
+    pub async fn backup(
+        &self,
+        key: &PrivateKey,
+        now_seconds: i64,
+        out: &mut (impl tokio::io::AsyncWrite + Unpin),
+    ) -> Result<u64, ClientError> {
+        use crate::api::backup::{signed_text, SIGNATURE_HEADER, TIME_HEADER};
+        use tokio::io::AsyncWriteExt as _;
+        let url = self.url.replace("/api", "/backup");
+        let transport = |e: &dyn std::error::Error| ClientError::Transport {
+            url: url.clone(),
+            reason: with_causes(e),
+        };
+        let mut response = self
+            .http
+            .get(&url)
+            .header(TIME_HEADER, now_seconds.to_string())
+            .header(SIGNATURE_HEADER, key.sign(&signed_text(now_seconds)))
+            .send()
+            .await
+            .map_err(|e| transport(&e))?;
+        if !response.status().is_success() {
+            let status = i32::from(response.status().as_u16());
+            let text = response.text().await.unwrap_or_default();
+            let message = serde_json::from_str::<RpcReply>(&text)
+                .ok()
+                .and_then(|reply| reply.failure_payload())
+                .map_or(text, |failure| failure.message);
+            return Err(ClientError::Api { status, message });
+        }
+        let mut written = 0u64;
+        while let Some(chunk) = response.chunk().await.map_err(|e| transport(&e))? {
+            out.write_all(&chunk).await.map_err(|e| transport(&e))?;
+            written += chunk.len() as u64;
+        }
+        out.flush().await.map_err(|e| transport(&e))?;
+        Ok(written)
+    }
+
     /// Opens a realtime subscription (`GET /pubsub` over WebSocket) with `request` signed by
     /// `key`; read its frames with `Frames::next`.
     pub async fn subscribe(

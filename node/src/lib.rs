@@ -15,6 +15,7 @@
 //! - `cli`: the `colonymesh` command line.
 
 pub mod api;
+pub mod backup;
 pub mod cli;
 pub mod client;
 pub mod clock;

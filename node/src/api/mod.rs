@@ -9,6 +9,7 @@
 //!             <-- RpcReply (payload Base64 JSON), HTTP status from `status_of`
 //! ```
 
+pub mod backup;
 mod blueprints;
 mod channels;
 mod colonies;
@@ -98,6 +99,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/health", get(|| async { StatusCode::OK }))
         .route("/ready", get(observe::ready))
         .route("/metrics", get(observe::metrics))
+        .route("/backup", get(backup::backup))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn_with_state(state.clone(), admit))
         .with_state(state)

@@ -2,6 +2,7 @@
 //! process; every other command is a client that talks to a node only through its HTTP API,
 //! reading the same `COLONIES_*` environment variables as the ColonyOS `colonies` CLI.
 
+mod backup;
 mod ban;
 mod blueprint;
 mod colony;
@@ -72,6 +73,10 @@ enum Command {
     Mesh(mesh::MeshCommand),
     /// The nodes of the mesh as they report themselves: health, machine, executors.
     Nodes,
+    /// Take an online, consistent backup of a node's state to a file (server owner).
+    Backup(backup::BackupArgs),
+    /// Seed an empty data dir from a backup; the node then starts a new mesh with that state.
+    Restore(backup::RestoreArgs),
     /// Sources the node bans after repeated failed authentications: list, lift.
     #[command(subcommand)]
     Ban(ban::BanCommand),
@@ -134,6 +139,8 @@ pub async fn run(cli: Cli, vars: HashMap<String, String>) -> anyhow::Result<()> 
         Command::Mesh(command) => mesh::run(command, env, &out).await,
         Command::Nodes => fleet::nodes(env, &out).await,
         Command::Ban(command) => ban::run(command, env, &out).await,
+        Command::Backup(args) => backup::backup(args, env, &out).await,
+        Command::Restore(args) => backup::restore(args, &out).await,
         Command::Fleet(command) => fleet::run(command, env, &out).await,
         Command::Key(command) => key::run(command, &vars, &out),
         Command::Colony(command) => colony::run_colony(command, env, &out).await,

@@ -79,6 +79,19 @@ pub fn state_digest(store: &Store) -> Result<(u64, String), String> {
     state_machine::state_digest(store).map_err(|e| e.to_string())
 }
 
+/// The raft index in an applied record as `Store::export_state_to` returns it (0: none).
+pub fn applied_index(applied: Option<Vec<u8>>) -> Result<u64, String> {
+    let (last_log_id, _) = state_machine::decode_applied(applied).map_err(|e| e.to_string())?;
+    Ok(last_log_id.map_or(0, |id| id.index))
+}
+
+/// The applied record of a state that no raft log has produced (a restored backup): raft
+/// starts its log afresh on top of it.
+pub fn nothing_applied() -> Vec<u8> {
+    let record: state_machine::Applied = (None, openraft::StoredMembership::default());
+    serde_json::to_vec(&record).expect("the applied record always serializes")
+}
+
 /// A running raft node and what it needs to propose.
 #[derive(Clone)]
 pub struct RaftNode {

@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use tokio::fs::File;
 use tokio::io::AsyncWriteExt;
 
-type Applied = (Option<LogId<NodeId>>, StoredMembership<NodeId, NodeInfo>);
+pub(super) type Applied = (Option<LogId<NodeId>>, StoredMembership<NodeId, NodeInfo>);
 
 /// The state machine of this node. Cloning shares the store and waiters.
 #[derive(Clone)]
@@ -58,7 +58,7 @@ fn snapshot_error(e: impl ToString) -> StorageError<NodeId> {
 }
 
 /// The applied record as the store keeps it; none yet means nothing applied.
-fn decode_applied(bytes: Option<Vec<u8>>) -> Result<Applied, serde_json::Error> {
+pub(super) fn decode_applied(bytes: Option<Vec<u8>>) -> Result<Applied, serde_json::Error> {
     match bytes {
         None => Ok((None, StoredMembership::default())),
         Some(bytes) => serde_json::from_slice(&bytes),
