@@ -321,8 +321,11 @@ mod tests {
             let colony = format!("c{i:05}").into_bytes();
             writes.insert((Table::Colonies, colony), Some(b"c".to_vec()));
         }
-        let applied = br#"[{"leader_id":{"term":3,"node_id":7},"index":41},{"log_id":null,"membership":{"configs":[],"nodes":{}}}]"#;
-        store.commit_state(writes, applied).unwrap();
+        let applied = concat!(
+            r#"[{"leader_id":{"term":3,"node_id":7},"index":41},"#,
+            r#"{"log_id":null,"membership":{"configs":[],"nodes":{}}}]"#
+        );
+        store.commit_state(writes, applied.as_bytes()).unwrap();
         store
     }
 
