@@ -658,6 +658,9 @@ mod tests {
 
     #[test]
     fn example_testnet_configs_are_valid() {
+        let installed: NodeConfig =
+            toml::from_str(include_str!("../../packaging/node.toml")).expect("parses");
+        installed.validate().expect("the installed config is valid");
         let base = include_str!("../../testnet/config/node.toml");
         let docker = include_str!("../../testnet/config/docker.toml");
         for text in [base.to_string(), format!("{base}{docker}")] {
