@@ -26,6 +26,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinSet;
+use tracing::Instrument as _;
 
 /// How long a stopping node waits for its tasks before aborting them.
 const STOP_GRACE: Duration = Duration::from_secs(10);
@@ -116,23 +117,6 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> anyhow::Result<
     let store = tokio::task::spawn_blocking(move || Store::open(&db_path)).await??;
     let keypair = net::load_or_create_keypair(&config.data_dir.join("node.key"))?;
     let peer_id = net::peer_id_of(&keypair);
-    let (shutdown, signal) = Shutdown::new();
-    let mut tasks = JoinSet::new();
-    let net_config = net::NetConfig {
-        listen: config.mesh.listen.clone(),
-        mdns: config.mesh.mdns,
-    };
-    let (net_client, net_events, event_loop) = net::new(keypair, &net_config)?;
-    tasks.spawn(event_loop.run(signal.clone().wait()));
-    let addrs = advertised(listen_addrs(&net_client, &config.mesh.listen).await?);
-    let server_tls = match (&config.api.tls_cert, &config.api.tls_key) {
-        (Some(cert), Some(key)) => Some(crate::tls::ServerTls::load(cert, key)?),
-        _ => None,
-    };
-    let listener = tokio::net::TcpListener::bind((config.api.host, config.api.port))
-        .await
-        .with_context(|| format!("bind API on {}:{}", config.api.host, config.api.port))?;
-    let api_addr = listener.local_addr()?;
     let name = match config.mesh.name.as_str() {
         "" => peer_id
             .chars()
@@ -144,6 +128,29 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> anyhow::Result<
             .collect(),
         name => name.to_string(),
     };
+    // Every task of this node logs inside this span (nodes may share a process in tests).
+    let span = tracing::info_span!("node", node = %name);
+    let (shutdown, signal) = Shutdown::new();
+    let mut tasks = JoinSet::new();
+    let net_config = net::NetConfig {
+        listen: config.mesh.listen.clone(),
+        mdns: config.mesh.mdns,
+    };
+    let (net_client, net_events, event_loop) = net::new(keypair, &net_config)?;
+    tasks.spawn(
+        event_loop
+            .run(signal.clone().wait())
+            .instrument(span.clone()),
+    );
+    let addrs = advertised(listen_addrs(&net_client, &config.mesh.listen).await?);
+    let server_tls = match (&config.api.tls_cert, &config.api.tls_key) {
+        (Some(cert), Some(key)) => Some(crate::tls::ServerTls::load(cert, key)?),
+        _ => None,
+    };
+    let listener = tokio::net::TcpListener::bind((config.api.host, config.api.port))
+        .await
+        .with_context(|| format!("bind API on {}:{}", config.api.host, config.api.port))?;
+    let api_addr = listener.local_addr()?;
     let info = NodeInfo {
         peer_id,
         addrs,
@@ -200,7 +207,7 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> anyhow::Result<
         net_events,
         signal.clone(),
     );
-    tasks.spawn(serve);
+    tasks.spawn(serve.instrument(span.clone()));
     let join_timeout = Duration::from_millis(config.mesh.join_timeout_ms);
     // A certified node with a raft log (or snapshot) joined before: the leader will contact it.
     let has_state = store.log_last()?.is_some() || store.load_snapshot()?.is_some();
@@ -255,28 +262,32 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> anyhow::Result<
         guard: guard.clone(),
     });
     let api_signal = signal.clone();
-    tasks.spawn(async move {
+    let api = async move {
         if let Err(error) = api::serve(listener, server_tls, state, api_signal).await {
             tracing::error!("failed to serve API: {error}");
         }
-    });
+    };
+    tasks.spawn(api.instrument(span.clone()));
     let executors = crate::exec::start(&config, &info.name, api_addr, &mut tasks, signal.clone())
+        .instrument(span.clone())
         .await
         .context("start built-in executors")?;
     let tick = Duration::from_millis(config.raft.tick_ms);
-    tasks.spawn(tick_loop(
+    let ticks = tick_loop(
         raft.clone(),
         store.clone(),
         clock.clone(),
         tick,
         signal.clone(),
-    ));
-    tasks.spawn(housekeeping_loop(
+    );
+    tasks.spawn(ticks.instrument(span.clone()));
+    let housekeeping = housekeeping_loop(
         raft.clone(),
         clock.clone(),
         config.housekeeping.clone(),
         signal.clone(),
-    ));
+    );
+    tasks.spawn(housekeeping.instrument(span.clone()));
     let status_period = Duration::from_millis(config.mesh.status_ms);
     let gossip = mesh::status::publish(
         raft.clone(),
@@ -290,15 +301,16 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> anyhow::Result<
         status_period,
         signal.clone(),
     );
-    tasks.spawn(gossip);
-    tasks.spawn(mesh::status::release_lost(
+    tasks.spawn(gossip.instrument(span.clone()));
+    let release = mesh::status::release_lost(
         raft.clone(),
         fleet.clone(),
         clock.clone(),
         Duration::from_millis(config.mesh.release_executors_ms),
         status_period,
         signal.clone(),
-    ));
+    );
+    tasks.spawn(release.instrument(span.clone()));
     let autopilot = mesh::autopilot::run(
         raft.clone(),
         net_client.clone(),
@@ -306,8 +318,8 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> anyhow::Result<
         config.mesh.clone(),
         signal,
     );
-    tasks.spawn(autopilot);
-    tracing::info!(%api_addr, node_id = raft.node_id(), name = %info.name, "node ready");
+    tasks.spawn(autopilot.instrument(span.clone()));
+    span.in_scope(|| tracing::info!(%api_addr, node_id = raft.node_id(), "node ready"));
     Ok(NodeHandle {
         api_addr,
         raft,

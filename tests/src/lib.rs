@@ -283,12 +283,24 @@ pub async fn start_dev(
     tokio::process::Child,
     std::collections::HashMap<String, String>,
 ) {
+    start_dev_logging(data_dir, env, std::process::Stdio::null()).await
+}
+
+/// `start_dev` with the node's log (stderr) going to `log`.
+pub async fn start_dev_logging(
+    data_dir: &std::path::Path,
+    env: &[(&str, &str)],
+    log: std::process::Stdio,
+) -> (
+    tokio::process::Child,
+    std::collections::HashMap<String, String>,
+) {
     let mut command = tokio::process::Command::new(colonymesh_binary());
     command
         .args(["dev", "--api-port", "0", "--data-dir"])
         .arg(data_dir)
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stderr(log)
         .kill_on_drop(true);
     for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("COLONIES_")) {
         command.env_remove(name);

@@ -14,7 +14,12 @@ use axum::response::{IntoResponse, Response};
 use proto::envelope::EnvelopeError;
 use proto::{ApiError, ErrorCode, Request, RpcMsg, RpcReply};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use tracing::Instrument as _;
+
+/// Numbers requests for their log span (per process; enough to tell lines apart).
+static NEXT_REQUEST: AtomicU64 = AtomicU64::new(1);
 
 pub(super) async fn api(
     State(state): State<Arc<ApiState>>,
@@ -23,7 +28,17 @@ pub(super) async fn api(
 ) -> Response {
     let started = crate::clock::monotonic();
     let mut msgtype = String::new();
-    let (status, reply) = match handle(&state, peer.ip(), body, &mut msgtype).await {
+    let span = tracing::info_span!(
+        "request",
+        node = %state.node_name,
+        id = NEXT_REQUEST.fetch_add(1, Ordering::Relaxed),
+        source = %peer.ip(),
+        msgtype = tracing::field::Empty,
+    );
+    let handled = handle(&state, peer.ip(), body, &mut msgtype)
+        .instrument(span.clone())
+        .await;
+    let (status, reply) = match handled {
         Ok((payloadtype, json)) => (StatusCode::OK, RpcReply::ok(&payloadtype, &json)),
         Err(error) => {
             let status = status_of(error.code);
@@ -34,6 +49,10 @@ pub(super) async fn api(
     state
         .metrics
         .api_request(&msgtype, status.as_u16(), elapsed);
+    span.in_scope(|| {
+        let ms = elapsed.as_secs_f64() * 1000.0;
+        tracing::debug!(status = status.as_u16(), ms, "answered");
+    });
     let text = serde_json::to_string(&reply).expect("replies always serialize");
     (
         status,
@@ -122,6 +141,7 @@ async fn handle_request(
         Err((error, false)) => return Err(plain(error)),
     };
     msgtype.push_str(request.msgtype());
+    tracing::Span::current().record("msgtype", request.msgtype());
     // An assign may wait long: each source has a bounded number of them waiting.
     let _slot = match request {
         Request::Assign(_) => Some(

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tracing::Instrument as _;
 
 /// Lines buffered between a running process and the log writer; a full buffer makes the
 /// reader wait (and so the process, once its pipe fills): output is never dropped.
@@ -67,7 +68,7 @@ impl LogSink {
         process_id: String,
     ) -> (LogSink, LogWriter) {
         let (lines, receiver) = mpsc::channel(LOG_QUEUE_LINES);
-        let task = tokio::spawn(write_log(client, key, process_id, receiver));
+        let task = tokio::spawn(write_log(client, key, process_id, receiver).in_current_span());
         (LogSink { lines }, LogWriter { task })
     }
 

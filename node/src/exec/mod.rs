@@ -29,6 +29,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinSet;
+use tracing::Instrument as _;
 
 pub(crate) use job::{Job, LogSink, Outcome};
 
@@ -139,7 +140,7 @@ pub async fn start(
         let key = executor_key(&dirs.keys, &spec.name)?;
         let runner = runner::Runner::new(spec, key, client.clone(), backend, work);
         executors.statuses.push(runner.status());
-        tasks.spawn(runner.run(stop.clone()));
+        tasks.spawn(runner.run(stop.clone()).in_current_span());
     }
     Ok(executors)
 }

@@ -17,6 +17,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tracing::Instrument as _;
 
 /// Seconds one assign long-poll waits on the node.
 const LONG_POLL_SECONDS: i64 = 10;
@@ -140,7 +141,12 @@ impl Runner {
                 Ok(process) => {
                     self.status.set("ready");
                     self.add_functions().await;
-                    self.execute(process).await;
+                    let span = tracing::info_span!(
+                        "process",
+                        executor = %self.spec.name,
+                        process = %process.processid
+                    );
+                    self.execute(process).instrument(span).await;
                 }
                 // The long-poll ended without work.
                 Err(ClientError::Api { status: 404, .. }) => {
@@ -284,7 +290,7 @@ impl Runner {
             timeout,
             log,
         };
-        tracing::debug!(executor = %self.spec.name, %processid, "running");
+        tracing::debug!("running");
         let outcome = self.backend.run(&job).await;
         drop(job);
         writer.finish().await;

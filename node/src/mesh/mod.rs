@@ -24,6 +24,7 @@ use proto::mesh::{Certificate, NodeInfo, PeerRequest, PeerResponse};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, Semaphore};
+use tracing::Instrument as _;
 
 /// Peer requests handled at once; more wait in the network's bounded queue.
 const PEER_REQUESTS_MAX: usize = 256;
@@ -74,7 +75,8 @@ pub async fn serve_peers(
             return;
         };
         let (raft, admission, guard) = (raft.clone(), admission.clone(), guard.clone());
-        tokio::spawn(async move {
+        let span = tracing::info_span!("peer", %peer);
+        let serve_one = async move {
             let now = crate::clock::monotonic();
             let banned = source.and_then(|ip| guard.banned(Side::P2p, ip, now).err());
             let response = match banned {
@@ -92,7 +94,8 @@ pub async fn serve_peers(
             };
             responder.respond(response).await;
             drop(permit);
-        });
+        };
+        tokio::spawn(serve_one.instrument(span));
     }
 }
 

@@ -237,3 +237,70 @@ async fn repeated_bad_signatures_ban_the_source() {
     assert!(message.contains("is not banned"), "{message}");
     node.stop().await;
 }
+
+/// - with `COLONYMESH_LOG_FORMAT=json` every log line of `colonymesh dev` is one JSON object
+/// - lines carry their spans: the node's name on node tasks; on a request its node, id,
+///   source address and message type
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_carry_node_and_request_spans() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("node.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let env = [
+        ("COLONYMESH_LOG_FORMAT", "json"),
+        ("COLONYMESH_LOG", "info,node::api=debug"),
+    ];
+    let (_child, exports) =
+        tests::start_dev_logging(&dir.path().join("data"), &env, log.into()).await;
+    let port: u16 = exports["COLONIES_SERVER_PORT"].parse().unwrap();
+    let client = node::client::Client::new("127.0.0.1", port, false);
+    let key = proto::PrivateKey::from_hex(&exports["COLONIES_PRVKEY"]).unwrap();
+    let mut spec = TestNode::spec("logged", "cli");
+    spec.conditions.colonyname = exports["COLONIES_COLONY_NAME"].clone();
+    let _: Process = client
+        .call(&Request::Submit(SubmitMsg { spec }), &key)
+        .await
+        .unwrap();
+    let lines: Vec<serde_json::Value> = tests::wait_for(
+        "the submit in the log",
+        std::time::Duration::from_secs(30),
+        || {
+            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+            async move {
+                let parsed: Vec<serde_json::Value> = text
+                    .lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+                    .collect();
+                let submitted = parsed
+                    .iter()
+                    .any(|l| l["span"]["msgtype"] == "submitfuncspecmsg");
+                submitted.then_some(parsed)
+            }
+        },
+    )
+    .await;
+    let ready = lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "node ready")
+        .expect("a node ready line");
+    let node = ready["span"]["node"]
+        .as_str()
+        .expect("the node span")
+        .to_string();
+    assert!(!node.is_empty());
+    let answered = lines
+        .iter()
+        .find(|l| {
+            l["fields"]["message"] == "answered" && l["span"]["msgtype"] == "submitfuncspecmsg"
+        })
+        .expect("the request's line");
+    let span = &answered["span"];
+    assert_eq!(span["name"], "request", "{answered}");
+    assert_eq!(
+        (span["node"].as_str(), span["source"].as_str()),
+        (Some(&*node), Some("127.0.0.1"))
+    );
+    assert!(span["id"].as_u64().is_some(), "{answered}");
+    assert_eq!(answered["fields"]["status"], 200, "{answered}");
+}
