@@ -144,6 +144,24 @@ impl Client {
         serde_json::from_str(&json).map_err(|e| ClientError::Decode(e.to_string()))
     }
 
+    /// `GET /ready`: whether the node is caught up, and its answer (the reason when not).
+    pub async fn ready(&self) -> Result<(bool, String), ClientError> {
+        let url = self.url.replace("/api", "/ready");
+        let response = self
+            .http
+            .get(&url)
+            .timeout(REQUEST_TIMEOUT)
+            .send()
+            .await
+            .map_err(|e| ClientError::Transport {
+                url: url.clone(),
+                reason: with_causes(&e),
+            })?;
+        let ready = response.status().is_success();
+        let text = response.text().await.unwrap_or_default();
+        Ok((ready, text.trim().to_string()))
+    }
+
     /// Downloads a backup of the node's state into `out` (`GET /backup`, signed by the server
     /// owner's `key` for Unix time `now_seconds`); returns the bytes written. A transfer that
     /// fails midway is an error, never a short success.
@@ -184,6 +202,15 @@ impl Client {
         }
         out.flush().await.map_err(|e| transport(&e))?;
         Ok(written)
+    }
+
+    /// Sends one of the unsigned requests (`versionmsg`, `getserverinfomsg`).
+    pub async fn call_unsigned<T: DeserializeOwned>(
+        &self,
+        request: &Request,
+    ) -> Result<T, ClientError> {
+        let json = self.call_raw(request, None, Duration::ZERO).await?;
+        serde_json::from_str(&json).map_err(|e| ClientError::Decode(e.to_string()))
     }
 
     /// Opens a realtime subscription (`GET /pubsub` over WebSocket) with `request` signed by

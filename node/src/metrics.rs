@@ -356,6 +356,21 @@ fn clamp(value: u64) -> i64 {
 mod tests {
     use super::*;
 
+    /// The `colonymesh_...` names in a PromQL expression.
+    fn metric_names(expr: &str) -> Vec<String> {
+        let mut names = Vec::new();
+        let mut rest = expr;
+        while let Some(at) = rest.find("colonymesh_") {
+            let tail = &rest[at..];
+            let end = tail
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(tail.len());
+            names.push(tail[..end].to_string());
+            rest = &tail[end..];
+        }
+        names
+    }
+
     fn line<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
         text.lines().find(|l| l.starts_with(prefix))
     }
@@ -371,6 +386,7 @@ mod tests {
         metrics.assigned(Duration::from_millis(20));
         metrics.auth_failed("api");
         metrics.banned("api");
+        metrics.rate_limited("rate");
         let snapshot = Snapshot {
             term: 7,
             role: "leader",
@@ -379,6 +395,8 @@ mod tests {
             applied_index: 118,
             lag: vec![("n2".into(), 4)],
             processes: vec![("waiting", 5), ("running", 2)],
+            workflows: vec![("waiting", 1)],
+            executors: vec![("registered", 3)],
             bans_active: vec![("api", 1)],
             members_up: 3,
             ..Snapshot::default()
@@ -411,6 +429,25 @@ mod tests {
         }
         let build = line(&text, "colonymesh_build_info{").expect("build info");
         assert!(build.ends_with(" 1"), "{build}");
+        // Every metric the Grafana dashboard in docs/ queries is one served here.
+        let dashboard = include_str!("../../docs/grafana-dashboard.json");
+        let dashboard: serde_json::Value = serde_json::from_str(dashboard).expect("valid JSON");
+        let mut queried = 0;
+        for panel in dashboard["panels"].as_array().expect("panels") {
+            for target in panel["targets"].as_array().expect("targets") {
+                let expr = target["expr"].as_str().expect("an expression");
+                for name in metric_names(expr) {
+                    let base = ["_bucket", "_sum", "_count"]
+                        .iter()
+                        .find_map(|suffix| name.strip_suffix(suffix))
+                        .unwrap_or(&name);
+                    let served = format!("# TYPE {base} ");
+                    assert!(text.contains(&served), "dashboard queries unknown {name}");
+                    queried += 1;
+                }
+            }
+        }
+        assert!(queried >= 20, "the dashboard queries {queried} metrics");
         // A member that left the leader's view is no longer reported.
         let text = metrics.render(&Snapshot::default());
         assert!(line(&text, "colonymesh_raft_replication_lag_entries{").is_none());

@@ -124,7 +124,7 @@ fn node_row(node: &ClusterNode) -> Vec<String> {
     ]
 }
 
-fn duration(seconds: u64) -> String {
+pub(super) fn duration(seconds: u64) -> String {
     match seconds {
         s if s < 120 => format!("{s}s"),
         s if s < 7200 => format!("{}m", s / 60),

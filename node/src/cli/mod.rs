@@ -14,6 +14,7 @@ mod fleet;
 mod fs;
 mod function;
 mod generator;
+mod info;
 mod init;
 mod input;
 mod key;
@@ -73,6 +74,8 @@ enum Command {
     Mesh(mesh::MeshCommand),
     /// The nodes of the mesh as they report themselves: health, machine, executors.
     Nodes,
+    /// One screen about this node and its mesh (server owner key for the mesh view).
+    Info,
     /// Take an online, consistent backup of a node's state to a file (server owner).
     Backup(backup::BackupArgs),
     /// Seed an empty data dir from a backup; the node then starts a new mesh with that state.
@@ -138,6 +141,7 @@ pub async fn run(cli: Cli, vars: HashMap<String, String>) -> anyhow::Result<()> 
         Command::PeerId { data_dir } => serve::peer_id(&data_dir),
         Command::Mesh(command) => mesh::run(command, env, &out).await,
         Command::Nodes => fleet::nodes(env, &out).await,
+        Command::Info => info::run(env, &out).await,
         Command::Ban(command) => ban::run(command, env, &out).await,
         Command::Backup(args) => backup::backup(args, env, &out).await,
         Command::Restore(args) => backup::restore(args, &out).await,

@@ -346,3 +346,32 @@ async fn registries_through_the_cli() {
     assert!(error.contains("--status is not valid JSON"), "{error}");
     assert!(ids(&dev.ok(&["cron", "ls"]).await, "cronid").is_empty());
 }
+
+/// - `colonymesh info` shows the node and its mesh: ready, one member that leads, the colony
+///   and its executors; without the server owner key it still shows the node, and says what
+///   is missing
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn info_summarizes_node_and_mesh() {
+    let dev = Dev::start().await;
+    let info = dev.ok(&["info"]).await;
+    assert_eq!(info["ready"], true, "{info}");
+    let cluster = &info["cluster"];
+    assert_eq!(cluster["nodes"].as_array().unwrap().len(), 1, "{info}");
+    assert_eq!(cluster["leader"]["name"], cluster["servedby"], "{info}");
+    assert_eq!(info["statistics"]["colonies"], 1, "{info}");
+    assert!(
+        info["statistics"]["executors"].as_i64().unwrap() >= 1,
+        "{info}"
+    );
+    let mut command = dev.command(&["info"]);
+    command.env_remove("COLONIES_SERVER_PRVKEY");
+    let output = command.output().await.unwrap();
+    assert!(output.status.success());
+    let partial: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(partial["cluster"], Value::Null);
+    assert!(partial["note"]
+        .as_str()
+        .unwrap()
+        .contains("COLONIES_SERVER_PRVKEY"));
+    assert_eq!(partial["server"]["backends"][0]["tls"], false);
+}
