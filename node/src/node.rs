@@ -96,6 +96,20 @@ fn is_loopback(addr: &str) -> bool {
     addr.starts_with("/ip4/127.") || addr.starts_with("/ip6/::1/")
 }
 
+/// The node's dashboard key, made on first start (`<data_dir>/dashboard.key`, owner-only).
+fn dashboard_key(data_dir: &std::path::Path) -> anyhow::Result<String> {
+    let path = data_dir.join("dashboard.key");
+    match std::fs::read_to_string(&path) {
+        Ok(key) if !key.trim().is_empty() => return Ok(key.trim().to_string()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("read {}", path.display())),
+    }
+    let key = hex::encode(crate::clock::key_entropy());
+    crate::host::write_private(&path, key.as_bytes())?;
+    Ok(key)
+}
+
 /// The addresses to tell peers: loopback ones only when there is nothing else (a wildcard
 /// listener also reports 127.0.0.1, which would lead other machines to themselves).
 fn advertised(addrs: Vec<String>) -> Vec<String> {
@@ -260,6 +274,7 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> anyhow::Result<
         metrics: metrics.clone(),
         net: net_client.clone(),
         guard: guard.clone(),
+        dashboard_key: dashboard_key(&config.data_dir)?,
     });
     let api_signal = signal.clone();
     let api = async move {

@@ -132,6 +132,16 @@ pub struct BansReply {
     pub lifted: usize,
 }
 
+/// Reply of `getdashboardmsg` (a Colonymesh extension, server owner only): where the node's
+/// dashboard is and the key its data endpoints require.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DashboardReply {
+    pub servedby: String,
+    /// The page's path on the API port, e.g. `/ui/`.
+    pub path: String,
+    pub key: String,
+}
+
 /// Reply of `getstatedigestmsg` (a Colonymesh extension, server owner only): a digest of the
 /// node's whole replicated state at the applied index it was read at. Nodes at the same applied
 /// index must report the same digest; the fault-injection checker relies on it.

@@ -655,6 +655,7 @@ requests! {
     GetCluster = "getclustermsg" => EmptyMsg,
     GetStateDigest = "getstatedigestmsg" => EmptyMsg,
     GetBans = "getbansmsg" => EmptyMsg,
+    GetDashboard = "getdashboardmsg" => EmptyMsg,
     RemoveBan = "removebanmsg" => RemoveBanMsg,
     AddColony = "addcolonymsg" => ColonyMsg,
     RemoveColony = "removecolonymsg" => ColonyNameMsg,

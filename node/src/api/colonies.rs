@@ -36,6 +36,14 @@ pub(super) async fn server(
             checked(auth::require_server_owner(&state.store.view(), caller))?;
             json(&super::observe::cluster_view(state))
         }
+        Request::GetDashboard(_) => {
+            checked(auth::require_server_owner(&state.store.view(), caller))?;
+            json(&proto::mesh::DashboardReply {
+                servedby: state.node_name.clone(),
+                path: "/ui/".into(),
+                key: state.dashboard_key.clone(),
+            })
+        }
         Request::GetBans(_) => {
             checked(auth::require_server_owner(&state.store.view(), caller))?;
             json(&proto::mesh::BansReply {

@@ -14,6 +14,7 @@ mod blueprints;
 mod channels;
 mod colonies;
 mod crons;
+mod dashboard;
 mod executors;
 mod files;
 mod functions;
@@ -73,6 +74,8 @@ pub struct ApiState {
     pub net: crate::net::Client,
     /// Per-source bans and limits (shared with the mesh side).
     pub guard: Arc<crate::guard::Guard>,
+    /// The key the dashboard's data endpoints require (`<data_dir>/dashboard.key`).
+    pub dashboard_key: String,
 }
 
 /// The single table from error kinds to HTTP status codes.
@@ -100,6 +103,13 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/ready", get(observe::ready))
         .route("/metrics", get(observe::metrics))
         .route("/backup", get(backup::backup))
+        .route(
+            "/ui",
+            get(|| async { axum::response::Redirect::permanent("/ui/") }),
+        )
+        .route("/ui/", get(dashboard::asset))
+        .route("/ui/{file}", get(dashboard::asset))
+        .route("/ui/api/{what}", get(dashboard::data))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn_with_state(state.clone(), admit))
         .with_state(state)

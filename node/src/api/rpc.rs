@@ -280,6 +280,7 @@ async fn dispatch(state: &ApiState, caller: &str, request: Request) -> Result<St
         | R::GetCluster(_)
         | R::GetStateDigest(_)
         | R::GetBans(_)
+        | R::GetDashboard(_)
         | R::RemoveBan(_) => colonies::server(state, caller, request).await,
         R::AddColony(_)
         | R::RemoveColony(_)

@@ -63,6 +63,11 @@ impl ClientEnv {
     /// A client for the node named by `COLONIES_SERVER_HOST` and `COLONIES_SERVER_HTTP_PORT`
     /// (or the legacy `COLONIES_SERVER_PORT`), TLS per `tls`.
     pub(crate) fn client(&self) -> anyhow::Result<Client> {
+        let (host, port) = self.host_port()?;
+        self.client_for(&host, port)
+    }
+
+    fn host_port(&self) -> anyhow::Result<(String, u16)> {
         let host = self.get("COLONIES_SERVER_HOST").unwrap_or("localhost");
         let port = self
             .get("COLONIES_SERVER_HTTP_PORT")
@@ -71,7 +76,18 @@ impl ClientEnv {
         let port: u16 = port
             .parse()
             .with_context(|| format!("parse server port {port:?}"))?;
-        self.client_for(host, port)
+        Ok((host.to_string(), port))
+    }
+
+    /// `http(s)://host:port` of the node in the environment.
+    pub(crate) fn base_url(&self) -> anyhow::Result<String> {
+        let (host, port) = self.host_port()?;
+        let scheme = if self.tls().is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        Ok(format!("{scheme}://{host}:{port}"))
     }
 
     /// A client for another node at `host:port`, with the same TLS settings.

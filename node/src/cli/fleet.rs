@@ -5,6 +5,7 @@
 use super::env::ClientEnv;
 use super::output::Output;
 use super::wait::Backoff;
+use crate::client::ClientError;
 use crate::exec::NODE_EXECUTOR_TYPE;
 use clap::Subcommand;
 use proto::executor::executor_state;
@@ -199,10 +200,17 @@ pub(crate) async fn run(
                 let get = Request::GetProcess(ProcessIdMsg {
                     processid: processid.clone(),
                 });
-                let process: Process = client.call(&get, &key).await?;
-                match process.state {
-                    ps::SUCCESS | ps::FAILED => results.push(result_of(node, process)),
-                    _ => still.push((node, processid)),
+                match client.call::<Process>(&get, &key).await {
+                    Ok(process) if matches!(process.state, ps::SUCCESS | ps::FAILED) => {
+                        results.push(result_of(node, process));
+                    }
+                    Ok(_) => still.push((node, processid)),
+                    // An election or a lost connection: ask again after the pause (the
+                    // overall limit still holds).
+                    Err(ClientError::Api { status: 503, .. } | ClientError::Transport { .. }) => {
+                        still.push((node, processid));
+                    }
+                    Err(error) => return Err(error.into()),
                 }
             }
             pending = still;

@@ -7,6 +7,7 @@ mod ban;
 mod blueprint;
 mod colony;
 mod cron;
+mod dashboard;
 mod dev;
 mod env;
 mod executor;
@@ -76,6 +77,8 @@ enum Command {
     Nodes,
     /// One screen about this node and its mesh (server owner key for the mesh view).
     Info,
+    /// The address of the node's web dashboard, with its key (server owner key).
+    Dashboard,
     /// Take an online, consistent backup of a node's state to a file (server owner).
     Backup(backup::BackupArgs),
     /// Seed an empty data dir from a backup; the node then starts a new mesh with that state.
@@ -142,6 +145,7 @@ pub async fn run(cli: Cli, vars: HashMap<String, String>) -> anyhow::Result<()> 
         Command::Mesh(command) => mesh::run(command, env, &out).await,
         Command::Nodes => fleet::nodes(env, &out).await,
         Command::Info => info::run(env, &out).await,
+        Command::Dashboard => dashboard::run(env, &out).await,
         Command::Ban(command) => ban::run(command, env, &out).await,
         Command::Backup(args) => backup::backup(args, env, &out).await,
         Command::Restore(args) => backup::restore(args, &out).await,

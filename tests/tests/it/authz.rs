@@ -62,6 +62,7 @@ const TABLE: &[(&str, &[Caller])] = &[
     ("getstatisticsmsg", SO),
     ("getclustermsg", SO),
     ("getbansmsg", SO),
+    ("getdashboardmsg", SO),
     ("removebanmsg", SO),
     ("changeserveridmsg", SO),
     ("addexecutormsg", CO),
@@ -317,7 +318,7 @@ impl World {
         let mut p = match msgtype {
             "versionmsg" => json!({"buildversion": "", "buildtime": ""}),
             "getserverinfomsg" | "getcoloniesmsg" | "getstatisticsmsg" | "getclustermsg"
-            | "getbansmsg" => json!({}),
+            | "getbansmsg" | "getdashboardmsg" => json!({}),
             "removebanmsg" => json!({"source": "192.0.2.1"}),
             "addcolonymsg" => {
                 json!({"colony": {"colonyid": test_key().id(), "name": self.fresh("colony")}})

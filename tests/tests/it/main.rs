@@ -7,6 +7,7 @@ mod bad_input;
 mod cli;
 mod cluster;
 mod colonyos_crate;
+mod dashboard;
 mod exec;
 mod observe;
 mod restart;
