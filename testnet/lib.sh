@@ -8,8 +8,13 @@ data_dir="$testnet_dir/data"
 logs_dir="$testnet_dir/logs"
 run_dir="$testnet_dir/run"
 
-# The binary, built once per call to up (PROFILE=release for a release build).
+# The binary, built once per call to up (PROFILE=release for a release build; BINARY=PATH
+# runs that binary instead, e.g. an older build for an upgrade test).
 binary() {
+    if [[ -n ${BINARY:-} ]]; then
+        echo "$BINARY"
+        return
+    fi
     local profile=${PROFILE:-debug}
     local target
     target="$(cd "$repo_root" && cargo metadata --format-version 1 --no-deps |
@@ -18,6 +23,7 @@ binary() {
 }
 
 build() {
+    [[ -n ${BINARY:-} ]] && return 0
     local flags=()
     [[ ${PROFILE:-debug} == release ]] && flags+=(--release)
     (cd "$repo_root" && cargo build --quiet "${flags[@]}" -p node --bin colonymesh)

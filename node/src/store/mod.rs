@@ -76,7 +76,23 @@ pub enum Error {
     Corrupt(String),
     #[error("snapshot file: {0}")]
     File(String),
+    #[error(
+        "the database at {path} has storage format {found}, newer than this build reads \
+         ({supported}): run the newer colonymesh, or restore a backup into an empty data dir"
+    )]
+    Format {
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+    },
 }
+
+/// The layout of the database (column families, key encodings) this build writes. Recorded
+/// at creation; a build refuses a database of a newer format rather than misread it, and
+/// upgrades an older one in `open` (none to upgrade from yet: format 1 is the first).
+pub const STORAGE_FORMAT: u32 = 1;
+/// Where the format is recorded (in the node-local raft metadata, never replicated).
+const FORMAT_KEY: &str = "storage_format";
 
 impl From<Error> for StoreError {
     fn from(error: Error) -> StoreError {
@@ -147,8 +163,34 @@ impl Store {
                 source,
             })?;
         let store = Store { db: Arc::new(db) };
+        store.check_format(path)?;
         store.prepare_snapshot_dir()?;
         Ok(store)
+    }
+
+    /// Records `STORAGE_FORMAT` in a new database; refuses one of a newer format.
+    fn check_format(&self, path: &Path) -> Result<(), Error> {
+        let found = match self.raft_meta(FORMAT_KEY)? {
+            // A database from before formats were recorded has format 1's layout.
+            None => {
+                self.set_raft_meta(FORMAT_KEY, &STORAGE_FORMAT.to_le_bytes(), true)?;
+                return Ok(());
+            }
+            Some(bytes) => {
+                let bytes: [u8; 4] = bytes.as_slice().try_into().map_err(|_| {
+                    Error::Corrupt(format!("storage format record of {} bytes", bytes.len()))
+                })?;
+                u32::from_le_bytes(bytes)
+            }
+        };
+        if found > STORAGE_FORMAT {
+            return Err(Error::Format {
+                path: path.to_path_buf(),
+                found,
+                supported: STORAGE_FORMAT,
+            });
+        }
+        Ok(())
     }
 
     fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {

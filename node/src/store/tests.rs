@@ -149,3 +149,21 @@ fn snapshot_files_are_kept_replaced_and_cleaned() {
     assert!(second.exists());
     assert_eq!(store.load_snapshot().unwrap().unwrap().meta, b"meta-2");
 }
+
+#[test]
+fn a_database_records_its_format_and_a_newer_one_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(
+        store.raft_meta("storage_format").unwrap(),
+        Some(super::STORAGE_FORMAT.to_le_bytes().to_vec())
+    );
+    let newer = (super::STORAGE_FORMAT + 1).to_le_bytes();
+    store.set_raft_meta("storage_format", &newer, true).unwrap();
+    drop(store);
+    let error = Store::open(dir.path()).unwrap_err().to_string();
+    assert!(
+        error.contains("storage format 2") && error.contains("newer than this build reads (1)"),
+        "{error}"
+    );
+}
