@@ -98,8 +98,20 @@ impl Cluster {
         self.nodes[i].as_ref().expect("node is running")
     }
 
+    /// A client for node `i`: over TLS, trusting its certificate, when the nodes serve TLS
+    /// with a self-signed certificate (as `api.tls_cert`).
     pub fn client(&self, i: usize) -> Client {
-        client_of(self.node(i))
+        match &self.configs[i].api.tls_cert {
+            None => client_of(self.node(i)),
+            Some(cert) => {
+                let trust = node::tls::ClientTls {
+                    ca_file: Some(cert.clone()),
+                    skip_verify: false,
+                };
+                Client::with_tls("127.0.0.1", self.node(i).api_addr.port(), Some(&trust))
+                    .expect("a client trusting the node's certificate")
+            }
+        }
     }
 
     /// The index of the node every running node agrees leads.

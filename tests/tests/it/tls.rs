@@ -119,3 +119,70 @@ async fn the_api_serves_https_and_wss() {
     assert_eq!(read["out"][0], "over tls", "{read}");
     node.stop().await;
 }
+
+/// - a 3-node mesh whose every node serves TLS: provisioning, a write through one node and a
+///   read through another work over HTTPS, and `colonymesh mesh status` (which follows the
+///   leader's address) works over TLS with `COLONIES_TLS_CA`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mesh_runs_with_tls() {
+    let certs = tempfile::tempdir().unwrap();
+    let names = ["localhost".to_string(), "127.0.0.1".to_string()];
+    let (cert, key) = node::tls::self_signed(&names).unwrap();
+    let (cert_path, key_path) = (certs.path().join("cert.pem"), certs.path().join("key.pem"));
+    std::fs::write(&cert_path, cert).unwrap();
+    std::fs::write(&key_path, key).unwrap();
+    let cluster = tests::cluster::Cluster::start_with(3, |config| {
+        config.api.tls_cert = Some(cert_path.clone());
+        config.api.tls_key = Some(key_path.clone());
+    })
+    .await;
+    let submit = Request::Submit(SubmitMsg {
+        spec: TestNode::spec("echo", "cli"),
+    });
+    let process: Process = cluster
+        .client(0)
+        .call(&submit, &cluster.executor)
+        .await
+        .unwrap();
+    let get = Request::GetProcess(proto::msgs::ProcessIdMsg {
+        processid: process.processid.clone(),
+    });
+    let read: Process = cluster
+        .client(2)
+        .call(&get, &cluster.executor)
+        .await
+        .unwrap();
+    assert_eq!(read.processid, process.processid);
+
+    let follower = (cluster.leader().await + 1) % 3;
+    let port = cluster.node(follower).api_addr.port().to_string();
+    let mut command = tokio::process::Command::new(tests::colonymesh_binary());
+    for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("COLONIES_")) {
+        command.env_remove(name);
+    }
+    command
+        .args(["--json", "mesh", "status"])
+        .env("COLONIES_SERVER_HOST", "127.0.0.1")
+        .env("COLONIES_SERVER_HTTP_PORT", &port)
+        .env("COLONIES_TLS", "true")
+        .env("COLONIES_TLS_CA", &cert_path)
+        .env("COLONIES_SERVER_PRVKEY", cluster.server.to_hex())
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(Duration::from_secs(60), command.output())
+        .await
+        .expect("the CLI finishes")
+        .expect("run colonymesh");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        !stderr.contains("unreachable"),
+        "the leader answered over TLS: {stderr}"
+    );
+    let status: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(status["nodes"].as_array().unwrap().len(), 3, "{status}");
+    assert!(
+        status["nodes"][0]["matchedindex"].is_u64(),
+        "the leader's view: {status}"
+    );
+    cluster.shutdown().await;
+}
