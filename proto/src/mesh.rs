@@ -108,6 +108,10 @@ pub struct ClusterReply {
     pub term: u64,
     pub lastlogindex: Option<u64>,
     pub appliedindex: Option<u64>,
+    /// A membership change is in flight (a joint configuration: `voter` then means a voter
+    /// of the old or the new set, and both majorities are needed).
+    #[serde(default)]
+    pub changing: bool,
 }
 
 /// A source address a node refuses after repeated failed authentications.

@@ -74,5 +74,8 @@ pub(crate) async fn run(command: MeshCommand, env: &ClientEnv, out: &Output) -> 
         &["NAME", "ROLE", "SITE", "HEALTH", "API", "MATCHED", "LAG"],
         rows,
     );
+    if cluster.changing && !out.json {
+        eprintln!("membership change in flight: voters of the old and the new set are shown");
+    }
     Ok(())
 }

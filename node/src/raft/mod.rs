@@ -597,6 +597,7 @@ impl RaftNode {
             term: metrics.current_term,
             lastlogindex: metrics.last_log_index,
             appliedindex: metrics.last_applied.map(|l| l.index),
+            changing: membership.get_joint_config().len() > 1,
         }
     }
 
