@@ -83,6 +83,8 @@ impl Source {
 pub struct Guard {
     config: GuardConfig,
     exempt: Vec<(IpAddr, u8)>,
+    /// Request tokens a source's bucket holds at most.
+    burst: f64,
     sources: Mutex<HashMap<(Side, IpAddr), Source>>,
     metrics: Arc<Metrics>,
 }
@@ -114,7 +116,10 @@ impl Guard {
             .iter()
             .filter_map(|net| parse_network(net).ok())
             .collect();
+        // The bucket never holds less than one second of the rate.
+        let burst = f64::from(config.request_burst.max(config.requests_per_second));
         Guard {
+            burst,
             config,
             exempt,
             sources: Mutex::new(HashMap::new()),
@@ -133,13 +138,8 @@ impl Guard {
         if self.is_exempt(source) {
             return Ok(());
         }
-        let burst = f64::from(
-            self.config
-                .request_burst
-                .max(self.config.requests_per_second),
-        );
         let mut sources = self.sources.lock().expect("guard lock");
-        let Some(entry) = tracked(&mut sources, side, source, now, burst) else {
+        let Some(entry) = tracked(&mut sources, side, source, now, self.burst) else {
             return Ok(());
         };
         if let Some(left) = entry.banned(now) {
@@ -153,7 +153,7 @@ impl Guard {
             return Ok(());
         }
         let elapsed = now.saturating_duration_since(entry.refilled).as_secs_f64();
-        entry.tokens = (entry.tokens + elapsed * f64::from(per_second)).min(burst);
+        entry.tokens = (entry.tokens + elapsed * f64::from(per_second)).min(self.burst);
         entry.refilled = now;
         if entry.tokens < 1.0 {
             drop(sources);
@@ -190,13 +190,8 @@ impl Guard {
             return false;
         }
         self.metrics.auth_failed(side.name());
-        let burst = f64::from(
-            self.config
-                .request_burst
-                .max(self.config.requests_per_second),
-        );
         let mut sources = self.sources.lock().expect("guard lock");
-        let Some(entry) = tracked(&mut sources, side, source, now, burst) else {
+        let Some(entry) = tracked(&mut sources, side, source, now, self.burst) else {
             return false;
         };
         if entry.banned(now).is_some() {
@@ -237,13 +232,8 @@ impl Guard {
         if self.is_exempt(source) || max == 0 {
             return Ok(LongPoll { guard: None });
         }
-        let burst = f64::from(
-            self.config
-                .request_burst
-                .max(self.config.requests_per_second),
-        );
         let mut sources = self.sources.lock().expect("guard lock");
-        let Some(entry) = tracked(&mut sources, side, source, now, burst) else {
+        let Some(entry) = tracked(&mut sources, side, source, now, self.burst) else {
             return Ok(LongPoll { guard: None });
         };
         if entry.long_polls >= max {
