@@ -27,12 +27,6 @@ pub fn signed_text(time: i64) -> String {
     format!("backup:{time}")
 }
 
-fn refusal(status: StatusCode, message: &str) -> Response {
-    let reply = proto::RpcReply::failure(status.as_u16(), message);
-    let text = serde_json::to_string(&reply).expect("replies always serialize");
-    (status, text).into_response()
-}
-
 pub(super) async fn backup(
     State(state): State<Arc<ApiState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -41,15 +35,15 @@ pub(super) async fn backup(
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let (Some(time), Some(signature)) = (header(TIME_HEADER), header(SIGNATURE_HEADER)) else {
         let message = format!("a backup needs the {TIME_HEADER} and {SIGNATURE_HEADER} headers");
-        return refusal(StatusCode::BAD_REQUEST, &message);
+        return super::failure_response(StatusCode::BAD_REQUEST, &message);
     };
     let Ok(time) = time.parse::<i64>() else {
-        return refusal(StatusCode::BAD_REQUEST, "the backup time is not a number");
+        return super::failure_response(StatusCode::BAD_REQUEST, "the backup time is not a number");
     };
     let now = state.clock.now_nanos() / 1_000_000_000;
     if (now - time).abs() > SIGNATURE_SKEW {
         let message = format!("the backup time is more than {SIGNATURE_SKEW} s from the node's");
-        return refusal(StatusCode::FORBIDDEN, &message);
+        return super::failure_response(StatusCode::FORBIDDEN, &message);
     }
     let owner = crate::state::auth::server_id(&state.store.view())
         .ok()
@@ -59,7 +53,7 @@ pub(super) async fn backup(
         state
             .guard
             .failed(Side::Api, peer.ip(), crate::clock::monotonic());
-        return refusal(
+        return super::failure_response(
             StatusCode::FORBIDDEN,
             "access denied, only the server owner may take a backup",
         );

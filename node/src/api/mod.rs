@@ -138,9 +138,26 @@ fn refused(refusal: &Refusal) -> Response {
         Refusal::Banned { .. } => StatusCode::FORBIDDEN,
         Refusal::Rate { .. } | Refusal::LongPolls { .. } => StatusCode::TOO_MANY_REQUESTS,
     };
-    let reply = proto::RpcReply::failure(status.as_u16(), &refusal.to_string());
-    let text = serde_json::to_string(&reply).expect("replies always serialize");
-    (status, text).into_response()
+    failure_response(status, &refusal.to_string())
+}
+
+/// An HTTP response carrying a ColonyOS reply envelope with `status`.
+fn reply_response(status: StatusCode, reply: &proto::RpcReply) -> Response {
+    let text = serde_json::to_string(reply).expect("replies always serialize");
+    (
+        status,
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
+/// The ColonyOS error envelope (`Failure{status, message}`) with the same HTTP status.
+fn failure_response(status: StatusCode, message: &str) -> Response {
+    reply_response(status, &proto::RpcReply::failure(status.as_u16(), message))
 }
 
 /// Serves the API on `listener` until `shutdown` completes. Cancel-safe only by `shutdown`.

@@ -9,8 +9,8 @@ use crate::guard::Side;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, State};
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use proto::envelope::EnvelopeError;
 use proto::{ApiError, ErrorCode, Request, RpcMsg, RpcReply};
 use std::net::{IpAddr, SocketAddr};
@@ -53,13 +53,7 @@ pub(super) async fn api(
         let ms = elapsed.as_secs_f64() * 1000.0;
         tracing::debug!(status = status.as_u16(), ms, "answered");
     });
-    let text = serde_json::to_string(&reply).expect("replies always serialize");
-    (
-        status,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        text,
-    )
-        .into_response()
+    super::reply_response(status, &reply)
 }
 
 fn envelope_error(error: EnvelopeError) -> ApiError {
