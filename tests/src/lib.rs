@@ -250,6 +250,29 @@ where
     }
 }
 
+/// A `colonymesh` command without the developer's own `COLONIES_*` variables (a test sets
+/// the ones it means), killed when dropped.
+pub fn colonymesh_command() -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(colonymesh_binary());
+    for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("COLONIES_")) {
+        command.env_remove(name);
+    }
+    command.kill_on_drop(true);
+    command
+}
+
+/// Runs `colonymesh ARGS` with `env` (see `colonymesh_command`) to its end, within 60 s.
+pub async fn run_colonymesh(args: &[&str], env: &[(&str, String)]) -> std::process::Output {
+    let mut command = colonymesh_command();
+    command
+        .args(args)
+        .envs(env.iter().map(|(name, value)| (*name, value.as_str())));
+    tokio::time::timeout(Duration::from_secs(60), command.output())
+        .await
+        .unwrap_or_else(|_| panic!("colonymesh {args:?} did not finish within 60 s"))
+        .expect("run colonymesh")
+}
+
 /// The `colonymesh` binary, built once per test run with the cargo that runs the tests.
 pub fn colonymesh_binary() -> PathBuf {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
@@ -295,17 +318,13 @@ pub async fn start_dev_logging(
     tokio::process::Child,
     std::collections::HashMap<String, String>,
 ) {
-    let mut command = tokio::process::Command::new(colonymesh_binary());
+    let mut command = colonymesh_command();
     command
         .args(["dev", "--api-port", "0", "--data-dir"])
         .arg(data_dir)
         .stdout(std::process::Stdio::piped())
         .stderr(log)
-        .kill_on_drop(true);
-    for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("COLONIES_")) {
-        command.env_remove(name);
-    }
-    command.envs(env.iter().copied());
+        .envs(env.iter().copied());
     let mut child = command.spawn().expect("spawn colonymesh dev");
     let stdout = child.stdout.take().expect("piped stdout");
     let mut lines = tokio::io::BufReader::new(stdout).lines();

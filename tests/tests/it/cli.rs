@@ -33,18 +33,14 @@ impl Dev {
 
     /// `colonymesh --json ARGS` with the dev exports as its only `COLONIES_*` variables.
     fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(tests::colonymesh_binary());
+        let mut command = tests::colonymesh_command();
         command
             .arg("--json")
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("COLONIES_")) {
-            command.env_remove(name);
-        }
-        command.envs(&self.exports);
+            .envs(&self.exports);
         command
     }
 

@@ -161,22 +161,32 @@ async fn leader_loss_during_assignments_loses_nothing() {
     cluster.shutdown().await;
 }
 
-/// - a peer without a certificate gets no raft or forwarding service, only a refusal
-/// - a join with an expired or forged token is refused
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn peers_without_certificates_are_refused() {
+/// A mesh network endpoint that belongs to no mesh (a fresh key, no certificate): its
+/// client, its peer id, and the task running it (abort it when done).
+fn stranger() -> (node::net::Client, String, tokio::task::JoinHandle<()>) {
     use node::net;
-    use proto::mesh::{PeerRequest, PeerResponse, RaftRpcKind};
-    let cluster = Cluster::start(1).await;
-    let stranger_dir = tempfile::tempdir().unwrap();
-    let keypair = net::load_or_create_keypair(&stranger_dir.path().join("node.key")).unwrap();
-    let stranger_peer = net::peer_id_of(&keypair);
+    let dir = tempfile::tempdir().unwrap();
+    let keypair = net::load_or_create_keypair(&dir.path().join("node.key")).unwrap();
+    let peer = net::peer_id_of(&keypair);
     let config = net::NetConfig {
         listen: vec!["/ip4/127.0.0.1/tcp/0".into()],
         mdns: false,
     };
     let (client, _events, event_loop) = net::new(keypair, &config).unwrap();
-    let stop = tokio::spawn(event_loop.run(std::future::pending()));
+    (
+        client,
+        peer,
+        tokio::spawn(event_loop.run(std::future::pending())),
+    )
+}
+
+/// - a peer without a certificate gets no raft or forwarding service, only a refusal
+/// - a join with an expired or forged token is refused
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_without_certificates_are_refused() {
+    use proto::mesh::{PeerRequest, PeerResponse, RaftRpcKind};
+    let cluster = Cluster::start(1).await;
+    let (client, stranger_peer, stop) = stranger();
     let target = &cluster.node(0).info;
     let vote = PeerRequest::Raft {
         kind: RaftRpcKind::Vote,
@@ -241,7 +251,6 @@ async fn peers_without_certificates_are_refused() {
 /// - the ban shows in `getbansmsg` (side p2p); `removebanmsg` lifts it and the join succeeds
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peers_failing_authentication_are_banned() {
-    use node::net;
     use proto::mesh::{BansReply, PeerRequest, PeerResponse, RaftRpcKind};
     use proto::msgs::{EmptyMsg, RemoveBanMsg};
     let cluster = Cluster::start_with(1, |config| {
@@ -249,15 +258,7 @@ async fn peers_failing_authentication_are_banned() {
         config.guard.auth_failures_max = 3;
     })
     .await;
-    let stranger_dir = tempfile::tempdir().unwrap();
-    let keypair = net::load_or_create_keypair(&stranger_dir.path().join("node.key")).unwrap();
-    let stranger_peer = net::peer_id_of(&keypair);
-    let config = net::NetConfig {
-        listen: vec!["/ip4/127.0.0.1/tcp/0".into()],
-        mdns: false,
-    };
-    let (client, _events, event_loop) = net::new(keypair, &config).unwrap();
-    let stop = tokio::spawn(event_loop.run(std::future::pending()));
+    let (client, stranger_peer, stop) = stranger();
     let target = &cluster.node(0).info;
     let refusal = |response: PeerResponse| match response {
         PeerResponse::Refused { reason } => reason,

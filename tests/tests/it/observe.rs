@@ -121,24 +121,17 @@ async fn post_from(from: &str, base: &str, body: String) -> (u16, String) {
 
 /// `colonymesh --json ARGS` against `node` as its server owner.
 async fn cli(node: &TestNode, args: &[&str]) -> std::process::Output {
-    let mut command = tokio::process::Command::new(tests::colonymesh_binary());
-    for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("COLONIES_")) {
-        command.env_remove(name);
-    }
-    let port = node.handle.api_addr.port().to_string();
-    command
-        .arg("--json")
-        .args(args)
-        .env("COLONIES_SERVER_HOST", "127.0.0.1")
-        .env("COLONIES_SERVER_HTTP_PORT", &port)
-        .env("COLONIES_TLS", "false")
-        .env("COLONIES_SERVER_PRVKEY", node.server.to_hex())
-        .kill_on_drop(true);
-    let run = command.output();
-    tokio::time::timeout(std::time::Duration::from_secs(60), run)
-        .await
-        .expect("the CLI finishes")
-        .expect("run colonymesh")
+    let args = [&["--json"], args].concat();
+    let env = [
+        ("COLONIES_SERVER_HOST", "127.0.0.1".to_string()),
+        (
+            "COLONIES_SERVER_HTTP_PORT",
+            node.handle.api_addr.port().to_string(),
+        ),
+        ("COLONIES_TLS", "false".to_string()),
+        ("COLONIES_SERVER_PRVKEY", node.server.to_hex()),
+    ];
+    tests::run_colonymesh(&args, &env).await
 }
 
 /// - bad signatures and signatures of unknown identities from one source ban it once they

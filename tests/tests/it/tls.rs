@@ -92,24 +92,17 @@ async fn the_api_serves_https_and_wss() {
     let skipping = Client::with_tls("127.0.0.1", port, Some(&trust_any)).unwrap();
     let _: serde_json::Value = skipping.call(&version, &node.executor).await.unwrap();
 
-    let mut command = tokio::process::Command::new(tests::colonymesh_binary());
-    for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("COLONIES_")) {
-        command.env_remove(name);
-    }
     let ca = node.ca_file.clone().unwrap();
-    command
-        .args(["--json", "process", "get", "--id", &process.processid])
-        .env("COLONIES_SERVER_HOST", "localhost")
-        .env("COLONIES_SERVER_HTTP_PORT", port.to_string())
-        .env("COLONIES_TLS", "true")
-        .env("COLONIES_TLS_CA", &ca)
-        .env("COLONIES_COLONY_NAME", "dev")
-        .env("COLONIES_PRVKEY", node.executor.to_hex())
-        .kill_on_drop(true);
-    let output = tokio::time::timeout(Duration::from_secs(60), command.output())
-        .await
-        .expect("the CLI finishes")
-        .expect("run colonymesh");
+    let env = [
+        ("COLONIES_SERVER_HOST", "localhost".to_string()),
+        ("COLONIES_SERVER_HTTP_PORT", port.to_string()),
+        ("COLONIES_TLS", "true".to_string()),
+        ("COLONIES_TLS_CA", ca.display().to_string()),
+        ("COLONIES_COLONY_NAME", "dev".to_string()),
+        ("COLONIES_PRVKEY", node.executor.to_hex()),
+    ];
+    let args = ["--json", "process", "get", "--id", &process.processid];
+    let output = tests::run_colonymesh(&args, &env).await;
     assert!(
         output.status.success(),
         "{}",
@@ -155,23 +148,17 @@ async fn a_mesh_runs_with_tls() {
     assert_eq!(read.processid, process.processid);
 
     let follower = (cluster.leader().await + 1) % 3;
-    let port = cluster.node(follower).api_addr.port().to_string();
-    let mut command = tokio::process::Command::new(tests::colonymesh_binary());
-    for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("COLONIES_")) {
-        command.env_remove(name);
-    }
-    command
-        .args(["--json", "mesh", "status"])
-        .env("COLONIES_SERVER_HOST", "127.0.0.1")
-        .env("COLONIES_SERVER_HTTP_PORT", &port)
-        .env("COLONIES_TLS", "true")
-        .env("COLONIES_TLS_CA", &cert_path)
-        .env("COLONIES_SERVER_PRVKEY", cluster.server.to_hex())
-        .kill_on_drop(true);
-    let output = tokio::time::timeout(Duration::from_secs(60), command.output())
-        .await
-        .expect("the CLI finishes")
-        .expect("run colonymesh");
+    let env = [
+        ("COLONIES_SERVER_HOST", "127.0.0.1".to_string()),
+        (
+            "COLONIES_SERVER_HTTP_PORT",
+            cluster.node(follower).api_addr.port().to_string(),
+        ),
+        ("COLONIES_TLS", "true".to_string()),
+        ("COLONIES_TLS_CA", cert_path.display().to_string()),
+        ("COLONIES_SERVER_PRVKEY", cluster.server.to_hex()),
+    ];
+    let output = tests::run_colonymesh(&["--json", "mesh", "status"], &env).await;
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
     assert!(
