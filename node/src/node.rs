@@ -275,6 +275,7 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> anyhow::Result<
         net: net_client.clone(),
         guard: guard.clone(),
         dashboard_key: dashboard_key(&config.data_dir)?,
+        signers: api::Signers::default(),
     });
     let api_signal = signal.clone();
     let api = async move {

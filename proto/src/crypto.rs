@@ -3,8 +3,12 @@
 //! A signature is `hex(r(32) || s(32) || v(1))` over SHA3-256 of the UTF-8 bytes of the signed
 //! text (for RPCs: the Base64 payload string). An id is `hex(SHA3-256(hex(04||X||Y)))`: the hash is
 //! taken over the *hex text* of the uncompressed public key (protocol doc §d.1).
+//!
+//! Signing uses `k256` (pure Rust, what clients need). Recovery, which the server runs for
+//! every request, uses libsecp256k1 (the `secp256k1` crate): about 45 µs instead of 240 µs
+//! here, because k256's `recover_from_prehash` recovers and then verifies again.
 
-use k256::ecdsa::{RecoveryId, Signature, SigningKey, VerifyingKey};
+use k256::ecdsa::{SigningKey, VerifyingKey};
 use sha3::{Digest, Sha3_256};
 
 /// Why a key or signature was refused. Messages name the problem for the API's 403 reply.
@@ -99,27 +103,74 @@ fn id_from_public_key(key: &VerifyingKey) -> String {
     sha3_hex(public_key_hex(key).as_bytes())
 }
 
+/// The SHA3-256 digest a signature over `data` covers.
+pub fn digest(data: &str) -> [u8; 32] {
+    sha3(data.as_bytes())
+}
+
+/// A signature whose form is valid: 65 bytes, `r` and `s` in range, low-S, recovery id 0 or
+/// 1. Whether it recovers a key for a given digest is `recover`'s question.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RecoverableSignature {
+    bytes: [u8; 65],
+}
+
+impl RecoverableSignature {
+    /// Parses a hex signature, rejecting malformed and high-S ones with the reason.
+    pub fn from_hex(signature_hex: &str) -> Result<RecoverableSignature, CryptoError> {
+        let bytes = hex::decode(signature_hex).map_err(|_| CryptoError::Signature("not hex"))?;
+        let bytes: [u8; 65] = bytes
+            .try_into()
+            .map_err(|_| CryptoError::Signature("must be 65 bytes (130 hex chars)"))?;
+        let out_of_range = CryptoError::Signature("r or s out of range");
+        if bytes[..32].iter().all(|&b| b == 0) || bytes[32..64].iter().all(|&b| b == 0) {
+            return Err(out_of_range);
+        }
+        // Any recovery id parses the same r and s; the real one is checked below.
+        let zero = secp256k1::ecdsa::RecoveryId::Zero;
+        let parsed = secp256k1::ecdsa::RecoverableSignature::from_compact(&bytes[..64], zero)
+            .map_err(|_| out_of_range)?;
+        let standard = parsed.to_standard();
+        let mut low = standard;
+        low.normalize_s();
+        if low != standard {
+            return Err(CryptoError::Signature("high-S signatures are not accepted"));
+        }
+        if bytes[64] > 1 {
+            return Err(CryptoError::Signature("recovery id must be 0 or 1"));
+        }
+        Ok(RecoverableSignature { bytes })
+    }
+
+    /// The 65 bytes `r || s || v`.
+    pub fn as_bytes(&self) -> &[u8; 65] {
+        &self.bytes
+    }
+
+    /// The id of the key that made this signature over `digest` (libsecp256k1). A recovered
+    /// key always verifies the signature: recovery solves the verification equation for it.
+    pub fn recover(&self, digest: &[u8; 32]) -> Result<String, CryptoError> {
+        let failed = CryptoError::Signature("public key recovery failed");
+        let recovery_id = match self.bytes[64] {
+            0 => secp256k1::ecdsa::RecoveryId::Zero,
+            _ => secp256k1::ecdsa::RecoveryId::One,
+        };
+        let signature =
+            secp256k1::ecdsa::RecoverableSignature::from_compact(&self.bytes[..64], recovery_id)
+                .map_err(|_| failed.clone())?;
+        let key = signature
+            .recover_ecdsa(secp256k1::Message::from_digest(*digest))
+            .map_err(|_| failed)?;
+        Ok(sha3_hex(
+            hex::encode(key.serialize_uncompressed()).as_bytes(),
+        ))
+    }
+}
+
 /// Recovers the signer's id from `data` and a hex signature, rejecting malformed, high-S or
 /// non-verifying signatures.
 pub fn recover_id(data: &str, signature_hex: &str) -> Result<String, CryptoError> {
-    let bytes = hex::decode(signature_hex).map_err(|_| CryptoError::Signature("not hex"))?;
-    if bytes.len() != 65 {
-        return Err(CryptoError::Signature("must be 65 bytes (130 hex chars)"));
-    }
-    let signature = Signature::from_slice(&bytes[..64])
-        .map_err(|_| CryptoError::Signature("r or s out of range"))?;
-    if signature.normalize_s().is_some() {
-        return Err(CryptoError::Signature("high-S signatures are not accepted"));
-    }
-    let recovery_id = match bytes[64] {
-        0 | 1 => RecoveryId::from_byte(bytes[64]).expect("0 and 1 are valid recovery ids"),
-        _ => return Err(CryptoError::Signature("recovery id must be 0 or 1")),
-    };
-    let digest = sha3(data.as_bytes());
-    let key = VerifyingKey::recover_from_prehash(&digest, &signature, recovery_id)
-        .map_err(|_| CryptoError::Signature("public key recovery failed"))?;
-    // recover_from_prehash verifies the signature against the recovered key.
-    Ok(id_from_public_key(&key))
+    RecoverableSignature::from_hex(signature_hex)?.recover(&digest(data))
 }
 
 /// True when `text` looks like a ColonyOS id: 64 lowercase-or-uppercase hex characters.

@@ -22,6 +22,7 @@ mod observe;
 mod processes;
 mod pubsub;
 mod rpc;
+mod signers;
 mod tls;
 mod workflows;
 
@@ -42,6 +43,8 @@ use proto::command::{Command, Op, Reply};
 use proto::{ApiError, ErrorCode};
 use std::net::SocketAddr;
 use std::sync::Arc;
+
+pub use signers::Signers;
 
 /// Build facts reported by `versionmsg` and `getserverinfomsg`.
 pub const BUILD_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -76,6 +79,8 @@ pub struct ApiState {
     pub guard: Arc<crate::guard::Guard>,
     /// The key the dashboard's data endpoints require (`<data_dir>/dashboard.key`).
     pub dashboard_key: String,
+    /// Recent callers by (payload digest, signature): an identical envelope skips recovery.
+    pub signers: signers::Signers,
 }
 
 /// The single table from error kinds to HTTP status codes.

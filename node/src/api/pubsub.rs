@@ -67,7 +67,7 @@ async fn send_process(socket: &mut WebSocket, process: &Process) -> Result<(), A
 }
 
 async fn subscribe(state: &ApiState, body: &[u8], socket: &mut WebSocket) -> Result<(), ApiError> {
-    let (caller, request) = rpc::open(body)?;
+    let (caller, request) = rpc::open(&state.signers, body)?;
     let deadline = |timeout: i64| {
         let seconds = u64::try_from(timeout)
             .unwrap_or(0)

@@ -3,7 +3,7 @@
 
 use super::{
     blueprints, channels, colonies, crons, executors, files, functions, processes, status_of,
-    workflows, ApiState,
+    workflows, ApiState, Signers,
 };
 use crate::guard::Side;
 use axum::body::Bytes;
@@ -66,23 +66,22 @@ fn envelope_error(error: EnvelopeError) -> ApiError {
 
 /// Opens a request envelope: its JSON, the caller recovered from the signature (empty for
 /// the unsigned types) and the payload of its type.
-pub(super) fn open(body: &[u8]) -> Result<(String, Request), ApiError> {
-    open_envelope(body).map_err(|(error, _)| error)
+pub(super) fn open(signers: &Signers, body: &[u8]) -> Result<(String, Request), ApiError> {
+    open_envelope(signers, body).map_err(|(error, _)| error)
 }
 
 /// As `open`; the flag on an error says whether it was a failed authentication (a signature
 /// that does not verify), which counts toward a ban.
-fn open_envelope(body: &[u8]) -> Result<(String, Request), (ApiError, bool)> {
+fn open_envelope(signers: &Signers, body: &[u8]) -> Result<(String, Request), (ApiError, bool)> {
     let msg: RpcMsg = serde_json::from_slice(body).map_err(|e| {
         let error = ApiError::bad_request(format!("malformed request envelope: {e}"));
         (error, false)
     })?;
     let caller = match Request::is_unsigned(&msg.payloadtype) {
         true => String::new(),
-        false => msg.caller_id().map_err(|error| {
-            let auth = matches!(error, EnvelopeError::Crypto(_));
-            (envelope_error(error), auth)
-        })?,
+        false => signers
+            .caller(&msg.payload, &msg.signature)
+            .map_err(|error| (envelope_error(EnvelopeError::Crypto(error)), true))?,
     };
     let request = msg
         .request()
@@ -124,7 +123,7 @@ async fn handle_request(
 ) -> Result<(String, String), (ApiError, Option<String>)> {
     let plain = |error: ApiError| (error, None);
     let body = body.map_err(|rejection| plain(body_error(state, &rejection)))?;
-    let (caller, request) = match open_envelope(&body) {
+    let (caller, request) = match open_envelope(&state.signers, &body) {
         Ok(opened) => opened,
         Err((error, true)) => {
             state

@@ -277,7 +277,13 @@ pub fn new(
             quic
         })
         .with_behaviour(|key| event_loop::behaviour(key, codec, protocols, rr_config, mdns))?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))
+        .with_swarm_config(|c| {
+            // Every mesh stream names one protocol, which every member speaks: the dialer
+            // sends its data right behind the protocol name instead of waiting a round trip
+            // for the listener to confirm it (multistream-select's "lazy" mode).
+            c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT)
+                .with_substream_upgrade_protocol_override(libp2p::core::upgrade::Version::V1Lazy)
+        })
         .build();
     let topic = libp2p::gossipsub::IdentTopic::new(proto::mesh::STATUS_TOPIC);
     swarm.behaviour_mut().gossip.subscribe(&topic)?;

@@ -86,8 +86,9 @@ fn apply_blocking(
     let (_, mut membership) = read_applied(store)?;
     let mut responses = Vec::with_capacity(entries.len());
     let mut events = Vec::new();
+    let live = store.applying();
     for chunk in entries.chunks(APPLY_BATCH_MAX) {
-        let mut overlay = state::tx::Tx::new(store);
+        let mut overlay = state::tx::Tx::new(&live);
         let mut last = None;
         for entry in chunk {
             let response = match &entry.payload {

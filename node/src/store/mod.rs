@@ -9,6 +9,7 @@
 //!
 //! The store deals in bytes; it knows nothing of openraft types (the raft module encodes them).
 
+mod floors;
 mod log;
 mod snapshot;
 
@@ -43,18 +44,18 @@ const MOVING_HEAD_MEMTABLE_BYTES: usize = 512 << 10;
 const MOVING_HEAD_L0_TRIGGER: i32 = 2;
 
 /// Indexes whose entries are deleted from the front as they are consumed.
+const MOVING_HEAD: [Table; 7] = [
+    Table::Queue,
+    Table::ByState,
+    Table::Deadlines,
+    Table::Assigned,
+    Table::GraphsByState,
+    Table::CronsDue,
+    Table::GeneratorsDue,
+];
+
 fn moving_head(name: &str) -> bool {
-    [
-        Table::Queue,
-        Table::ByState,
-        Table::Deadlines,
-        Table::Assigned,
-        Table::GraphsByState,
-        Table::CronsDue,
-        Table::GeneratorsDue,
-    ]
-    .iter()
-    .any(|t| t.name() == name)
+    MOVING_HEAD.iter().any(|t| t.name() == name)
 }
 /// The block cache shared by every column family (data, index and filter blocks).
 const BLOCK_CACHE_BYTES: usize = 64 << 20;
@@ -109,6 +110,8 @@ fn io(operation: &'static str) -> impl FnOnce(rocksdb::Error) -> Error {
 pub struct Store {
     /// Shared handle; RocksDB is internally synchronized for reads and batch writes.
     db: Arc<DB>,
+    /// Where head scans of the moving-head indexes may start (see `floors`).
+    floors: Arc<floors::Floors>,
 }
 
 impl std::fmt::Debug for Store {
@@ -162,7 +165,10 @@ impl Store {
                 path: path.to_path_buf(),
                 source,
             })?;
-        let store = Store { db: Arc::new(db) };
+        let store = Store {
+            db: Arc::new(db),
+            floors: Arc::default(),
+        };
         store.check_format(path)?;
         store.prepare_snapshot_dir()?;
         Ok(store)
@@ -214,7 +220,13 @@ impl Store {
         for ((table, key), value) in writes {
             let cf = self.cf(table.name());
             match value {
-                Some(value) => batch.put_cf(cf, key, value),
+                Some(value) => {
+                    // Before the write is visible, so no reader ever starts above it.
+                    if MOVING_HEAD.contains(&table) {
+                        self.floors.lower(table, &key);
+                    }
+                    batch.put_cf(cf, key, value)
+                }
                 None => batch.delete_cf(cf, key),
             }
         }
@@ -340,10 +352,14 @@ impl Store {
             .map_err(io("read state"))?)
     }
 
-    /// The one read path for `scan`: as of `snapshot` (a `View`), or live (apply).
+    /// The one read path for `scan`: as of `snapshot` (a `View`), or live. A forward scan of a
+    /// moving-head index from its head starts at the prefix's floor; apply's (`raise`, live)
+    /// raises the floor to the first key it finds.
+    #[allow(clippy::too_many_arguments)]
     fn scan_at(
         &self,
         snapshot: Option<&rocksdb::Snapshot<'_>>,
+        raise: bool,
         table: Table,
         prefix: &[u8],
         after: Option<&[u8]>,
@@ -351,11 +367,23 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<Entry>, StoreError> {
         let end = prefix_end(prefix);
-        let mode = scan_mode(prefix, &end, after, direction);
+        let from_head = after.is_none()
+            && direction == Direction::Forward
+            && !prefix.is_empty()
+            && MOVING_HEAD.contains(&table);
+        let floor = match from_head {
+            true => self.floors.get(table, prefix),
+            false => None,
+        };
+        let start = floor.as_deref().unwrap_or(prefix);
+        let mode = match &floor {
+            Some(floor) => IteratorMode::From(floor, rocksdb::Direction::Forward),
+            None => scan_mode(prefix, &end, after, direction),
+        };
         let mut options = read_options(snapshot);
         // Bounds stop the iterator at the prefix instead of skipping deleted entries beyond it.
         if !prefix.is_empty() {
-            options.set_iterate_lower_bound(prefix.to_vec());
+            options.set_iterate_lower_bound(start.to_vec());
         }
         if let Some(end) = &end {
             options.set_iterate_upper_bound(end.clone());
@@ -363,12 +391,23 @@ impl Store {
         let items = self
             .db
             .iterator_cf_opt(self.cf(table.name()), options, mode);
-        collect_scan(items, prefix, &end, after, direction, limit)
+        let entries = collect_scan(items, prefix, &end, after, direction, limit)?;
+        if from_head && raise {
+            debug_assert!(
+                snapshot.is_none(),
+                "floors are raised from the live state only"
+            );
+            let first = entries.first().map(|(key, _)| key.clone());
+            if let Some(floor) = first.or_else(|| end.clone()) {
+                self.floors.raise(table, prefix, floor);
+            }
+        }
+        Ok(entries)
     }
 }
 
-/// Reads of the live database, for apply: the only writer, which sees its own commits and
-/// needs no snapshot.
+/// Reads of the live database (e.g. the tick loop's next deadline). They use scan floors but
+/// never raise them: a reader racing apply could raise one over a key just written.
 impl StateRead for Store {
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         self.get_at(None, table, key)
@@ -382,7 +421,36 @@ impl StateRead for Store {
         direction: Direction,
         limit: usize,
     ) -> Result<Vec<Entry>, StoreError> {
-        self.scan_at(None, table, prefix, after, direction, limit)
+        self.scan_at(None, false, table, prefix, after, direction, limit)
+    }
+}
+
+/// Apply's reads of the live database: the only writer, serial with `commit_state`, sees its
+/// own commits, needs no snapshot, and is the one reader that raises scan floors.
+pub struct Applying<'a>(&'a Store);
+
+impl Store {
+    /// The live state as apply reads it.
+    pub fn applying(&self) -> Applying<'_> {
+        Applying(self)
+    }
+}
+
+impl StateRead for Applying<'_> {
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.0.get_at(None, table, key)
+    }
+
+    fn scan(
+        &self,
+        table: Table,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        direction: Direction,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StoreError> {
+        self.0
+            .scan_at(None, true, table, prefix, after, direction, limit)
     }
 }
 
@@ -419,7 +487,7 @@ impl StateRead for View<'_> {
     ) -> Result<Vec<Entry>, StoreError> {
         let snapshot = Some(&self.snapshot);
         self.store
-            .scan_at(snapshot, table, prefix, after, direction, limit)
+            .scan_at(snapshot, false, table, prefix, after, direction, limit)
     }
 }
 

@@ -162,6 +162,8 @@ impl Store {
             batch.put_cf(self.cf(table.name()), key, value);
         }
         batch.put_cf(self.cf(CF_APPLIED), b"applied", applied);
+        // No floor of the old state may hide a key of the new one.
+        self.floors.clear();
         self.write(batch, true)
     }
 

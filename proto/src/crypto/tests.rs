@@ -1,6 +1,7 @@
 //! Test vectors from colonyos-protocol.md §f (Go crypto and pycolonies agree on all of them).
 
 use super::*;
+use k256::ecdsa::{RecoveryId, Signature, VerifyingKey};
 
 #[test]
 fn sha3_of_hello_world() {
@@ -192,4 +193,50 @@ fn private_key_parsing_names_the_problem() {
     );
     let key = PrivateKey::from_entropy([7; 32]);
     assert_eq!(PrivateKey::from_hex(&key.to_hex()).unwrap().id(), key.id());
+}
+
+#[test]
+fn zero_r_or_s_is_out_of_range() {
+    let key = PrivateKey::from_entropy([3; 32]);
+    let good = hex::decode(key.sign("hello")).unwrap();
+    for range in [0..32, 32..64] {
+        let mut bytes = good.clone();
+        bytes[range].fill(0);
+        assert_eq!(
+            recover_id("hello", &hex::encode(&bytes)).unwrap_err(),
+            CryptoError::Signature("r or s out of range")
+        );
+    }
+    let mut bytes = good;
+    bytes[32..64].fill(0xff);
+    assert_eq!(
+        recover_id("hello", &hex::encode(&bytes)).unwrap_err(),
+        CryptoError::Signature("r or s out of range")
+    );
+}
+
+/// libsecp256k1 recovers the key that k256's recover-and-verify recovers, for keys and
+/// messages of many shapes (the server recovers with one, clients sign with the other).
+#[test]
+fn libsecp256k1_recovery_agrees_with_k256() {
+    for i in 0u8..64 {
+        let key = PrivateKey::from_entropy([i; 32]);
+        let data = "x".repeat(usize::from(i) * 37);
+        let signature = key.sign(&data);
+        let bytes = hex::decode(&signature).unwrap();
+        let parsed = Signature::from_slice(&bytes[..64]).unwrap();
+        let recovery_id = RecoveryId::from_byte(bytes[64]).unwrap();
+        let by_k256 =
+            VerifyingKey::recover_from_prehash(&digest(&data), &parsed, recovery_id).unwrap();
+        assert_eq!(id_from_public_key(&by_k256), key.id());
+        let recovered = RecoverableSignature::from_hex(&signature).unwrap();
+        assert_eq!(recovered.recover(&digest(&data)).unwrap(), key.id());
+        // The other recovery id names another key (or none), never the signer.
+        let mut flipped = bytes.clone();
+        flipped[64] ^= 1;
+        assert_ne!(
+            recover_id(&data, &hex::encode(flipped)).ok(),
+            Some(key.id())
+        );
+    }
 }
