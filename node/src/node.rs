@@ -193,16 +193,14 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> anyhow::Result<
     if let Some(cert) = &certificate {
         net_client.set_certificate(cert.clone());
     }
-    let raft = RaftNode::start(
-        &config.raft,
-        store.clone(),
-        waiters.clone(),
-        net_client.clone(),
-        info.clone(),
-        bootstrap,
-        metrics.clone(),
-    )
-    .await?;
+    let deps = crate::raft::Deps {
+        store: store.clone(),
+        waiters: waiters.clone(),
+        net: net_client.clone(),
+        metrics: metrics.clone(),
+        clock: clock.clone(),
+    };
+    let raft = RaftNode::start(&config.raft, deps, info.clone(), bootstrap).await?;
     let server_id_default = identity.server_id.clone();
     let admission = Arc::new(mesh::Admission {
         verifier: Verifier::new(identity.clone(), {

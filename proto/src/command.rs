@@ -248,6 +248,17 @@ pub enum Op {
     RevokeNode {
         peer_id: String,
     },
+    /// `Assign` for one long-poll `key` (apply level 1): the first of its commands that
+    /// assigns a process records that answer under `key`, and every later one with the same
+    /// key gets it again instead of a second process. So a long-poll can propose as often as
+    /// it must (another leader, an unknown outcome) and still get at most one process, and
+    /// never lose one assigned to it.
+    AssignFor {
+        key: String,
+        colonyname: String,
+        cpu_millis: Option<i64>,
+        mem_mib: Option<i64>,
+    },
 }
 
 /// The successful result of applying a command.

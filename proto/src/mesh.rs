@@ -7,6 +7,11 @@ use serde::{Deserialize, Serialize};
 
 /// The request-response protocol name.
 pub const MESH_PROTOCOL: &str = "/colonymesh/rpc/1";
+/// The second version of the protocol: the same envelope and codec, plus requests an older
+/// build cannot decode (`ForwardBatch`, `AwaitAssign`). A node sends everything on it to the
+/// peers that announce it (by identify), and only the first version's requests, on the first
+/// version, to the others: a mesh of mixed builds keeps working during a rolling upgrade.
+pub const MESH_PROTOCOL_V2: &str = "/colonymesh/rpc/2";
 
 /// Which raft RPC a `RaftRpc` carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,6 +43,11 @@ pub enum PeerRequest {
     Raft { kind: RaftRpcKind, body: String },
     /// A client write to propose on the leader.
     Forward(Command),
+    /// Client writes to propose on the leader, answered together in order (version 2).
+    ForwardBatch(Vec<Command>),
+    /// An executor's assign long-poll, parked on the leader until a process is assigned to it
+    /// or `wait_ms` passes (version 2).
+    AwaitAssign(AssignWait),
     /// Asks the leader for a read index: the commit index a linearizable read must see.
     ReadIndex,
     /// A node asks to join the mesh as a learner, presenting a join token (first join) or
@@ -56,6 +66,10 @@ pub enum PeerResponse {
     Raft { ok: bool, body: String },
     /// The forwarded command's response.
     Forwarded(Response),
+    /// One outcome per command of a `ForwardBatch`, in order.
+    ForwardedBatch(Vec<Forwarded>),
+    /// What became of an `AwaitAssign`.
+    AssignWaited(AssignWaited),
     /// The leader's read index.
     ReadIndex { index: u64 },
     /// The receiver is not the leader; try `leader` (raft id) if known.
@@ -65,6 +79,56 @@ pub enum PeerResponse {
     Joined { certificate: Option<Certificate> },
     /// The request was refused; `reason` says why.
     Refused { reason: String },
+}
+
+/// What became of one forwarded command of a batch.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Forwarded {
+    /// Committed and applied: the command's response.
+    Done(Response),
+    /// The receiver does not lead (the command was not proposed); `leader` if known.
+    NotLeader { leader: Option<u64> },
+    /// Proposed, but the outcome is unknown (e.g. not committed in time); `reason` says why.
+    Unknown { reason: String },
+}
+
+/// An assign long-poll handed to the leader, which proposes `Op::AssignFor { key, .. }`
+/// commands for it when matching work is submitted or enqueued (at most
+/// `ASSIGN_ATTEMPTS_MAX` per `AwaitAssign`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssignWait {
+    /// The executor's id (recovered from its signature by the node it polls).
+    pub caller: String,
+    pub colonyname: String,
+    pub cpu_millis: Option<i64>,
+    pub mem_mib: Option<i64>,
+    /// The long-poll's key (`Op::AssignFor`), the same for every `AwaitAssign` of one
+    /// long-poll: chosen by the node the executor polls.
+    pub key: String,
+    /// How long the leader keeps it parked; 0 tries once.
+    pub wait_ms: u64,
+    /// An earlier attempt's outcome is unknown: propose one at once (it answers the process
+    /// an earlier one assigned, if any) instead of waiting for work first.
+    pub resume: bool,
+}
+
+/// `AssignFor` commands proposed for one `AwaitAssign` at most.
+pub const ASSIGN_ATTEMPTS_MAX: u8 = 8;
+
+/// The outcome of an `AssignWait`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum AssignWaited {
+    /// An `Assign` was applied: its response (a process, or a refusal).
+    Answered(Response),
+    /// Nothing was assigned within the wait; certain.
+    Nothing,
+    /// The receiver does not lead; nothing was proposed.
+    NotLeader { leader: Option<u64> },
+    /// An attempt was proposed and its outcome is unknown (e.g. the leader changed).
+    Unknown { reason: String },
+    /// The leader does not park long-polls now (some member's build cannot apply
+    /// `AssignFor`); the waiting node waits for work itself.
+    Unsupported,
 }
 
 /// One member in `getclustermsg`'s reply: ColonyOS's `Node` fields plus the mesh's own.
@@ -229,6 +293,11 @@ pub struct NodeStatus {
     /// The node's built-in executors.
     #[serde(default)]
     pub executors: Vec<ExecutorStatus>,
+    /// The newest kinds of command its build applies (`node::state::APPLY_LEVEL`; absent in
+    /// builds before levels: 0). A leader proposes a command of a level only when every
+    /// member reports at least that level.
+    #[serde(default)]
+    pub apply_level: u32,
 }
 
 /// A built-in executor as its node reports it by gossip.

@@ -75,6 +75,7 @@ pub async fn serve_peers(
             return;
         };
         let (raft, admission, guard) = (raft.clone(), admission.clone(), guard.clone());
+        let fleet = fleet.clone();
         let span = tracing::info_span!("peer", %peer);
         let serve_one = async move {
             let now = crate::clock::monotonic();
@@ -84,8 +85,15 @@ pub async fn serve_peers(
                     reason: refusal.to_string(),
                 },
                 None => {
-                    let (response, failed_auth) =
-                        serve(&raft, &admission, &peer, certificate.as_ref(), request).await;
+                    let (response, failed_auth) = serve(
+                        &raft,
+                        &admission,
+                        &fleet,
+                        &peer,
+                        certificate.as_ref(),
+                        request,
+                    )
+                    .await;
                     if let (true, Some(ip)) = (failed_auth, source) {
                         guard.failed(Side::P2p, ip, crate::clock::monotonic());
                     }
@@ -104,6 +112,7 @@ pub async fn serve_peers(
 async fn serve(
     raft: &RaftNode,
     admission: &Admission,
+    fleet: &status::Fleet,
     peer: &str,
     certificate: Option<&Certificate>,
     request: PeerRequest,
@@ -112,6 +121,15 @@ async fn serve(
     let response = match (request, certified) {
         (PeerRequest::Raft { kind, body }, Ok(())) => raft.serve_rpc(kind, &body).await,
         (PeerRequest::Forward(command), Ok(())) => raft.serve_forward(command).await,
+        (PeerRequest::ForwardBatch(commands), Ok(())) => raft.serve_forward_batch(commands).await,
+        (PeerRequest::AwaitAssign(wait), Ok(())) => {
+            // Parked polls propose `AssignFor`: only once every member applies it.
+            let waited = match fleet.mesh_applies(raft, crate::state::LEVEL_ASSIGN_FOR) {
+                true => raft.serve_await_assign(wait).await,
+                false => proto::mesh::AssignWaited::Unsupported,
+            };
+            PeerResponse::AssignWaited(waited)
+        }
         (PeerRequest::ReadIndex, Ok(())) => raft.serve_read_index().await,
         (
             PeerRequest::Join {

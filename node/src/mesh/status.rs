@@ -37,6 +37,18 @@ impl Fleet {
         statuses.retain(|peer, _| raft.is_member_peer(peer));
     }
 
+    /// True when every member of the mesh (as `raft` knows it) has reported, by its latest
+    /// status, a build that applies commands of `level`. A member not heard from counts as
+    /// one that does not.
+    pub fn mesh_applies(&self, raft: &RaftNode, level: u32) -> bool {
+        let statuses = self.statuses.lock().expect("fleet lock");
+        raft.member_peers().iter().all(|peer| {
+            statuses
+                .get(peer)
+                .is_some_and(|(s, _)| s.apply_level >= level)
+        })
+    }
+
     /// How long ago each member's last status arrived, with the status.
     pub fn view(&self) -> HashMap<String, (NodeStatus, Duration)> {
         let now = clock::monotonic();
@@ -91,6 +103,7 @@ pub async fn publish(
             disk_total_bytes: host.disk_total_bytes,
             disk_available_bytes: host.disk_available_bytes,
             executors: sources.executors.statuses(),
+            apply_level: crate::state::APPLY_LEVEL,
         };
         let data = serde_json::to_vec(&status).expect("status serializes");
         // A node hears itself too, so its own row in the fleet view is fresh.

@@ -1,22 +1,26 @@
 //! The task that owns the libp2p `Swarm`: it turns client commands into swarm calls and
 //! swarm events into replies and node events. Nothing else touches the swarm.
 
-use super::{Command, Error, Event, Responder, MESSAGE_BYTES_MAX};
+use super::{Command, Error, Event, Responder, Wire, MESSAGE_BYTES_MAX};
 use libp2p::futures::StreamExt as _;
 use libp2p::request_response::{self, OutboundRequestId};
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::{ConnectionId, NetworkBehaviour, SwarmEvent};
 use libp2p::{gossipsub, identify, kad, mdns, ping, Multiaddr, PeerId, StreamProtocol, Swarm};
 use proto::mesh::{PeerEnvelope, PeerRequest, PeerResponse};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
 /// The node's libp2p behaviours.
 #[derive(NetworkBehaviour)]
 pub(super) struct Behaviour {
+    /// The mesh protocol, version 1 (`MESH_PROTOCOL`), for peers of older builds.
     pub(super) rpc: request_response::cbor::Behaviour<PeerEnvelope, PeerResponse>,
+    /// Version 2 (`MESH_PROTOCOL_V2`): the same codec, for peers that announce it.
+    pub(super) rpc2: request_response::cbor::Behaviour<PeerEnvelope, PeerResponse>,
     pub(super) identify: identify::Behaviour,
     pub(super) ping: ping::Behaviour,
     pub(super) gossip: gossipsub::Behaviour,
@@ -26,14 +30,21 @@ pub(super) struct Behaviour {
 
 type Codec = request_response::cbor::codec::Codec<PeerEnvelope, PeerResponse>;
 
-/// Builds the behaviours for `key`'s node.
+/// One request-response protocol: its codec and its single protocol name (one name per
+/// behaviour, so the dialer never negotiates between names).
+pub(super) type Rpc = (
+    Codec,
+    [(StreamProtocol, request_response::ProtocolSupport); 1],
+);
+
+/// Builds the behaviours for `key`'s node; `rpc` holds version 1 and version 2.
 pub(super) fn behaviour(
     key: &libp2p::identity::Keypair,
-    codec: Codec,
-    protocols: [(StreamProtocol, request_response::ProtocolSupport); 1],
+    rpc: [Rpc; 2],
     rr_config: request_response::Config,
     mdns_enabled: bool,
 ) -> Result<Behaviour, Box<dyn std::error::Error + Send + Sync>> {
+    let [(codec, protocols), (codec_v2, protocols_v2)] = rpc;
     let peer_id = key.public().to_peer_id();
     let gossip_config = gossipsub::ConfigBuilder::default()
         .heartbeat_interval(std::time::Duration::from_secs(1))
@@ -56,7 +67,8 @@ pub(super) fn behaviour(
         false => None,
     };
     Ok(Behaviour {
-        rpc: request_response::Behaviour::with_codec(codec, protocols, rr_config),
+        rpc: request_response::Behaviour::with_codec(codec, protocols, rr_config.clone()),
+        rpc2: request_response::Behaviour::with_codec(codec_v2, protocols_v2, rr_config),
         // No address cache in identify: it would hand every address a peer reports (its
         // loopback ones too) to every dial, and a dial that reaches this node itself over
         // loopback first fails as a whole on the peer id. `on_swarm_event` adds the
@@ -90,8 +102,10 @@ pub struct EventLoop {
     responder_commands: mpsc::Sender<Command>,
     /// Inbound requests to the node (bounded; the loop waits when it is full).
     events: mpsc::Sender<Event>,
-    /// Replies awaiting responses to outbound requests.
-    pending: HashMap<OutboundRequestId, Reply>,
+    /// Replies awaiting responses to outbound requests (ids are per protocol version).
+    pending: HashMap<(Wire, OutboundRequestId), Reply>,
+    /// Peers that announced version 2 of the mesh protocol (shared with `Client`s).
+    v2_peers: Arc<RwLock<HashSet<PeerId>>>,
     /// When each peer last answered (responses and pings); one entry per peer ever seen.
     last_seen: HashMap<PeerId, Instant>,
     /// The remote IP address of each open connection (the source of its requests).
@@ -104,6 +118,7 @@ impl EventLoop {
         commands: mpsc::Receiver<Command>,
         responder_commands: mpsc::Sender<Command>,
         events: mpsc::Sender<Event>,
+        v2_peers: Arc<RwLock<HashSet<PeerId>>>,
     ) -> EventLoop {
         EventLoop {
             swarm,
@@ -111,6 +126,7 @@ impl EventLoop {
             responder_commands,
             events,
             pending: HashMap::new(),
+            v2_peers,
             last_seen: HashMap::new(),
             remote_ips: HashMap::new(),
         }
@@ -143,14 +159,30 @@ impl EventLoop {
                 tracing::warn!(%peer, "refused a peer request: the node's queue is full");
                 let reason = "node busy: too many peer requests queued".to_string();
                 let refusal = PeerResponse::Refused { reason };
-                let _ = self
-                    .swarm
-                    .behaviour_mut()
-                    .rpc
-                    .send_response(responder.channel, refusal);
+                self.respond(responder.wire, responder.channel, refusal);
             }
             Err(_) => {}
         }
+    }
+
+    fn rpc(
+        &mut self,
+        wire: Wire,
+    ) -> &mut request_response::cbor::Behaviour<PeerEnvelope, PeerResponse> {
+        match wire {
+            Wire::V1 => &mut self.swarm.behaviour_mut().rpc,
+            Wire::V2 => &mut self.swarm.behaviour_mut().rpc2,
+        }
+    }
+
+    fn respond(
+        &mut self,
+        wire: Wire,
+        channel: request_response::ResponseChannel<PeerResponse>,
+        response: PeerResponse,
+    ) {
+        // Fails only if the peer is gone; it then sees the stream closed.
+        let _ = self.rpc(wire).send_response(channel, response);
     }
 
     fn on_command(&mut self, command: Command) {
@@ -166,20 +198,26 @@ impl EventLoop {
                     let _ = reply.send(Err(Error::TooLarge { size }));
                     return;
                 }
+                let wire = match self.v2_peers.read().expect("v2 peers lock").contains(&peer) {
+                    true => Wire::V2,
+                    false => Wire::V1,
+                };
+                if wire == Wire::V1 && needs_v2(&request.request) {
+                    let (peer, reason) = (peer.to_string(), "peer does not speak v2".into());
+                    let _ = reply.send(Err(Error::NotSent { peer, reason }));
+                    return;
+                }
                 for addr in reachable(addrs) {
                     self.swarm.add_peer_address(peer, addr);
                 }
-                let id = self.swarm.behaviour_mut().rpc.send_request(&peer, *request);
-                self.pending.insert(id, reply);
+                let id = self.rpc(wire).send_request(&peer, *request);
+                self.pending.insert((wire, id), reply);
             }
-            Command::Respond { channel, response } => {
-                // Fails only if the peer is gone; it then sees the stream closed.
-                let _ = self
-                    .swarm
-                    .behaviour_mut()
-                    .rpc
-                    .send_response(channel, response);
-            }
+            Command::Respond {
+                wire,
+                channel,
+                response,
+            } => self.respond(wire, channel, response),
             Command::Publish { data } => {
                 let topic = gossipsub::IdentTopic::new(proto::mesh::STATUS_TOPIC);
                 // Fails when no peer subscribes yet (a lone node); the next period retries.
@@ -203,77 +241,21 @@ impl EventLoop {
     }
 
     async fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
-        use request_response::{Event as Rr, Message};
         match event {
-            SwarmEvent::Behaviour(BehaviourEvent::Rpc(event)) => match event {
-                Rr::Message {
-                    peer,
-                    connection_id,
-                    message:
-                        Message::Request {
-                            request, channel, ..
-                        },
-                } => {
-                    let responder = Responder {
-                        channel,
-                        commands: self.responder_commands.clone(),
-                    };
-                    let event = Event::Request {
-                        peer: peer.to_string(),
-                        source: self.remote_ips.get(&connection_id).copied(),
-                        certificate: request.certificate,
-                        request: request.request,
-                        responder,
-                    };
-                    self.deliver(event);
-                }
-                Rr::Message {
-                    message:
-                        Message::Response {
-                            request_id,
-                            response,
-                        },
-                    ..
-                } => {
-                    if let Some(reply) = self.pending.remove(&request_id) {
-                        let _ = reply.send(Ok(response));
-                    }
-                }
-                Rr::OutboundFailure {
-                    peer,
-                    request_id,
-                    error,
-                    ..
-                } => {
-                    if matches!(error, request_response::OutboundFailure::Timeout) {
-                        // A request that timed out on a live-looking connection means the link
-                        // is dead without the kernel knowing (a cut cable resets nothing):
-                        // drop the peer's connections so the next request dials afresh.
-                        tracing::info!(%peer, "request timed out; reconnecting to the peer");
-                        let _ = self.swarm.disconnect_peer_id(peer);
-                    }
-                    if let Some(reply) = self.pending.remove(&request_id) {
-                        let (peer, reason) = (peer.to_string(), error.to_string());
-                        let error = match error {
-                            request_response::OutboundFailure::DialFailure
-                            | request_response::OutboundFailure::UnsupportedProtocols => {
-                                Error::NotSent { peer, reason }
-                            }
-                            _ => Error::Unreachable { peer, reason },
-                        };
-                        let _ = reply.send(Err(error));
-                    }
-                }
-                Rr::InboundFailure { peer, error, .. } => {
-                    tracing::debug!(%peer, "inbound request failed: {error}");
-                }
-                Rr::ResponseSent { .. } => {}
-            },
+            SwarmEvent::Behaviour(BehaviourEvent::Rpc(event)) => self.on_rpc(Wire::V1, event),
+            SwarmEvent::Behaviour(BehaviourEvent::Rpc2(event)) => self.on_rpc(Wire::V2, event),
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
                 peer_id,
                 info,
                 ..
             })) => {
+                let v2 = StreamProtocol::new(proto::mesh::MESH_PROTOCOL_V2);
+                let mut v2_peers = self.v2_peers.write().expect("v2 peers lock");
+                match info.protocols.contains(&v2) {
+                    true => v2_peers.insert(peer_id),
+                    false => v2_peers.remove(&peer_id),
+                };
+                drop(v2_peers);
                 for addr in reachable(info.listen_addrs) {
                     self.swarm
                         .behaviour_mut()
@@ -282,6 +264,81 @@ impl EventLoop {
                     self.swarm.add_peer_address(peer_id, addr);
                 }
             }
+            other => self.on_other_event(other),
+        }
+    }
+
+    fn on_rpc(&mut self, wire: Wire, event: request_response::Event<PeerEnvelope, PeerResponse>) {
+        use request_response::{Event as Rr, Message};
+        match event {
+            Rr::Message {
+                peer,
+                connection_id,
+                message:
+                    Message::Request {
+                        request, channel, ..
+                    },
+            } => {
+                let responder = Responder {
+                    wire,
+                    channel,
+                    commands: self.responder_commands.clone(),
+                };
+                let event = Event::Request {
+                    peer: peer.to_string(),
+                    source: self.remote_ips.get(&connection_id).copied(),
+                    certificate: request.certificate,
+                    request: request.request,
+                    responder,
+                };
+                self.deliver(event);
+            }
+            Rr::Message {
+                message:
+                    Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => {
+                if let Some(reply) = self.pending.remove(&(wire, request_id)) {
+                    let _ = reply.send(Ok(response));
+                }
+            }
+            Rr::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                if matches!(error, request_response::OutboundFailure::Timeout) {
+                    // A request that timed out on a live-looking connection means the link
+                    // is dead without the kernel knowing (a cut cable resets nothing):
+                    // drop the peer's connections so the next request dials afresh.
+                    tracing::info!(%peer, "request timed out; reconnecting to the peer");
+                    let _ = self.swarm.disconnect_peer_id(peer);
+                }
+                if let Some(reply) = self.pending.remove(&(wire, request_id)) {
+                    let (peer, reason) = (peer.to_string(), error.to_string());
+                    let error = match error {
+                        request_response::OutboundFailure::DialFailure
+                        | request_response::OutboundFailure::UnsupportedProtocols => {
+                            Error::NotSent { peer, reason }
+                        }
+                        _ => Error::Unreachable { peer, reason },
+                    };
+                    let _ = reply.send(Err(error));
+                }
+            }
+            Rr::InboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, "inbound request failed: {error}");
+            }
+            Rr::ResponseSent { .. } => {}
+        }
+    }
+
+    fn on_other_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
             SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
                 for (peer_id, addr) in found {
                     self.swarm
@@ -382,7 +439,22 @@ fn ip_of(addr: &Multiaddr) -> Option<IpAddr> {
 fn approximate_size(envelope: &PeerEnvelope) -> usize {
     match &envelope.request {
         PeerRequest::Raft { body, .. } => body.len() + 64,
-        PeerRequest::Forward(_) | PeerRequest::Join { .. } | PeerRequest::ReadIndex => 0,
+        PeerRequest::Forward(_)
+        | PeerRequest::ForwardBatch(_)
+        | PeerRequest::AwaitAssign(_)
+        | PeerRequest::Join { .. }
+        | PeerRequest::ReadIndex => 0,
+    }
+}
+
+/// True for the requests only version 2 of the mesh protocol carries.
+fn needs_v2(request: &PeerRequest) -> bool {
+    match request {
+        PeerRequest::ForwardBatch(_) | PeerRequest::AwaitAssign(_) => true,
+        PeerRequest::Raft { .. }
+        | PeerRequest::Forward(_)
+        | PeerRequest::Join { .. }
+        | PeerRequest::ReadIndex => false,
     }
 }
 

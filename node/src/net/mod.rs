@@ -14,7 +14,10 @@ mod event_loop;
 use libp2p::identity::Keypair;
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::{Multiaddr, PeerId, StreamProtocol};
-use proto::mesh::{Certificate, PeerEnvelope, PeerRequest, PeerResponse, MESH_PROTOCOL};
+use proto::mesh::{
+    Certificate, PeerEnvelope, PeerRequest, PeerResponse, MESH_PROTOCOL, MESH_PROTOCOL_V2,
+};
+use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -80,6 +83,7 @@ enum Command {
         reply: oneshot::Sender<Result<PeerResponse, Error>>,
     },
     Respond {
+        wire: Wire,
         channel: request_response::ResponseChannel<PeerResponse>,
         response: PeerResponse,
     },
@@ -112,8 +116,18 @@ pub enum Event {
     Status { source: String, data: Vec<u8> },
 }
 
+/// Which version of the mesh protocol a request travels on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Wire {
+    /// `MESH_PROTOCOL`: every build speaks it.
+    V1,
+    /// `MESH_PROTOCOL_V2`: builds that know the version 2 requests.
+    V2,
+}
+
 /// Answers one inbound request (dropping it answers nothing; the peer sees a failure).
 pub struct Responder {
+    wire: Wire,
     channel: request_response::ResponseChannel<PeerResponse>,
     commands: mpsc::Sender<Command>,
 }
@@ -122,6 +136,7 @@ impl Responder {
     /// Sends the response. Cancel-safe.
     pub async fn respond(self, response: PeerResponse) {
         let command = Command::Respond {
+            wire: self.wire,
             channel: self.channel,
             response,
         };
@@ -138,6 +153,8 @@ pub struct Client {
     local_peer_id: PeerId,
     /// This node's mesh certificate, attached to every request once it has one.
     certificate: Arc<RwLock<Option<Certificate>>>,
+    /// Peers that announced `MESH_PROTOCOL_V2` (written by the event loop from identify).
+    v2_peers: Arc<RwLock<HashSet<PeerId>>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -151,6 +168,15 @@ impl std::fmt::Debug for Client {
 impl Client {
     pub fn local_peer_id(&self) -> PeerId {
         self.local_peer_id
+    }
+
+    /// True when `peer` announced version 2 of the mesh protocol: it takes the version 2
+    /// requests (`ForwardBatch`, `AwaitAssign`). False for peers not identified yet.
+    pub fn speaks_v2(&self, peer: &str) -> bool {
+        let Ok(peer) = peer.parse::<PeerId>() else {
+            return false;
+        };
+        self.v2_peers.read().expect("v2 peers lock").contains(&peer)
     }
 
     /// Sends `request` to `peer` (dialing `addrs` if not connected) and waits for the answer.
@@ -255,6 +281,7 @@ pub fn new(
     config: &NetConfig,
 ) -> anyhow::Result<(Client, mpsc::Receiver<Event>, EventLoop)> {
     let protocols = [(StreamProtocol::new(MESH_PROTOCOL), ProtocolSupport::Full)];
+    let protocols_v2 = [(StreamProtocol::new(MESH_PROTOCOL_V2), ProtocolSupport::Full)];
     let rr_config = request_response::Config::default()
         .with_request_timeout(REQUEST_TIMEOUT)
         .with_max_concurrent_streams(STREAMS_PER_CONNECTION_MAX);
@@ -276,7 +303,10 @@ pub fn new(
             quic.keep_alive_interval = PING_INTERVAL;
             quic
         })
-        .with_behaviour(|key| event_loop::behaviour(key, codec, protocols, rr_config, mdns))?
+        .with_behaviour(|key| {
+            let rpc = [(codec.clone(), protocols), (codec, protocols_v2)];
+            event_loop::behaviour(key, rpc, rr_config, mdns)
+        })?
         .with_swarm_config(|c| {
             // Every mesh stream names one protocol, which every member speaks: the dialer
             // sends its data right behind the protocol name instead of waiting a round trip
@@ -293,11 +323,13 @@ pub fn new(
     }
     let (commands_tx, commands_rx) = mpsc::channel(COMMANDS_QUEUED_MAX);
     let (events_tx, events_rx) = mpsc::channel(EVENTS_QUEUED_MAX);
+    let v2_peers = Arc::<RwLock<HashSet<PeerId>>>::default();
     let client = Client {
         commands: commands_tx.clone(),
         local_peer_id,
         certificate: Arc::default(),
+        v2_peers: v2_peers.clone(),
     };
-    let event_loop = EventLoop::new(swarm, commands_rx, commands_tx, events_tx);
+    let event_loop = EventLoop::new(swarm, commands_rx, commands_tx, events_tx, v2_peers);
     Ok((client, events_rx, event_loop))
 }

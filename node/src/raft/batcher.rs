@@ -2,7 +2,12 @@
 //! burst of client writes costs one append, one replication round and one fsync instead of
 //! one each. A lone command goes out at once; batches form only while earlier ones are in
 //! flight, so batching adds no latency at low load.
+//!
+//! A `Submit` that an executor parked on this leader can run takes that executor's `Assign`
+//! into the same entry, right behind it (`parking::Parking::pair_submit`): one commit
+//! dispatches the process.
 
+use super::parking::{Parked, Parking};
 use super::{Error, TypeConfig};
 use crate::metrics::Metrics;
 use openraft::error::{ClientWriteError, RaftError};
@@ -27,7 +32,29 @@ const QUEUE_MAX: usize = 4096;
 struct Pending {
     command: Command,
     bytes: usize,
-    outcome: oneshot::Sender<Result<Response, Error>>,
+    outcome: Outcome,
+}
+
+/// Who hears a command's outcome.
+enum Outcome {
+    /// A proposer waiting for it.
+    Caller(oneshot::Sender<Result<Response, Error>>),
+    /// An attempt of a parked long-poll; the registry settles it. `paired` is the position
+    /// in the batch of the submit it was paired with.
+    Parked {
+        parked: Box<Parked>,
+        paired: Option<usize>,
+    },
+}
+
+impl Outcome {
+    /// Nobody waits for the outcome any more.
+    fn abandoned(&self) -> bool {
+        match self {
+            Outcome::Caller(sender) => sender.is_closed(),
+            Outcome::Parked { parked, .. } => parked.abandoned(),
+        }
+    }
 }
 
 /// The proposing side of the batcher; cheap to clone.
@@ -36,12 +63,55 @@ pub(super) struct Batcher {
     queue: mpsc::Sender<Pending>,
 }
 
+/// A batcher handle that does not keep the batching task alive (the parking registry holds
+/// one: the task holds the registry, and a strong handle there would keep both forever).
+#[derive(Clone)]
+pub(super) struct WeakBatcher {
+    queue: mpsc::WeakSender<Pending>,
+}
+
+impl WeakBatcher {
+    /// The batcher, unless it has stopped.
+    pub(super) fn upgrade(&self) -> Option<Batcher> {
+        self.queue.upgrade().map(|queue| Batcher { queue })
+    }
+}
+
 impl Batcher {
     /// Starts the batching task for `raft`; it ends when the last `Batcher` clone is dropped.
-    pub(super) fn start(raft: OpenRaft<TypeConfig>, metrics: Arc<Metrics>) -> Batcher {
+    pub(super) fn start(
+        raft: OpenRaft<TypeConfig>,
+        parking: Arc<Parking>,
+        metrics: Arc<Metrics>,
+    ) -> Batcher {
         let (queue, waiting) = mpsc::channel(QUEUE_MAX);
-        tokio::spawn(run(raft, waiting, metrics));
+        tokio::spawn(run(raft, waiting, parking, metrics));
         Batcher { queue }
+    }
+
+    pub(super) fn downgrade(&self) -> WeakBatcher {
+        WeakBatcher {
+            queue: self.queue.downgrade(),
+        }
+    }
+
+    /// Proposes an attempt of a parked long-poll in the next batch; the parking registry
+    /// settles its outcome.
+    pub(super) async fn propose_parked(&self, command: Command, parked: Parked) {
+        let pending = Pending {
+            bytes: encoded_len(&command),
+            command,
+            outcome: Outcome::Parked {
+                parked: Box::new(parked),
+                paired: None,
+            },
+        };
+        if let Err(mpsc::error::SendError(pending)) = self.queue.send(pending).await {
+            if let Outcome::Parked { parked, .. } = pending.outcome {
+                let reason = "the proposal batcher has stopped".to_string();
+                parked.answer(proto::mesh::AssignWaited::Unknown { reason });
+            }
+        }
     }
 
     /// Proposes `command` in the next batch and waits for its own response. Not bounded in
@@ -51,7 +121,7 @@ impl Batcher {
         let pending = Pending {
             bytes: encoded_len(&command),
             command,
-            outcome,
+            outcome: Outcome::Caller(outcome),
         };
         let stopped = || Error::Fatal("the proposal batcher has stopped".into());
         self.queue.send(pending).await.map_err(|_| stopped())?;
@@ -64,6 +134,7 @@ impl Batcher {
 async fn run(
     raft: OpenRaft<TypeConfig>,
     mut waiting: mpsc::Receiver<Pending>,
+    parking: Arc<Parking>,
     metrics: Arc<Metrics>,
 ) {
     let slots = Arc::new(Semaphore::new(BATCHES_IN_FLIGHT_MAX));
@@ -73,53 +144,75 @@ async fn run(
         };
         // A proposer that gave up while waiting (e.g. no quorum) was told the outcome is
         // unknown: its command is dropped rather than proposed late.
-        if first.outcome.is_closed() {
+        if first.outcome.abandoned() {
             continue;
         }
-        let mut bytes = first.bytes;
-        let mut batch = vec![first];
-        while batch.len() < BATCH_COMMANDS_MAX && bytes < BATCH_BYTES_MAX {
-            let Ok(next) = waiting.try_recv() else {
-                break;
-            };
-            if next.outcome.is_closed() {
-                continue;
+        let mut bytes = 0;
+        let mut batch = Vec::new();
+        let mut next = Some(first);
+        while let Some(pending) = next.take() {
+            bytes += pending.bytes;
+            let paired = parking.pair_submit(&pending.command);
+            batch.push(pending);
+            if let Some((command, parked)) = paired {
+                batch.push(Pending {
+                    bytes: encoded_len(&command),
+                    command,
+                    outcome: Outcome::Parked {
+                        parked: Box::new(parked),
+                        paired: Some(batch.len() - 1),
+                    },
+                });
             }
-            bytes += next.bytes;
-            batch.push(next);
+            if batch.len() >= BATCH_COMMANDS_MAX - 1 || bytes >= BATCH_BYTES_MAX {
+                break;
+            }
+            while let Ok(candidate) = waiting.try_recv() {
+                if !candidate.outcome.abandoned() {
+                    next = Some(candidate);
+                    break;
+                }
+            }
         }
         metrics.proposed(batch.len());
-        let raft = raft.clone();
+        let (raft, parking) = (raft.clone(), parking.clone());
         tokio::spawn(async move {
-            write(&raft, batch).await;
+            write(&raft, &parking, batch).await;
             drop(slot);
         });
     }
 }
 
 /// Proposes one batch and tells each command its outcome.
-async fn write(raft: &OpenRaft<TypeConfig>, batch: Vec<Pending>) {
+async fn write(raft: &OpenRaft<TypeConfig>, parking: &Parking, batch: Vec<Pending>) {
     let (commands, outcomes): (Vec<_>, Vec<_>) =
         batch.into_iter().map(|p| (p.command, p.outcome)).unzip();
     let count = commands.len();
-    match raft.client_write(Batch(commands)).await {
-        Ok(written) if written.data.len() == count => {
-            for (outcome, response) in outcomes.into_iter().zip(written.data) {
-                let _ = outcome.send(Ok(response));
-            }
-        }
+    let results: Vec<Result<Response, Error>> = match raft.client_write(Batch(commands)).await {
+        Ok(written) if written.data.len() == count => written.data.into_iter().map(Ok).collect(),
         Ok(written) => {
             let reason = format!(
                 "apply answered {} responses for a batch of {count}",
                 written.data.len()
             );
-            for outcome in outcomes {
-                let _ = outcome.send(Err(Error::Fatal(reason.clone())));
-            }
+            (0..count)
+                .map(|_| Err(Error::Fatal(reason.clone())))
+                .collect()
         }
-        Err(error) => {
-            for outcome in outcomes {
-                let _ = outcome.send(Err(write_error(&error)));
+        Err(error) => (0..count).map(|_| Err(write_error(&error))).collect(),
+    };
+    let copy = |result: &Result<Response, Error>| match result {
+        Ok(response) => Ok(response.clone()),
+        Err(error) => Err(error.duplicate()),
+    };
+    for (outcome, result) in outcomes.into_iter().zip(&results) {
+        match outcome {
+            Outcome::Caller(sender) => {
+                let _ = sender.send(copy(result));
+            }
+            Outcome::Parked { parked, paired } => {
+                let submitted = paired.and_then(|i| results.get(i)?.as_ref().ok());
+                parking.settle(*parked, copy(result), submitted);
             }
         }
     }
@@ -136,7 +229,7 @@ fn write_error(error: &RaftError<u64, ClientWriteError<u64, proto::mesh::NodeInf
 }
 
 /// The size of `command` as JSON, without building the JSON.
-fn encoded_len(command: &Command) -> usize {
+pub(super) fn encoded_len(command: &Command) -> usize {
     struct Counter(usize);
     impl std::io::Write for Counter {
         fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {

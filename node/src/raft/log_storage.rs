@@ -8,8 +8,12 @@
 //! instead of queueing behind one fsync each. Votes, truncations and purges are fsynced before
 //! they return.
 //!
-//! RocksDB calls block, so they run on tokio's blocking pool; each call awaits its write, which
-//! keeps appends, truncations and purges in order.
+//! The recent tail of the log is also kept decoded in memory (`Tail`, bounded by
+//! `TAIL_BYTES_MAX`): raft reads each entry back once to apply it and once per follower to
+//! replicate it, and those reads come from memory instead of RocksDB plus a JSON decode.
+//!
+//! Reads of older entries, votes, truncations and purges run on tokio's blocking pool; each
+//! call awaits its write, which keeps appends, truncations and purges in order.
 
 // openraft's traits fix the error type (`StorageError`, ~224 bytes); helpers return it too.
 #![allow(clippy::result_large_err)]
@@ -24,12 +28,90 @@ use std::ops::{Bound, RangeBounds};
 
 /// Flush callbacks waiting for the sync thread; when full, `append` waits (back-pressure).
 const FLUSHES_QUEUED_MAX: usize = 4096;
+/// Encoded size of the entries kept decoded in memory. The newest entries are the ones read
+/// (apply and replication follow close behind appends); a follower further behind reads from
+/// RocksDB.
+const TAIL_BYTES_MAX: usize = 16 << 20;
 
-/// The raft log of this node. Cloning shares the underlying store and sync thread.
+/// The raft log of this node. Cloning shares the underlying store, tail and sync thread.
 #[derive(Clone)]
 pub(super) struct LogStore {
     store: Store,
     sync: std::sync::Arc<SyncThread>,
+    /// The newest entries, decoded; shared with the log readers of replication and apply.
+    tail: std::sync::Arc<std::sync::Mutex<Tail>>,
+}
+
+/// Contiguous newest entries of the log, as appended (their encoded size beside them).
+#[derive(Default)]
+struct Tail {
+    entries: std::collections::VecDeque<(Entry<TypeConfig>, usize)>,
+    bytes: usize,
+}
+
+impl Tail {
+    fn first(&self) -> Option<u64> {
+        self.entries.front().map(|(e, _)| e.log_id.index)
+    }
+
+    fn last(&self) -> Option<u64> {
+        self.entries.back().map(|(e, _)| e.log_id.index)
+    }
+
+    fn push(&mut self, entry: Entry<TypeConfig>, bytes: usize) {
+        if self
+            .last()
+            .is_some_and(|last| last.checked_add(1) != Some(entry.log_id.index))
+        {
+            // Not contiguous (cannot happen after a truncation): start afresh.
+            self.entries.clear();
+            self.bytes = 0;
+        }
+        self.entries.push_back((entry, bytes));
+        self.bytes += bytes;
+        while self.bytes > TAIL_BYTES_MAX && self.entries.len() > 1 {
+            if let Some((_, size)) = self.entries.pop_front() {
+                self.bytes -= size;
+            }
+        }
+    }
+
+    /// Entries `start..end` if all of them are here.
+    fn range(&self, start: u64, end: u64) -> Option<Vec<Entry<TypeConfig>>> {
+        let (first, last) = (self.first()?, self.last()?);
+        if start < first || start > end {
+            return None;
+        }
+        let end = end.min(last.saturating_add(1));
+        let skip = usize::try_from(start - first).ok()?;
+        let take = usize::try_from(end.saturating_sub(start)).ok()?;
+        Some(
+            self.entries
+                .iter()
+                .skip(skip)
+                .take(take)
+                .map(|(e, _)| e.clone())
+                .collect(),
+        )
+    }
+
+    /// Drops entries with `index >= start`.
+    fn truncate(&mut self, start: u64) {
+        while self.last().is_some_and(|last| last >= start) {
+            if let Some((_, size)) = self.entries.pop_back() {
+                self.bytes -= size;
+            }
+        }
+    }
+
+    /// Drops entries with `index <= upto`.
+    fn purge(&mut self, upto: u64) {
+        while self.first().is_some_and(|first| first <= upto) {
+            if let Some((_, size)) = self.entries.pop_front() {
+                self.bytes -= size;
+            }
+        }
+    }
 }
 
 /// The `raft-log-sync` thread and the queue to it. Dropping the last `LogStore` closes the
@@ -70,7 +152,13 @@ impl LogStore {
         LogStore {
             store,
             sync: std::sync::Arc::new(sync),
+            tail: std::sync::Arc::default(),
         }
+    }
+
+    fn tail(&self) -> std::sync::MutexGuard<'_, Tail> {
+        // Every mutation of the tail completes under the lock; a panic cannot leave it torn.
+        self.tail.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -134,6 +222,9 @@ impl RaftLogReader<TypeConfig> for LogStore {
             Bound::Excluded(i) => *i,
             Bound::Unbounded => u64::MAX,
         };
+        if let Some(entries) = self.tail().range(start, end) {
+            return Ok(entries);
+        }
         let store = self.store.clone();
         let raw = blocking(move || store.log_range(start, end).map_err(read_error)).await?;
         raw.iter().map(|(_, bytes)| decode(bytes)).collect()
@@ -190,15 +281,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         &mut self,
         committed: Option<LogId<NodeId>>,
     ) -> Result<(), StorageError<NodeId>> {
-        // Not fsynced: it only lets a restart re-apply sooner; raft re-derives it if lost.
+        // Not fsynced: it only lets a restart re-apply sooner; raft re-derives it if lost. An
+        // unsynced write takes microseconds: inline, it spares raft's core a thread hand-off on
+        // every commit.
         let bytes = serde_json::to_vec(&committed).map_err(write_error)?;
-        let store = self.store.clone();
-        blocking(move || {
-            store
-                .set_raft_meta("committed", &bytes, false)
-                .map_err(write_error)
-        })
-        .await
+        self.store
+            .set_raft_meta("committed", &bytes, false)
+            .map_err(write_error)
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>, StorageError<NodeId>> {
@@ -219,23 +308,26 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let encoded = entries
-            .into_iter()
-            .map(|entry| {
-                Ok((
-                    entry.log_id.index,
-                    serde_json::to_vec(&entry).map_err(write_error)?,
-                ))
-            })
-            .collect::<Result<Vec<_>, StorageError<NodeId>>>()?;
+        let mut encoded = Vec::new();
+        let mut decoded = Vec::new();
+        for entry in entries {
+            let bytes = serde_json::to_vec(&entry).map_err(write_error)?;
+            decoded.push((entry, bytes.len()));
+            encoded.push((decoded[decoded.len() - 1].0.log_id.index, bytes));
+        }
         tracing::trace!(entries = encoded.len(), "raft log append");
-        let store = self.store.clone();
         // An unsynced write of a small batch takes microseconds: doing it inline saves two
         // thread hand-offs per append on raft's critical path (the fsync is elsewhere).
-        let written = store.log_append(encoded).map_err(write_error);
+        let written = self.store.log_append(encoded).map_err(write_error);
         if let Err(e) = &written {
             callback.log_io_completed(Err(std::io::Error::other(e.to_string())));
             return written;
+        }
+        {
+            let mut tail = self.tail();
+            for (entry, bytes) in decoded {
+                tail.push(entry, bytes);
+            }
         }
         // Raft may count these entries as persisted only once the sync thread has fsynced them.
         self.sync
@@ -246,12 +338,15 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
+        // The tail first: no reader may get an entry from memory that the store has dropped.
+        self.tail().truncate(log_id.index);
         let store = self.store.clone();
         blocking(move || store.log_truncate_from(log_id.index).map_err(write_error)).await
     }
 
     async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
         let bytes = serde_json::to_vec(&Some(log_id)).map_err(write_error)?;
+        self.tail().purge(log_id.index);
         let store = self.store.clone();
         blocking(move || {
             store

@@ -5,25 +5,28 @@
 //! ```text
 //!   api --propose(Command)--> leader? batcher --Batch--> Raft::client_write
 //!     |    --> log_storage::append (fsync) --> commit --> state_machine::apply --> store, waiters
-//!      \--> follower: net PeerRequest::Forward --> leader's serve_forward --> batcher
+//!      \--> follower: forwarder --ForwardBatch--> leader's serve_forward_batch --> batcher
 //!   peer raft RPC --> serve_rpc --> Raft::{append_entries, vote, install_snapshot}
 //! ```
 
 mod batcher;
+mod forwarder;
 mod log_storage;
 mod network;
+mod parking;
 mod state_machine;
 
 #[cfg(test)]
 mod tests;
 
+use crate::clock::Clock;
 use crate::config::RaftConfig;
 use crate::net;
 use crate::sched::Waiters;
 use crate::store::Store;
 use openraft::{ChangeMembers, Raft as OpenRaft, ServerState};
 use proto::command::{Batch, Command, Response};
-use proto::mesh::{NodeInfo, PeerRequest, PeerResponse, RaftRpcKind};
+use proto::mesh::{AssignWait, AssignWaited, NodeInfo, PeerRequest, PeerResponse, RaftRpcKind};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,6 +54,13 @@ const COMMIT_WAIT: Duration = Duration::from_secs(8);
 /// Longest a proposal takes in all, forwarding and retries included; below the 30 s client
 /// timeout of our CLI and the `colonyos` crate.
 const PROPOSE_WAIT: Duration = Duration::from_secs(12);
+/// Longest an assign long-poll stays parked on the leader per `AwaitAssign`; the waiting node
+/// parks it again until its client's timeout. With `PARKED_SETTLE_WAIT`, below
+/// `net::REQUEST_TIMEOUT`.
+pub const PARK_WAIT_MAX: Duration = Duration::from_secs(4);
+/// After a parked poll's wait, how long its attempt being committed may take to settle.
+const PARKED_SETTLE_WAIT: Duration = Duration::from_secs(4);
+const _: () = assert!(PARK_WAIT_MAX.as_secs() + PARKED_SETTLE_WAIT.as_secs() < 10);
 
 /// Why a proposal failed. `NotLeader` and `Unavailable` are operational; `Fatal` stops the node.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +75,19 @@ pub enum Error {
     Store(#[from] crate::store::Error),
     #[error("raft configuration: {0}")]
     Config(String),
+}
+
+impl Error {
+    /// The same failure again, for each of several waiters (the store error as its text).
+    fn duplicate(&self) -> Error {
+        match self {
+            Error::NotLeader { leader } => Error::NotLeader { leader: *leader },
+            Error::Unavailable(reason) => Error::Unavailable(reason.clone()),
+            Error::Fatal(reason) => Error::Fatal(reason.clone()),
+            Error::Store(error) => Error::Fatal(error.to_string()),
+            Error::Config(reason) => Error::Config(reason.clone()),
+        }
+    }
 }
 
 /// The raft id of the node with libp2p peer id `peer_id`: the first 8 bytes of its SHA3-256.
@@ -99,6 +122,10 @@ pub struct RaftNode {
     raft: OpenRaft<TypeConfig>,
     /// Groups this node's proposals into entries while it leads.
     batcher: batcher::Batcher,
+    /// Groups this node's proposals into forwarded batches while another node leads.
+    forwarder: forwarder::Forwarder,
+    /// Assign long-polls parked here while this node leads.
+    parking: Arc<parking::Parking>,
     node_id: NodeId,
     /// Used to forward writes to the leader.
     net: net::Client,
@@ -134,21 +161,38 @@ fn fatal(error: impl std::fmt::Display) -> Error {
     Error::Fatal(error.to_string())
 }
 
+/// What a raft node works with.
+pub struct Deps {
+    pub store: Store,
+    /// Local long-pollers, woken by applied commands.
+    pub waiters: Arc<Waiters>,
+    pub net: net::Client,
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// Stamps the commands the node proposes for parked long-polls.
+    pub clock: Arc<dyn Clock>,
+}
+
 impl RaftNode {
-    /// Starts raft for this node (`me`) over `store` and the mesh. With `bootstrap` and a fresh
-    /// store, it initializes a one-voter cluster of itself; otherwise it waits to be added.
+    /// Starts raft for this node (`me`) over the store and the mesh. With `bootstrap` and a
+    /// fresh store, it initializes a one-voter cluster of itself; otherwise it waits to be
+    /// added.
     pub async fn start(
         config: &RaftConfig,
-        store: Store,
-        waiters: Arc<Waiters>,
-        net: net::Client,
+        deps: Deps,
         me: NodeInfo,
         bootstrap: bool,
-        metrics: Arc<crate::metrics::Metrics>,
     ) -> Result<RaftNode, Error> {
+        let Deps {
+            store,
+            waiters,
+            net,
+            metrics,
+            clock,
+        } = deps;
         let node_id = node_id_of(&me.peer_id);
+        let parking = Arc::new(parking::Parking::new(store.clone(), clock));
         let log_store = log_storage::LogStore::new(store.clone());
-        let state_machine = state_machine::StateMachine::new(store, waiters);
+        let state_machine = state_machine::StateMachine::new(store, waiters, parking.clone());
         let network = network::MeshNetwork {
             client: net.clone(),
         };
@@ -157,8 +201,17 @@ impl RaftNode {
             .await
             .map_err(fatal)?;
         let election_timeout = Duration::from_millis(config.election_timeout_max_ms);
+        let batcher = batcher::Batcher::start(raft.clone(), parking.clone(), metrics);
+        parking.set_batcher(&batcher);
+        tokio::spawn(drain_parked_on_leadership_loss(
+            raft.clone(),
+            node_id,
+            parking.clone(),
+        ));
         let node = RaftNode {
-            batcher: batcher::Batcher::start(raft.clone(), metrics),
+            batcher,
+            forwarder: forwarder::Forwarder::start(net.clone()),
+            parking,
             raft,
             node_id,
             net,
@@ -239,8 +292,22 @@ impl RaftNode {
                     other => return other,
                 }
             }
-            let request = PeerRequest::Forward(command.clone());
-            let forward = self.net.request(&info.peer_id, &info.addrs, request);
+            // A leader of a build that knows batches gets the command in the next batch.
+            let forward = async {
+                match self.net.speaks_v2(&info.peer_id) {
+                    true => {
+                        let to = forwarder::Leader {
+                            peer_id: info.peer_id.clone(),
+                            addrs: info.addrs.clone(),
+                        };
+                        self.forwarder.forward(to, command.clone()).await
+                    }
+                    false => {
+                        let request = PeerRequest::Forward(command.clone());
+                        self.net.request(&info.peer_id, &info.addrs, request).await
+                    }
+                }
+            };
             // If another leader emerges while we wait (the old one died), ask the new one:
             // apply deduplicates the request id, so asking twice cannot apply twice.
             let outcome = tokio::select! {
@@ -367,6 +434,101 @@ impl RaftNode {
                 reason: error.to_string(),
             },
         }
+    }
+
+    /// Answers a follower's batch of forwarded writes: proposes each if this node leads (they
+    /// join the batcher's queue together, in order) and answers every outcome in order.
+    pub async fn serve_forward_batch(&self, commands: Vec<Command>) -> PeerResponse {
+        let proposals = commands.into_iter().map(|command| async move {
+            match self.propose_local(command).await {
+                Ok(response) => proto::mesh::Forwarded::Done(response),
+                Err(Error::NotLeader { leader }) => proto::mesh::Forwarded::NotLeader { leader },
+                Err(error) => proto::mesh::Forwarded::Unknown {
+                    reason: error.to_string(),
+                },
+            }
+        });
+        PeerResponse::ForwardedBatch(futures::future::join_all(proposals).await)
+    }
+
+    /// An executor's assign long-poll: parked on the leader (here, or sent there) until a
+    /// process is assigned to it or `wait.wait_ms` (at most `PARK_WAIT_MAX`) passes. `None`
+    /// when the leader's build cannot park (the caller waits locally instead). Cancel-safe.
+    pub async fn await_assign(&self, wait: AssignWait) -> Option<AssignWaited> {
+        let Some((leader, info)) = self.leader() else {
+            return Some(AssignWaited::NotLeader { leader: None });
+        };
+        if leader == self.node_id {
+            return Some(self.serve_await_assign(wait).await);
+        }
+        if !self.net.speaks_v2(&info.peer_id) {
+            return None;
+        }
+        let request = PeerRequest::AwaitAssign(wait);
+        let answered = self.net.request(&info.peer_id, &info.addrs, request).await;
+        Some(match answered {
+            Ok(PeerResponse::AssignWaited(waited)) => waited,
+            Ok(PeerResponse::NotLeader { leader }) => AssignWaited::NotLeader { leader },
+            // Refused before anything was proposed (e.g. the leader's queue was full).
+            Ok(PeerResponse::Refused { .. }) | Err(net::Error::NotSent { .. }) => {
+                AssignWaited::NotLeader {
+                    leader: Some(leader),
+                }
+            }
+            Ok(other) => AssignWaited::Unknown {
+                reason: format!("leader answered {other:?}"),
+            },
+            Err(error) => AssignWaited::Unknown {
+                reason: error.to_string(),
+            },
+        })
+    }
+
+    /// Parks an assign long-poll here if this node leads (see `await_assign`).
+    pub async fn serve_await_assign(&self, wait: AssignWait) -> AssignWaited {
+        if !self.is_leader() {
+            return AssignWaited::NotLeader {
+                leader: self.leader().map(|l| l.0),
+            };
+        }
+        let wait_for = Duration::from_millis(wait.wait_ms).min(PARK_WAIT_MAX);
+        let Some(mut ticket) = self.parking.park(wait) else {
+            return AssignWaited::Nothing;
+        };
+        let unknown = || AssignWaited::Unknown {
+            reason: "the leader dropped the long-poll".into(),
+        };
+        tokio::select! {
+            outcome = &mut ticket.outcome => return outcome.unwrap_or_else(|_| unknown()),
+            () = tokio::time::sleep(wait_for) => {}
+        }
+        // The wait is over: take it out, unless an attempt is being committed (then its
+        // outcome is awaited, taking it out if it is parked again meanwhile).
+        let settle = async {
+            loop {
+                if self.parking.cancel(ticket.id) {
+                    return AssignWaited::Nothing;
+                }
+                tokio::select! {
+                    outcome = &mut ticket.outcome => return outcome.unwrap_or_else(|_| unknown()),
+                    () = tokio::time::sleep(Duration::from_millis(10)) => {}
+                }
+            }
+        };
+        match tokio::time::timeout(PARKED_SETTLE_WAIT, settle).await {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                self.parking.cancel(ticket.id);
+                AssignWaited::Unknown {
+                    reason: "the long-poll's assignment was not committed in time".into(),
+                }
+            }
+        }
+    }
+
+    /// Assign long-polls parked here now.
+    pub fn parked(&self) -> usize {
+        self.parking.len()
     }
 
     /// Answers a peer's raft RPC.
@@ -601,6 +763,18 @@ impl RaftNode {
         }
     }
 
+    /// The peer ids of every member of the mesh (voters and learners).
+    pub fn member_peers(&self) -> Vec<String> {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        let membership = metrics.membership_config.membership();
+        let peers = membership
+            .nodes()
+            .map(|(_, info)| info.peer_id.clone())
+            .collect();
+        peers
+    }
+
     /// True when `peer_id` belongs to a member of the mesh (voter or learner).
     pub fn is_member_peer(&self, peer_id: &str) -> bool {
         let metrics = self.raft.metrics();
@@ -644,6 +818,28 @@ impl RaftNode {
     /// Stops raft and waits for its tasks to end.
     pub async fn shutdown(&self) -> Result<(), Error> {
         self.raft.shutdown().await.map_err(fatal)
+    }
+}
+
+/// Answers every parked long-poll "not the leader" when this node stops leading (their next
+/// park goes to the new leader). Ends when raft stops.
+async fn drain_parked_on_leadership_loss(
+    raft: OpenRaft<TypeConfig>,
+    node_id: NodeId,
+    parking: Arc<parking::Parking>,
+) {
+    let mut metrics = raft.metrics();
+    let mut leading = false;
+    while metrics.changed().await.is_ok() {
+        let (now_leading, leader) = {
+            let m = metrics.borrow();
+            let leads = m.state == ServerState::Leader && m.current_leader == Some(node_id);
+            (leads, m.current_leader)
+        };
+        if leading && !now_leading {
+            parking.drain(leader);
+        }
+        leading = now_leading;
     }
 }
 

@@ -6,6 +6,7 @@
 // openraft's traits fix the error type (`StorageError`, ~224 bytes); helpers return it too.
 #![allow(clippy::result_large_err)]
 
+use super::parking::Parking;
 use super::{NodeId, TypeConfig};
 use crate::sched::Waiters;
 use crate::state;
@@ -30,17 +31,30 @@ pub(super) struct StateMachine {
     store: Store,
     /// Local long-pollers, woken by the events of applied commands.
     waiters: Arc<Waiters>,
+    /// Long-polls parked here while this node leads, woken by the same events.
+    parking: Arc<Parking>,
     /// The file a snapshot is being received into, until it is installed.
     receiving: Arc<Mutex<Option<PathBuf>>>,
+    /// The membership of the last applied record, so apply need not read and decode it from
+    /// the store for every batch of entries (none: read it). Only apply and snapshot
+    /// installation change the record, both on raft's state machine task.
+    membership: Arc<Mutex<Option<StoredMembership<NodeId, NodeInfo>>>>,
 }
 
 impl StateMachine {
-    pub(super) fn new(store: Store, waiters: Arc<Waiters>) -> StateMachine {
+    pub(super) fn new(store: Store, waiters: Arc<Waiters>, parking: Arc<Parking>) -> StateMachine {
         StateMachine {
             store,
             waiters,
+            parking,
             receiving: Arc::default(),
+            membership: Arc::default(),
         }
+    }
+
+    fn membership(&self) -> std::sync::MutexGuard<'_, Option<StoredMembership<NodeId, NodeInfo>>> {
+        // A plain value replaced whole: a panic elsewhere cannot leave it inconsistent.
+        self.membership.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn receiving(&self) -> std::sync::MutexGuard<'_, Option<PathBuf>> {
@@ -81,9 +95,10 @@ const APPLY_BATCH_MAX: usize = 256;
 /// the applied record of its last entry.
 fn apply_blocking(
     store: &Store,
+    mut membership: StoredMembership<NodeId, NodeInfo>,
     entries: Vec<Entry<TypeConfig>>,
-) -> Result<(Vec<EntryResponses>, Vec<state::Event>), StorageError<NodeId>> {
-    let (_, mut membership) = read_applied(store)?;
+    parking: &Parking,
+) -> Result<Applying, StorageError<NodeId>> {
     let mut responses = Vec::with_capacity(entries.len());
     let mut events = Vec::new();
     let live = store.applying();
@@ -101,7 +116,13 @@ fn apply_blocking(
                     let mut replies = Vec::with_capacity(commands.len());
                     for command in commands {
                         let applied = state::apply(&overlay, command).map_err(sm_error)?;
-                        events.extend(applied.events);
+                        // A submit paired with a parked long-poll in its entry has had its
+                        // process's wake-up already.
+                        let paired = parking.was_paired(&command.request_id);
+                        events.extend(applied.events.into_iter().map(|event| {
+                            let wake_parked = !paired || !is_enqueued(&event);
+                            (event, wake_parked)
+                        }));
                         overlay.absorb(applied.writes);
                         replies.push(applied.response);
                     }
@@ -117,7 +138,25 @@ fn apply_blocking(
             .commit_state(overlay.into_writes(), &bytes)
             .map_err(sm_error)?;
     }
-    Ok((responses, events))
+    Ok(Applying {
+        responses,
+        events,
+        membership,
+    })
+}
+
+fn is_enqueued(event: &state::Event) -> bool {
+    matches!(event, state::Event::Enqueued { .. })
+}
+
+/// What applying entries produced.
+struct Applying {
+    /// Each entry's responses (one per command).
+    responses: Vec<EntryResponses>,
+    /// With whether it wakes a parked long-poll.
+    events: Vec<(state::Event, bool)>,
+    /// The membership in the applied record now.
+    membership: StoredMembership<NodeId, NodeInfo>,
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachine {
@@ -136,15 +175,36 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I::IntoIter: OptionalSend,
     {
         let entries: Vec<_> = entries.into_iter().collect();
-        let store = self.store.clone();
+        let membership = match self.membership().clone() {
+            Some(membership) => membership,
+            None => read_applied(&self.store)?.1,
+        };
         // Apply is CPU work plus unsynced RocksDB writes, microseconds per entry: done inline,
         // it spares raft's apply path two thread hand-offs per batch.
-        let (responses, events) = apply_blocking(&store, entries)?;
+        let applied = match apply_blocking(&self.store, membership, entries, &self.parking) {
+            Ok(applied) => applied,
+            Err(error) => {
+                // What was committed is unknown now: read the record again next time.
+                *self.membership() = None;
+                return Err(error);
+            }
+        };
+        *self.membership() = Some(applied.membership);
         // The writes are visible to readers now; wake one waiter per enqueued process.
-        for event in events {
+        for (event, wake_parked) in applied.events {
+            if wake_parked {
+                match &event {
+                    state::Event::Enqueued {
+                        colonyname,
+                        executortype,
+                    } => self.parking.enqueued(colonyname, executortype),
+                    state::Event::Resumed { colonyname } => self.parking.resumed(colonyname),
+                    _ => {}
+                }
+            }
             self.waiters.publish(&event);
         }
-        Ok(responses)
+        Ok(applied.responses)
     }
 
     async fn get_snapshot_builder(&mut self) -> StateMachine {
@@ -177,6 +237,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         file.flush().await.map_err(snapshot_error)?;
         let mut file = file.into_std().await;
         let received = self.receiving().take();
+        *self.membership() = None;
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || {
             file.sync_all().map_err(snapshot_error)?;

@@ -16,12 +16,7 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for Bui
     ) -> Result<(tempfile::TempDir, LogStore, StateMachine), StorageError<NodeId>> {
         let dir = tempfile::tempdir().expect("create temp dir");
         let store = Store::open(dir.path()).expect("open store");
-        let waiters = Arc::new(Waiters::new(16));
-        Ok((
-            dir,
-            LogStore::new(store.clone()),
-            StateMachine::new(store, waiters),
-        ))
+        Ok((dir, LogStore::new(store.clone()), state_machine(store)))
     }
 }
 
@@ -39,6 +34,13 @@ fn command(request_id: u8, op: Op) -> Command {
     }
 }
 
+/// A state machine over `store` with no waiters and no parked long-polls.
+fn state_machine(store: Store) -> StateMachine {
+    let clock = Arc::new(crate::clock::SystemClock);
+    let parking = Arc::new(super::parking::Parking::new(store.clone(), clock));
+    StateMachine::new(store, Arc::new(Waiters::new(4)), parking)
+}
+
 /// Starts a raft node with a real network on loopback, identity from `key_path`.
 async fn start_node(store: Store, key_path: &std::path::Path) -> RaftNode {
     let keypair = net::load_or_create_keypair(key_path).unwrap();
@@ -53,18 +55,16 @@ async fn start_node(store: Store, key_path: &std::path::Path) -> RaftNode {
         peer_id,
         ..NodeInfo::default()
     };
-    let waiters = Arc::new(Waiters::new(4));
-    RaftNode::start(
-        &RaftConfig::default(),
+    let deps = Deps {
         store,
-        waiters,
-        client,
-        me,
-        true,
-        Default::default(),
-    )
-    .await
-    .unwrap()
+        waiters: Arc::new(Waiters::new(4)),
+        net: client,
+        metrics: Default::default(),
+        clock: Arc::new(crate::clock::SystemClock),
+    };
+    RaftNode::start(&RaftConfig::default(), deps, me, true)
+        .await
+        .unwrap()
 }
 
 /// - the commands of one entry apply in order, each seeing the writes of those before it,
@@ -75,7 +75,7 @@ async fn batch_applies_in_order_with_one_response_per_command() {
     use openraft::{Entry, EntryPayload, LogId};
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
-    let mut machine = StateMachine::new(store, Arc::new(Waiters::new(4)));
+    let mut machine = state_machine(store);
     let (first, second) = ("ab".repeat(32), "cd".repeat(32));
     let entry = Entry::<TypeConfig> {
         log_id: LogId::new(openraft::CommittedLeaderId::new(1, 1), 1),
@@ -182,7 +182,7 @@ async fn snapshot_builds_and_installs() {
     use openraft::{Entry, EntryPayload, LogId};
     let source_dir = tempfile::tempdir().unwrap();
     let source_store = Store::open(source_dir.path()).unwrap();
-    let mut source = StateMachine::new(source_store.clone(), Arc::new(Waiters::new(4)));
+    let mut source = state_machine(source_store.clone());
     let entry = Entry::<TypeConfig> {
         log_id: LogId::new(openraft::CommittedLeaderId::new(1, 1), 1),
         payload: EntryPayload::Normal(Batch(vec![command(
@@ -203,7 +203,7 @@ async fn snapshot_builds_and_installs() {
 
     let target_dir = tempfile::tempdir().unwrap();
     let target_store = Store::open(target_dir.path()).unwrap();
-    let mut target = StateMachine::new(target_store.clone(), Arc::new(Waiters::new(4)));
+    let mut target = state_machine(target_store.clone());
     target
         .install_snapshot(&snapshot.meta, snapshot.snapshot)
         .await

@@ -9,4 +9,4 @@ mod waiters;
 pub use feed::{
     Feed, Missed, Subscription, TooManySubscriptions, FEED_CAPACITY, SUBSCRIPTIONS_MAX,
 };
-pub use waiters::{Ticket, TooManyWaiters, Waiters, PASS_ON_MAX};
+pub use waiters::{Slot, Ticket, TooManyWaiters, Waiters, PASS_ON_MAX};

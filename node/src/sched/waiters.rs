@@ -51,10 +51,17 @@ pub struct Waiters {
 /// A registered wait. Dropping it unregisters.
 pub struct Ticket {
     waiter: Arc<Waiter>,
+    /// Its unit of the long-poll limit; none when its long-poll holds a `Slot` itself.
+    _slot: Option<Slot>,
+}
+
+/// One long-poll's unit of the node's long-poll limit, held for the whole poll (parked on the
+/// leader or waiting here). Dropping it gives the unit back.
+pub struct Slot {
     live: Arc<AtomicUsize>,
 }
 
-impl Drop for Ticket {
+impl Drop for Slot {
     fn drop(&mut self) {
         self.live.fetch_sub(1, Ordering::SeqCst);
     }
@@ -79,20 +86,38 @@ impl Waiters {
         }
     }
 
+    /// Takes a unit of the long-poll limit for one long-poll (refused at the limit).
+    pub fn slot(&self) -> Result<Slot, TooManyWaiters> {
+        let previous = self.live.fetch_add(1, Ordering::SeqCst);
+        let slot = Slot {
+            live: self.live.clone(),
+        };
+        match previous >= self.limit {
+            true => Err(TooManyWaiters { limit: self.limit }),
+            false => Ok(slot),
+        }
+    }
+
     /// Registers a waiter for `(colony, executortype)` at the back of its queue.
     pub fn register(&self, colony: &str, executortype: &str) -> Result<Ticket, TooManyWaiters> {
-        let previous = self.live.fetch_add(1, Ordering::SeqCst);
+        let slot = self.slot()?;
+        Ok(self.enqueue(colony, executortype, Some(slot)))
+    }
+
+    /// Registers a waiter for a long-poll that holds `slot` (the unit is the slot's).
+    pub fn register_in(&self, _slot: &Slot, colony: &str, executortype: &str) -> Ticket {
+        self.enqueue(colony, executortype, None)
+    }
+
+    fn enqueue(&self, colony: &str, executortype: &str, slot: Option<Slot>) -> Ticket {
         let waiter = Arc::new(Waiter {
             notify: Notify::new(),
             hops: AtomicUsize::new(0),
         });
         let ticket = Ticket {
             waiter,
-            live: self.live.clone(),
+            _slot: slot,
         };
-        if previous >= self.limit {
-            return Err(TooManyWaiters { limit: self.limit });
-        }
         let mut queues = self.queues.lock().expect("waiter lock is never poisoned");
         let queue = queues
             .entry((colony.to_string(), executortype.to_string()))
@@ -101,7 +126,7 @@ impl Waiters {
             queue.retain(|w| w.strong_count() > 0);
         }
         queue.push_back(Arc::downgrade(&ticket.waiter));
-        Ok(ticket)
+        ticket
     }
 
     /// Wakes the longest-waiting live waiter for the key, if any. Returns whether one was woken.

@@ -142,6 +142,16 @@ pub fn apply<R: StateRead + ?Sized>(state: &R, command: &Command) -> Result<Appl
 /// How long applied client requests are remembered for deduplication (command time).
 pub const DEDUP_WINDOW_NANOS: i64 = 10 * 60 * 1_000_000_000;
 
+/// The newest kinds of command this build applies; gossiped in `NodeStatus::apply_level`. A
+/// leader proposes a command of a level only once every member reports at least that level,
+/// so a mesh of mixed builds (a rolling upgrade) never logs what some member cannot apply.
+/// - 0: every command of the first release.
+/// - 1: `Op::AssignFor` (assign long-polls parked on the leader).
+pub const APPLY_LEVEL: u32 = 1;
+/// The level that brought `Op::AssignFor`.
+pub const LEVEL_ASSIGN_FOR: u32 = 1;
+const _: () = assert!(LEVEL_ASSIGN_FOR <= APPLY_LEVEL);
+
 /// A refusal (`Err(ApiError)`) inside a successful store interaction.
 pub(crate) type Outcome<T> = Result<Result<T, ApiError>, StoreError>;
 
@@ -168,6 +178,12 @@ fn dispatch<R: StateRead + ?Sized>(ctx: &mut Ctx<'_, R>, op: &Op) -> Outcome<Rep
             cpu_millis,
             mem_mib,
         } => processes::assign(ctx, colonyname, *cpu_millis, *mem_mib),
+        Op::AssignFor {
+            key,
+            colonyname,
+            cpu_millis,
+            mem_mib,
+        } => processes::assign_for(ctx, key, colonyname, *cpu_millis, *mem_mib),
         Op::CloseSuccessful { processid, out } => processes::close_successful(ctx, processid, out),
         Op::CloseFailed { processid, errors } => processes::close_failed(ctx, processid, errors),
         Op::SetOutput { processid, out } => processes::set_output(ctx, processid, out),

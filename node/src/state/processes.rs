@@ -10,7 +10,7 @@ use super::keys::{self, DeadlineKind, Table};
 use super::tx::{Direction, StateRead, StoreError};
 use super::workflows::{self, GraphChange};
 use super::{auth, get_json, refuse_unless, validate, Ctx, Event, Outcome};
-use proto::command::Reply;
+use proto::command::{Reply, Response};
 use proto::process::{process_state as ps, PRIORITY_STEP_NANOS};
 use proto::{units, ApiError, Attribute, Executor, FunctionSpec, GoTime, Process};
 use serde_json::Value;
@@ -233,7 +233,18 @@ pub(super) fn create<R: StateRead + ?Sized>(
 
 /// True when `executor` with the given free resources may run `p`.
 fn matches(executor: &Executor, p: &Process, cpu: Option<i64>, mem: Option<i64>) -> bool {
-    let c = &p.spec.conditions;
+    spec_matches(executor, &p.spec, cpu, mem)
+}
+
+/// True when `executor` (with `cpu` millicores and `mem` MiB free, if it says) may run a
+/// process of `spec` of its colony and type.
+pub(crate) fn spec_matches(
+    executor: &Executor,
+    spec: &proto::FunctionSpec,
+    cpu: Option<i64>,
+    mem: Option<i64>,
+) -> bool {
+    let c = &spec.conditions;
     let named = c.executornames.is_empty() || c.executornames.contains(&executor.executorname);
     let located =
         c.locationname.is_empty() || c.locationname.eq_ignore_ascii_case(&executor.locationname);
@@ -323,6 +334,31 @@ pub(super) fn assign<R: StateRead + ?Sized>(
     };
     save(ctx, Some(&old), Some(&process))?;
     Ok(Ok(Reply::Process(Box::new(process))))
+}
+
+/// `assign` for the long-poll `key`: the process assigned to it before, if one was (within
+/// the deduplication window), else a new assignment, recorded under `key` when it is one.
+pub(super) fn assign_for<R: StateRead + ?Sized>(
+    ctx: &mut Ctx<'_, R>,
+    key: &str,
+    colony: &str,
+    cpu: Option<i64>,
+    mem: Option<i64>,
+) -> Outcome<Reply> {
+    if let Some(recorded) = get_json::<Response, _>(&ctx.tx, Table::Requests, key.as_bytes())? {
+        return Ok(recorded.0);
+    }
+    let reply = assign(ctx, colony, cpu, mem)?;
+    if let Ok(Reply::Process(_)) = &reply {
+        ctx.put_json(
+            Table::Requests,
+            key.as_bytes().to_vec(),
+            &Response(reply.clone()),
+        );
+        let by_time = keys::request_time(ctx.now(), key);
+        ctx.tx.put(Table::RequestsByTime, by_time, Vec::new());
+    }
+    Ok(reply)
 }
 
 /// Loads a process, checking the caller is a member of its colony.

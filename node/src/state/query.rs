@@ -99,6 +99,28 @@ pub fn has_match<R: StateRead + ?Sized>(
     Ok(super::processes::find_match(state, executor, cpu_millis, mem_mib)?.is_some())
 }
 
+/// True when `executor` may run a process of `spec`: its colony, its type, and the spec's
+/// conditions (names, location, cpu and memory against what the executor has free).
+pub fn could_run(
+    executor: &Executor,
+    spec: &proto::FunctionSpec,
+    cpu_millis: Option<i64>,
+    mem_mib: Option<i64>,
+) -> bool {
+    spec.conditions.colonyname == executor.colonyname
+        && spec.conditions.executortype == executor.executortype
+        && super::processes::spec_matches(executor, spec, cpu_millis, mem_mib)
+}
+
+/// The response recorded for the client command with `request_id`, if it was applied (within
+/// the deduplication window).
+pub fn recorded_response<R: StateRead + ?Sized>(
+    state: &R,
+    request_id: &str,
+) -> Result<Option<proto::command::Response>, StoreError> {
+    get_json(state, Table::Requests, request_id.as_bytes())
+}
+
 /// A filter of `getprocessesmsg` / `getprocesshistmsg`.
 #[derive(Clone, Debug, Default)]
 pub struct ProcessFilter {

@@ -683,6 +683,53 @@ fn a_retried_command_is_not_applied_twice() {
     assert_eq!(w.state.get(keys::Table::Requests, key).unwrap(), None);
 }
 
+/// - an `AssignFor` that finds nothing records nothing under its key: a later one assigns
+/// - once one assigned a process, every later `AssignFor` with that key answers the same
+///   process and assigns no other, even with work waiting (a long-poll gets at most one)
+/// - another key is another long-poll
+#[test]
+fn assign_for_a_key_assigns_at_most_one_process_and_repeats_it() {
+    let mut w = World::new();
+    let assign_for = |key: &str| Op::AssignFor {
+        key: key.into(),
+        colonyname: "dev".into(),
+        cpu_millis: None,
+        mem_mib: None,
+    };
+    let key = "k".repeat(32);
+    assert_eq!(w.ok(EXEC_A, assign_for(&key)), Reply::NothingToAssign);
+    let first = w.submit(spec("echo"));
+    let second = w.submit(spec("echo"));
+    let Reply::Process(assigned) = w.ok(EXEC_A, assign_for(&key)) else {
+        panic!("the first waiting process is assigned");
+    };
+    assert_eq!(assigned.processid, first.processid);
+    let before = w.state.clone();
+    let Reply::Process(again) = w.ok(EXEC_A, assign_for(&key)) else {
+        panic!("the same key answers its process again");
+    };
+    assert_eq!(again.processid, first.processid);
+    assert_eq!(w.process(&second.processid).state, ps::WAITING);
+    let requests = |state: &MemState| {
+        state
+            .entries
+            .iter()
+            .filter(|((table, _), _)| !matches!(table, keys::Table::Requests))
+            .filter(|((table, _), _)| !matches!(table, keys::Table::RequestsByTime))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        requests(&w.state),
+        requests(&before),
+        "the repeat changes no state"
+    );
+    let Reply::Process(other) = w.ok(EXEC_A, assign_for(&"j".repeat(32))) else {
+        panic!("another key is another long-poll");
+    };
+    assert_eq!(other.processid, second.processid);
+}
+
 mod prop;
 mod registry;
 mod schedules;
