@@ -3,13 +3,14 @@
 //! against etcd; each prints a line and appends a JSON record to `BENCH_RESULTS`.
 //!
 //! - `suite`: dispatch (1 client), lifecycle (1 and N clients), a 10-process workflow,
-//!   durable writes (1 and N clients), then backlog sizes (assign latency and RSS with many
+//!   durable writes (1, N and M clients), then backlog sizes (assign latency and RSS with many
 //!   waiting processes).
 //! - `dispatch`, `lifecycle`, `workflow`, `writes`, `backlog`: one scenario.
 //! - `failover`: lifecycle loop retrying failures; kill -> next assignment (with
 //!   `--kill-file`, written by the script with the Unix ns of its `kill -9`).
 //! - `shell`: real `/bin/true` processes through the nodes' built-in shell executors.
-//! - `etcd`: durable puts against etcd members.
+//! - `etcd`: durable puts against etcd members (1, N and M clients), through the JSON gateway
+//!   and through gRPC.
 
 mod colony;
 mod etcd;
@@ -29,6 +30,9 @@ struct Args {
     /// Concurrent clients of the many-client scenarios.
     #[arg(long, global = true, default_value_t = 32)]
     clients: usize,
+    /// The second many-client count of durable writes (Colonymesh and etcd); 0: none.
+    #[arg(long, global = true, env = "BENCH_CLIENTS_MAX", default_value_t = 64)]
+    clients_max: usize,
     /// Length of each timed scenario, in seconds.
     #[arg(long, global = true, default_value_t = 10)]
     seconds: u64,
@@ -73,7 +77,27 @@ enum Scenario {
         /// Member client URLs, comma-separated.
         #[arg(long)]
         endpoints: String,
+        /// Which API: `json` (the gateway), `grpc` or `both`.
+        #[arg(long, default_value = "both")]
+        api: String,
+        /// HTTP/2 connections the gRPC clients share; 0: one per client.
+        #[arg(long, default_value_t = etcd::GRPC_LAYOUT.connections)]
+        grpc_connections: usize,
+        /// Where the gRPC connections go: `leader` or `members` (spread over them).
+        #[arg(long, default_value = etcd::GRPC_LAYOUT.to())]
+        grpc_to: String,
     },
+}
+
+/// 1, `clients` and `clients_max` clients, each once, in that order (0 left out).
+fn write_counts(clients: usize, clients_max: usize) -> Vec<usize> {
+    let mut counts: Vec<usize> = Vec::new();
+    for n in [1, clients, clients_max] {
+        if n > 0 && !counts.contains(&n) {
+            counts.push(n);
+        }
+    }
+    counts
 }
 
 fn sizes(text: &str) -> anyhow::Result<Vec<usize>> {
@@ -92,10 +116,38 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let vars: HashMap<String, String> = std::env::vars().collect();
     let (clients, seconds) = (args.clients, args.seconds);
-    if let Scenario::Etcd { endpoints } = &args.scenario {
+    let counts = write_counts(clients, args.clients_max);
+    if let Scenario::Etcd {
+        endpoints,
+        api,
+        grpc_connections,
+        grpc_to,
+    } = &args.scenario
+    {
+        let layout = etcd::Layout {
+            connections: *grpc_connections,
+            to_leader: match grpc_to.as_str() {
+                "leader" => true,
+                "members" => false,
+                other => anyhow::bail!("--grpc-to {other:?}: leader or members"),
+            },
+        };
         let endpoints: Vec<String> = endpoints.split(',').map(String::from).collect();
-        etcd::writes(&endpoints, 1, seconds).await?;
-        return etcd::writes(&endpoints, clients, seconds).await;
+        let (json, grpc) = match api.as_str() {
+            "json" => (true, false),
+            "grpc" => (false, true),
+            "both" => (true, true),
+            other => anyhow::bail!("--api {other:?}: json, grpc or both"),
+        };
+        for &n in &counts {
+            if json {
+                etcd::writes_json(&endpoints, n, seconds).await?;
+            }
+            if grpc {
+                etcd::writes_grpc(&endpoints, n, seconds, layout).await?;
+            }
+        }
+        return Ok(());
     }
     let target = colony::Target::from_env(&vars)?;
     match args.scenario {
@@ -104,8 +156,10 @@ async fn main() -> anyhow::Result<()> {
             target.lifecycle(1, seconds).await?;
             target.lifecycle(clients, seconds).await?;
             workflow::run(&target, 50).await?;
-            let mut written = target.writes(1, seconds, None, "writes").await?;
-            written += target.writes(clients, seconds, None, "writes").await?;
+            let mut written = 0;
+            for &n in &counts {
+                written += target.writes(n, seconds, None, "writes").await?;
+            }
             target.backlog(&sizes(&backlog)?, clients, written).await
         }
         Scenario::Dispatch { count } => target.dispatch(count).await,
