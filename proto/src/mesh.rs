@@ -7,11 +7,12 @@ use serde::{Deserialize, Serialize};
 
 /// The request-response protocol name.
 pub const MESH_PROTOCOL: &str = "/colonymesh/rpc/1";
-/// The second version of the protocol: the same envelope and codec, plus requests an older
-/// build cannot decode (`ForwardBatch`, `AwaitAssign`). A node sends everything on it to the
-/// peers that announce it (by identify), and only the first version's requests, on the first
-/// version, to the others: a mesh of mixed builds keeps working during a rolling upgrade.
-pub const MESH_PROTOCOL_V2: &str = "/colonymesh/rpc/2";
+/// Version 2 of the mesh protocol: one long-lived stream per peer and direction carrying
+/// framed, numbered requests and responses (the same envelope, in CBOR), plus requests an
+/// older build cannot decode (`ForwardBatch`, `AwaitAssign`). A node uses it with the peers
+/// that announce it (by identify) and version 1, with only version 1's requests, with the
+/// others: a mesh of mixed builds keeps working during a rolling upgrade.
+pub const MESH_PROTOCOL_V2: &str = "/colonymesh/pipe/2";
 
 /// Which raft RPC a `RaftRpc` carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

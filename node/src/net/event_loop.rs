@@ -1,7 +1,7 @@
 //! The task that owns the libp2p `Swarm`: it turns client commands into swarm calls and
 //! swarm events into replies and node events. Nothing else touches the swarm.
 
-use super::{Command, Error, Event, Responder, Wire, MESSAGE_BYTES_MAX};
+use super::{Command, Error, Event, Responder, MESSAGE_BYTES_MAX};
 use libp2p::futures::StreamExt as _;
 use libp2p::request_response::{self, OutboundRequestId};
 use libp2p::swarm::behaviour::toggle::Toggle;
@@ -19,8 +19,8 @@ use tokio::sync::{mpsc, oneshot};
 pub(super) struct Behaviour {
     /// The mesh protocol, version 1 (`MESH_PROTOCOL`), for peers of older builds.
     pub(super) rpc: request_response::cbor::Behaviour<PeerEnvelope, PeerResponse>,
-    /// Version 2 (`MESH_PROTOCOL_V2`): the same codec, for peers that announce it.
-    pub(super) rpc2: request_response::cbor::Behaviour<PeerEnvelope, PeerResponse>,
+    /// Version 2 (`MESH_PROTOCOL_V2`): streams for the pipes (`net::pipe`).
+    pub(super) pipes: libp2p_stream::Behaviour,
     pub(super) identify: identify::Behaviour,
     pub(super) ping: ping::Behaviour,
     pub(super) gossip: gossipsub::Behaviour,
@@ -30,21 +30,14 @@ pub(super) struct Behaviour {
 
 type Codec = request_response::cbor::codec::Codec<PeerEnvelope, PeerResponse>;
 
-/// One request-response protocol: its codec and its single protocol name (one name per
-/// behaviour, so the dialer never negotiates between names).
-pub(super) type Rpc = (
-    Codec,
-    [(StreamProtocol, request_response::ProtocolSupport); 1],
-);
-
-/// Builds the behaviours for `key`'s node; `rpc` holds version 1 and version 2.
+/// Builds the behaviours for `key`'s node.
 pub(super) fn behaviour(
     key: &libp2p::identity::Keypair,
-    rpc: [Rpc; 2],
+    codec: Codec,
+    protocols: [(StreamProtocol, request_response::ProtocolSupport); 1],
     rr_config: request_response::Config,
     mdns_enabled: bool,
 ) -> Result<Behaviour, Box<dyn std::error::Error + Send + Sync>> {
-    let [(codec, protocols), (codec_v2, protocols_v2)] = rpc;
     let peer_id = key.public().to_peer_id();
     let gossip_config = gossipsub::ConfigBuilder::default()
         .heartbeat_interval(std::time::Duration::from_secs(1))
@@ -67,8 +60,8 @@ pub(super) fn behaviour(
         false => None,
     };
     Ok(Behaviour {
-        rpc: request_response::Behaviour::with_codec(codec, protocols, rr_config.clone()),
-        rpc2: request_response::Behaviour::with_codec(codec_v2, protocols_v2, rr_config),
+        rpc: request_response::Behaviour::with_codec(codec, protocols, rr_config),
+        pipes: libp2p_stream::Behaviour::new(),
         // No address cache in identify: it would hand every address a peer reports (its
         // loopback ones too) to every dial, and a dial that reaches this node itself over
         // loopback first fails as a whole on the peer id. `on_swarm_event` adds the
@@ -93,6 +86,14 @@ const KAD_PROTOCOL: &str = "/colonymesh/kad/1";
 
 type Reply = oneshot::Sender<Result<PeerResponse, Error>>;
 
+/// What the event loop learns and the rest of `net` reads.
+pub(super) struct Shared {
+    /// Peers that announced version 2 of the mesh protocol (by identify).
+    pub(super) v2_peers: Arc<RwLock<HashSet<PeerId>>>,
+    /// The IP address of each connected peer (the source of its requests on pipes).
+    pub(super) peer_ips: Arc<RwLock<HashMap<PeerId, IpAddr>>>,
+}
+
 /// Owns the swarm; run it with `run` on its own task.
 pub struct EventLoop {
     swarm: Swarm<Behaviour>,
@@ -102,10 +103,10 @@ pub struct EventLoop {
     responder_commands: mpsc::Sender<Command>,
     /// Inbound requests to the node (bounded; the loop waits when it is full).
     events: mpsc::Sender<Event>,
-    /// Replies awaiting responses to outbound requests (ids are per protocol version).
-    pending: HashMap<(Wire, OutboundRequestId), Reply>,
-    /// Peers that announced version 2 of the mesh protocol (shared with `Client`s).
-    v2_peers: Arc<RwLock<HashSet<PeerId>>>,
+    /// Replies awaiting responses to outbound requests.
+    pending: HashMap<OutboundRequestId, Reply>,
+    /// What the loop learns for the pipes and `Client`s.
+    shared: Shared,
     /// When each peer last answered (responses and pings); one entry per peer ever seen.
     last_seen: HashMap<PeerId, Instant>,
     /// The remote IP address of each open connection (the source of its requests).
@@ -118,7 +119,7 @@ impl EventLoop {
         commands: mpsc::Receiver<Command>,
         responder_commands: mpsc::Sender<Command>,
         events: mpsc::Sender<Event>,
-        v2_peers: Arc<RwLock<HashSet<PeerId>>>,
+        shared: Shared,
     ) -> EventLoop {
         EventLoop {
             swarm,
@@ -126,7 +127,7 @@ impl EventLoop {
             responder_commands,
             events,
             pending: HashMap::new(),
-            v2_peers,
+            shared,
             last_seen: HashMap::new(),
             remote_ips: HashMap::new(),
         }
@@ -159,30 +160,25 @@ impl EventLoop {
                 tracing::warn!(%peer, "refused a peer request: the node's queue is full");
                 let reason = "node busy: too many peer requests queued".to_string();
                 let refusal = PeerResponse::Refused { reason };
-                self.respond(responder.wire, responder.channel, refusal);
+                if let super::ResponderTo::Rpc { channel, .. } = responder.to {
+                    self.respond(channel, refusal);
+                }
             }
             Err(_) => {}
         }
     }
 
-    fn rpc(
-        &mut self,
-        wire: Wire,
-    ) -> &mut request_response::cbor::Behaviour<PeerEnvelope, PeerResponse> {
-        match wire {
-            Wire::V1 => &mut self.swarm.behaviour_mut().rpc,
-            Wire::V2 => &mut self.swarm.behaviour_mut().rpc2,
-        }
-    }
-
     fn respond(
         &mut self,
-        wire: Wire,
         channel: request_response::ResponseChannel<PeerResponse>,
         response: PeerResponse,
     ) {
         // Fails only if the peer is gone; it then sees the stream closed.
-        let _ = self.rpc(wire).send_response(channel, response);
+        let _ = self
+            .swarm
+            .behaviour_mut()
+            .rpc
+            .send_response(channel, response);
     }
 
     fn on_command(&mut self, command: Command) {
@@ -198,26 +194,21 @@ impl EventLoop {
                     let _ = reply.send(Err(Error::TooLarge { size }));
                     return;
                 }
-                let wire = match self.v2_peers.read().expect("v2 peers lock").contains(&peer) {
-                    true => Wire::V2,
-                    false => Wire::V1,
-                };
-                if wire == Wire::V1 && needs_v2(&request.request) {
-                    let (peer, reason) = (peer.to_string(), "peer does not speak v2".into());
-                    let _ = reply.send(Err(Error::NotSent { peer, reason }));
-                    return;
-                }
                 for addr in reachable(addrs) {
                     self.swarm.add_peer_address(peer, addr);
                 }
-                let id = self.rpc(wire).send_request(&peer, *request);
-                self.pending.insert((wire, id), reply);
+                let id = self.swarm.behaviour_mut().rpc.send_request(&peer, *request);
+                self.pending.insert(id, reply);
             }
-            Command::Respond {
-                wire,
-                channel,
-                response,
-            } => self.respond(wire, channel, response),
+            Command::Respond { channel, response } => self.respond(channel, response),
+            Command::AddAddresses { peer, addrs } => {
+                for addr in reachable(addrs) {
+                    self.swarm.add_peer_address(peer, addr);
+                }
+            }
+            Command::Disconnect { peer } => {
+                let _ = self.swarm.disconnect_peer_id(peer);
+            }
             Command::Publish { data } => {
                 let topic = gossipsub::IdentTopic::new(proto::mesh::STATUS_TOPIC);
                 // Fails when no peer subscribes yet (a lone node); the next period retries.
@@ -242,15 +233,14 @@ impl EventLoop {
 
     async fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
         match event {
-            SwarmEvent::Behaviour(BehaviourEvent::Rpc(event)) => self.on_rpc(Wire::V1, event),
-            SwarmEvent::Behaviour(BehaviourEvent::Rpc2(event)) => self.on_rpc(Wire::V2, event),
+            SwarmEvent::Behaviour(BehaviourEvent::Rpc(event)) => self.on_rpc(event),
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
                 peer_id,
                 info,
                 ..
             })) => {
                 let v2 = StreamProtocol::new(proto::mesh::MESH_PROTOCOL_V2);
-                let mut v2_peers = self.v2_peers.write().expect("v2 peers lock");
+                let mut v2_peers = self.shared.v2_peers.write().expect("v2 peers lock");
                 match info.protocols.contains(&v2) {
                     true => v2_peers.insert(peer_id),
                     false => v2_peers.remove(&peer_id),
@@ -268,7 +258,7 @@ impl EventLoop {
         }
     }
 
-    fn on_rpc(&mut self, wire: Wire, event: request_response::Event<PeerEnvelope, PeerResponse>) {
+    fn on_rpc(&mut self, event: request_response::Event<PeerEnvelope, PeerResponse>) {
         use request_response::{Event as Rr, Message};
         match event {
             Rr::Message {
@@ -279,11 +269,7 @@ impl EventLoop {
                         request, channel, ..
                     },
             } => {
-                let responder = Responder {
-                    wire,
-                    channel,
-                    commands: self.responder_commands.clone(),
-                };
+                let responder = Responder::rpc(channel, self.responder_commands.clone());
                 let event = Event::Request {
                     peer: peer.to_string(),
                     source: self.remote_ips.get(&connection_id).copied(),
@@ -301,7 +287,7 @@ impl EventLoop {
                     },
                 ..
             } => {
-                if let Some(reply) = self.pending.remove(&(wire, request_id)) {
+                if let Some(reply) = self.pending.remove(&request_id) {
                     let _ = reply.send(Ok(response));
                 }
             }
@@ -318,7 +304,7 @@ impl EventLoop {
                     tracing::info!(%peer, "request timed out; reconnecting to the peer");
                     let _ = self.swarm.disconnect_peer_id(peer);
                 }
-                if let Some(reply) = self.pending.remove(&(wire, request_id)) {
+                if let Some(reply) = self.pending.remove(&request_id) {
                     let (peer, reason) = (peer.to_string(), error.to_string());
                     let error = match error {
                         request_response::OutboundFailure::DialFailure
@@ -378,12 +364,15 @@ impl EventLoop {
                 tracing::info!(%peer, "dial failed: {error}");
             }
             SwarmEvent::ConnectionEstablished {
+                peer_id,
                 connection_id,
                 endpoint,
                 ..
             } => {
                 if let Some(ip) = ip_of(endpoint.get_remote_address()) {
                     self.remote_ips.insert(connection_id, ip);
+                    let mut peer_ips = self.shared.peer_ips.write().expect("peer ips lock");
+                    peer_ips.insert(peer_id, ip);
                 }
             }
             SwarmEvent::ConnectionClosed {
@@ -395,6 +384,10 @@ impl EventLoop {
                 ..
             } => {
                 self.remote_ips.remove(&connection_id);
+                if num_established == 0 {
+                    let mut peer_ips = self.shared.peer_ips.write().expect("peer ips lock");
+                    peer_ips.remove(&peer_id);
+                }
                 let address = endpoint.get_remote_address();
                 tracing::debug!(
                     peer = %peer_id,
@@ -444,17 +437,6 @@ fn approximate_size(envelope: &PeerEnvelope) -> usize {
         | PeerRequest::AwaitAssign(_)
         | PeerRequest::Join { .. }
         | PeerRequest::ReadIndex => 0,
-    }
-}
-
-/// True for the requests only version 2 of the mesh protocol carries.
-fn needs_v2(request: &PeerRequest) -> bool {
-    match request {
-        PeerRequest::ForwardBatch(_) | PeerRequest::AwaitAssign(_) => true,
-        PeerRequest::Raft { .. }
-        | PeerRequest::Forward(_)
-        | PeerRequest::Join { .. }
-        | PeerRequest::ReadIndex => false,
     }
 }
 

@@ -10,14 +10,13 @@
 //! ```
 
 mod event_loop;
+mod pipe;
 
 use libp2p::identity::Keypair;
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::{Multiaddr, PeerId, StreamProtocol};
-use proto::mesh::{
-    Certificate, PeerEnvelope, PeerRequest, PeerResponse, MESH_PROTOCOL, MESH_PROTOCOL_V2,
-};
-use std::collections::HashSet;
+use proto::mesh::{Certificate, PeerEnvelope, PeerRequest, PeerResponse, MESH_PROTOCOL};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -83,9 +82,17 @@ enum Command {
         reply: oneshot::Sender<Result<PeerResponse, Error>>,
     },
     Respond {
-        wire: Wire,
         channel: request_response::ResponseChannel<PeerResponse>,
         response: PeerResponse,
+    },
+    /// Addresses to dial `peer` at (before a pipe is opened to it).
+    AddAddresses {
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+    },
+    /// Drops `peer`'s connections (a request to it timed out on a dead link).
+    Disconnect {
+        peer: PeerId,
     },
     ListenAddrs {
         reply: oneshot::Sender<Vec<Multiaddr>>,
@@ -116,32 +123,52 @@ pub enum Event {
     Status { source: String, data: Vec<u8> },
 }
 
-/// Which version of the mesh protocol a request travels on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-enum Wire {
-    /// `MESH_PROTOCOL`: every build speaks it.
-    V1,
-    /// `MESH_PROTOCOL_V2`: builds that know the version 2 requests.
-    V2,
-}
-
 /// Answers one inbound request (dropping it answers nothing; the peer sees a failure).
 pub struct Responder {
-    wire: Wire,
-    channel: request_response::ResponseChannel<PeerResponse>,
-    commands: mpsc::Sender<Command>,
+    to: ResponderTo,
+}
+
+/// Where a response goes: back through the swarm (version 1) or onto the request's pipe.
+enum ResponderTo {
+    Rpc {
+        channel: request_response::ResponseChannel<PeerResponse>,
+        commands: mpsc::Sender<Command>,
+    },
+    Pipe {
+        id: u64,
+        frames: mpsc::Sender<Vec<u8>>,
+    },
 }
 
 impl Responder {
+    fn rpc(
+        channel: request_response::ResponseChannel<PeerResponse>,
+        commands: mpsc::Sender<Command>,
+    ) -> Responder {
+        Responder {
+            to: ResponderTo::Rpc { channel, commands },
+        }
+    }
+
+    fn pipe(id: u64, frames: mpsc::Sender<Vec<u8>>) -> Responder {
+        Responder {
+            to: ResponderTo::Pipe { id, frames },
+        }
+    }
+
     /// Sends the response. Cancel-safe.
     pub async fn respond(self, response: PeerResponse) {
-        let command = Command::Respond {
-            wire: self.wire,
-            channel: self.channel,
-            response,
-        };
-        // The loop has stopped when this fails; the peer then sees a closed stream.
-        let _ = self.commands.send(command).await;
+        match self.to {
+            ResponderTo::Rpc { channel, commands } => {
+                let command = Command::Respond { channel, response };
+                // The loop has stopped when this fails; the peer then sees a closed stream.
+                let _ = commands.send(command).await;
+            }
+            ResponderTo::Pipe { id, frames } => {
+                // Fails when the pipe has closed; the peer then sees it closed.
+                let _ = frames.send(pipe::response_frame(id, &response)).await;
+            }
+        }
     }
 }
 
@@ -155,6 +182,8 @@ pub struct Client {
     certificate: Arc<RwLock<Option<Certificate>>>,
     /// Peers that announced `MESH_PROTOCOL_V2` (written by the event loop from identify).
     v2_peers: Arc<RwLock<HashSet<PeerId>>>,
+    /// The pipes to those peers.
+    pipes: Arc<pipe::Pipes>,
 }
 
 impl std::fmt::Debug for Client {
@@ -170,13 +199,18 @@ impl Client {
         self.local_peer_id
     }
 
-    /// True when `peer` announced version 2 of the mesh protocol: it takes the version 2
-    /// requests (`ForwardBatch`, `AwaitAssign`). False for peers not identified yet.
+    /// True when `peer` announced version 2 of the mesh protocol: requests to it travel on a
+    /// pipe, and it takes the version 2 requests (`ForwardBatch`, `AwaitAssign`). False for
+    /// peers not identified yet.
     pub fn speaks_v2(&self, peer: &str) -> bool {
         let Ok(peer) = peer.parse::<PeerId>() else {
             return false;
         };
-        self.v2_peers.read().expect("v2 peers lock").contains(&peer)
+        self.v2_peer(&peer)
+    }
+
+    fn v2_peer(&self, peer: &PeerId) -> bool {
+        self.v2_peers.read().expect("v2 peers lock").contains(peer)
     }
 
     /// Sends `request` to `peer` (dialing `addrs` if not connected) and waits for the answer.
@@ -196,10 +230,20 @@ impl Client {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let certificate = self.certificate.read().expect("certificate lock").clone();
-        let request = Box::new(PeerEnvelope {
+        let envelope = PeerEnvelope {
             certificate,
             request,
-        });
+        };
+        if self.v2_peer(&peer_id) {
+            return self.pipes.request(peer_id, addrs, &envelope).await;
+        }
+        if needs_v2(&envelope.request) {
+            return Err(Error::NotSent {
+                peer: peer.to_string(),
+                reason: "the peer does not speak version 2 of the mesh protocol".into(),
+            });
+        }
+        let request = Box::new(envelope);
         let (reply, response) = oneshot::channel();
         let command = Command::Request {
             peer: peer_id,
@@ -254,6 +298,17 @@ impl Client {
     }
 }
 
+/// True for the requests only version 2 of the mesh protocol carries.
+fn needs_v2(request: &PeerRequest) -> bool {
+    match request {
+        PeerRequest::ForwardBatch(_) | PeerRequest::AwaitAssign(_) => true,
+        PeerRequest::Raft { .. }
+        | PeerRequest::Forward(_)
+        | PeerRequest::Join { .. }
+        | PeerRequest::ReadIndex => false,
+    }
+}
+
 /// The libp2p keypair of a node, stored in `path` (created on first use).
 pub fn load_or_create_keypair(path: &std::path::Path) -> anyhow::Result<Keypair> {
     use anyhow::Context as _;
@@ -281,7 +336,6 @@ pub fn new(
     config: &NetConfig,
 ) -> anyhow::Result<(Client, mpsc::Receiver<Event>, EventLoop)> {
     let protocols = [(StreamProtocol::new(MESH_PROTOCOL), ProtocolSupport::Full)];
-    let protocols_v2 = [(StreamProtocol::new(MESH_PROTOCOL_V2), ProtocolSupport::Full)];
     let rr_config = request_response::Config::default()
         .with_request_timeout(REQUEST_TIMEOUT)
         .with_max_concurrent_streams(STREAMS_PER_CONNECTION_MAX);
@@ -303,10 +357,7 @@ pub fn new(
             quic.keep_alive_interval = PING_INTERVAL;
             quic
         })
-        .with_behaviour(|key| {
-            let rpc = [(codec.clone(), protocols), (codec, protocols_v2)];
-            event_loop::behaviour(key, rpc, rr_config, mdns)
-        })?
+        .with_behaviour(|key| event_loop::behaviour(key, codec, protocols, rr_config, mdns))?
         .with_swarm_config(|c| {
             // Every mesh stream names one protocol, which every member speaks: the dialer
             // sends its data right behind the protocol name instead of waiting a round trip
@@ -324,12 +375,20 @@ pub fn new(
     let (commands_tx, commands_rx) = mpsc::channel(COMMANDS_QUEUED_MAX);
     let (events_tx, events_rx) = mpsc::channel(EVENTS_QUEUED_MAX);
     let v2_peers = Arc::<RwLock<HashSet<PeerId>>>::default();
+    let mut control = swarm.behaviour().pipes.new_control();
+    let incoming = control
+        .accept(pipe::protocol())
+        .expect("the pipe protocol is registered once");
+    let peer_ips = Arc::<RwLock<HashMap<PeerId, std::net::IpAddr>>>::default();
+    tokio::spawn(pipe::serve(incoming, events_tx.clone(), peer_ips.clone()));
     let client = Client {
         commands: commands_tx.clone(),
         local_peer_id,
         certificate: Arc::default(),
         v2_peers: v2_peers.clone(),
+        pipes: Arc::new(pipe::Pipes::new(control, commands_tx.clone())),
     };
-    let event_loop = EventLoop::new(swarm, commands_rx, commands_tx, events_tx, v2_peers);
+    let shared = event_loop::Shared { v2_peers, peer_ips };
+    let event_loop = EventLoop::new(swarm, commands_rx, commands_tx, events_tx, shared);
     Ok((client, events_rx, event_loop))
 }

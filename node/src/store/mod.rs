@@ -59,6 +59,12 @@ fn moving_head(name: &str) -> bool {
 }
 /// The block cache shared by every column family (data, index and filter blocks).
 const BLOCK_CACHE_BYTES: usize = 64 << 20;
+/// Bloom filter bits per key in table files: a read of an absent key skips most files.
+const BLOOM_BITS_PER_KEY: f64 = 10.0;
+/// A bloom filter over the memtable of the deduplication records, as a share of its size:
+/// apply looks up every client command's request id there, and nearly all are absent, so
+/// the lookup skips the memtable's skip list.
+const DEDUP_MEMTABLE_BLOOM_RATIO: f64 = 0.05;
 
 /// A failure of the store; the node treats it as fatal.
 #[derive(Debug, thiserror::Error)]
@@ -145,6 +151,7 @@ impl Store {
         })?;
         let mut table = BlockBasedOptions::default();
         table.set_block_cache(&cache);
+        table.set_bloom_filter(BLOOM_BITS_PER_KEY, false);
         table.set_cache_index_and_filter_blocks(true);
         table.set_pin_l0_filter_and_index_blocks_in_cache(true);
         let mut cf_options = Options::default();
@@ -153,10 +160,14 @@ impl Store {
         let mut moving_options = cf_options.clone();
         moving_options.set_write_buffer_size(MOVING_HEAD_MEMTABLE_BYTES);
         moving_options.set_level_zero_file_num_compaction_trigger(MOVING_HEAD_L0_TRIGGER);
+        let mut dedup_options = cf_options.clone();
+        dedup_options.set_memtable_whole_key_filtering(true);
+        dedup_options.set_memtable_prefix_bloom_ratio(DEDUP_MEMTABLE_BLOOM_RATIO);
         let descriptors = column_families().into_iter().map(|name| {
-            let options = match moving_head(name) {
-                true => moving_options.clone(),
-                false => cf_options.clone(),
+            let options = match name {
+                _ if moving_head(name) => moving_options.clone(),
+                _ if name == Table::Requests.name() => dedup_options.clone(),
+                _ => cf_options.clone(),
             };
             ColumnFamilyDescriptor::new(name, options)
         });
