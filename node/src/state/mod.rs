@@ -127,7 +127,9 @@ pub fn apply<R: StateRead + ?Sized>(state: &R, command: &Command) -> Result<Appl
             events: Vec::new(),
         });
     }
-    if client {
+    // `AssignFor` is deduplicated by its long-poll key (a process it assigns is recorded
+    // there); a record by request id as well would only repeat it.
+    if client && !matches!(command.op, Op::AssignFor { .. }) {
         ctx.put_json(Table::Requests, id.to_vec(), &response);
         let by_time = keys::request_time(command.now_nanos, &command.request_id);
         ctx.tx.put(Table::RequestsByTime, by_time, Vec::new());
