@@ -85,15 +85,20 @@ pub async fn serve_peers(
                     reason: refusal.to_string(),
                 },
                 None => {
-                    let (response, failed_auth) = serve(
+                    let serving = serve(
                         &raft,
                         &admission,
                         &fleet,
                         &peer,
                         certificate.as_ref(),
                         request,
-                    )
-                    .await;
+                    );
+                    // A requester that is gone (its pipe ended) needs no answer: a parked
+                    // long-poll of its executor must not be handed work it cannot hear of.
+                    let (response, failed_auth) = tokio::select! {
+                        served = serving => served,
+                        () = responder.closed() => return,
+                    };
                     if let (true, Some(ip)) = (failed_auth, source) {
                         guard.failed(Side::P2p, ip, crate::clock::monotonic());
                     }

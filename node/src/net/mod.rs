@@ -137,6 +137,8 @@ enum ResponderTo {
     Pipe {
         id: u64,
         frames: mpsc::Sender<Vec<u8>>,
+        /// Becomes true when the pipe's stream has ended (the requester is gone).
+        gone: tokio::sync::watch::Receiver<bool>,
     },
 }
 
@@ -150,9 +152,26 @@ impl Responder {
         }
     }
 
-    fn pipe(id: u64, frames: mpsc::Sender<Vec<u8>>) -> Responder {
+    fn pipe(
+        id: u64,
+        frames: mpsc::Sender<Vec<u8>>,
+        gone: tokio::sync::watch::Receiver<bool>,
+    ) -> Responder {
         Responder {
-            to: ResponderTo::Pipe { id, frames },
+            to: ResponderTo::Pipe { id, frames, gone },
+        }
+    }
+
+    /// Completes when nobody can receive the response any more (the request's pipe ended);
+    /// never for a version 1 request, whose end the swarm handles. Cancel-safe.
+    pub async fn closed(&self) {
+        match &self.to {
+            ResponderTo::Pipe { gone, .. } => {
+                let mut gone = gone.clone();
+                // An error means the pipe's task is gone too.
+                let _ = gone.wait_for(|gone| *gone).await;
+            }
+            ResponderTo::Rpc { .. } => std::future::pending().await,
         }
     }
 
@@ -164,7 +183,7 @@ impl Responder {
                 // The loop has stopped when this fails; the peer then sees a closed stream.
                 let _ = commands.send(command).await;
             }
-            ResponderTo::Pipe { id, frames } => {
+            ResponderTo::Pipe { id, frames, .. } => {
                 // Fails when the pipe has closed; the peer then sees it closed.
                 let _ = frames.send(pipe::response_frame(id, &response)).await;
             }
@@ -234,7 +253,16 @@ impl Client {
             certificate,
             request,
         };
-        if self.v2_peer(&peer_id) {
+        // Snapshot chunks (megabytes) travel on streams of their own, so that they never hold
+        // up the small requests behind them on the pipe.
+        let bulk = matches!(
+            envelope.request,
+            PeerRequest::Raft {
+                kind: proto::mesh::RaftRpcKind::InstallSnapshot,
+                ..
+            }
+        );
+        if self.v2_peer(&peer_id) && !bulk {
             return self.pipes.request(peer_id, addrs, &envelope).await;
         }
         if needs_v2(&envelope.request) {

@@ -313,6 +313,8 @@ async fn serve_pipe(
     let (mut reader, writer) = stream.split();
     let (frames, queued) = mpsc::channel(FRAMES_QUEUED_MAX);
     let writing = tokio::spawn(write_frames(writer, queued));
+    // Tells the responders of this pipe's requests that nobody will read their answers.
+    let (gone, gone_rx) = tokio::sync::watch::channel(false);
     let invalid = |message: String| std::io::Error::new(std::io::ErrorKind::InvalidData, message);
     let outcome = async {
         while let Some((kind, id, body)) = read_frame(&mut reader).await? {
@@ -327,7 +329,7 @@ async fn serve_pipe(
                 source,
                 certificate: envelope.certificate,
                 request: envelope.request,
-                responder: Responder::pipe(id, frames.clone()),
+                responder: Responder::pipe(id, frames.clone(), gone_rx.clone()),
             };
             if let Err(mpsc::error::TrySendError::Full(Event::Request { responder, .. })) =
                 events.try_send(event)
@@ -340,6 +342,7 @@ async fn serve_pipe(
         Ok(())
     }
     .await;
+    let _ = gone.send(true);
     // The writer ends once every responder of this pipe is gone.
     drop(frames);
     let _ = writing.await;

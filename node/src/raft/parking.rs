@@ -343,6 +343,34 @@ impl Parking {
         }
     }
 
+    /// The processes of these executors were released (their node went silent): their parked
+    /// polls, which would take work to an executor that cannot hear of it, are answered
+    /// "nothing" (an executor whose node is in fact alive parks again).
+    pub(super) fn released(&self, executor_ids: &[String]) {
+        let released: Vec<Parked> = {
+            let mut inner = self.inner();
+            let tickets: Vec<u64> = inner
+                .parked
+                .values()
+                .filter(|p| executor_ids.contains(&p.wait.caller))
+                .map(|p| p.ticket)
+                .collect();
+            tickets
+                .into_iter()
+                .filter_map(|ticket| {
+                    let parked = inner.parked.remove(&ticket)?;
+                    if let Some(queue) = inner.queues.get_mut(&parked.key()) {
+                        queue.retain(|t| *t != ticket);
+                    }
+                    Some(parked)
+                })
+                .collect()
+        };
+        for parked in released {
+            parked.answer(AssignWaited::Nothing);
+        }
+    }
+
     /// This node no longer leads: every parked poll hears so (nothing of theirs is in flight).
     pub(super) fn drain(&self, leader: Option<NodeId>) {
         let parked: Vec<Parked> = {

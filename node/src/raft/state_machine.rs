@@ -199,6 +199,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                         executortype,
                     } => self.parking.enqueued(colonyname, executortype),
                     state::Event::Resumed { colonyname } => self.parking.resumed(colonyname),
+                    state::Event::ExecutorsReleased { executor_ids } => {
+                        self.parking.released(executor_ids)
+                    }
                     _ => {}
                 }
             }

@@ -184,6 +184,8 @@ impl Waiters {
                 self.wake_one(colonyname, executortype);
             }
             Event::Resumed { colonyname } => self.wake_colony(colonyname),
+            // Parked long-polls are the leader's business (`raft::parking`).
+            Event::ExecutorsReleased { .. } => {}
             Event::ProcessChanged { .. } | Event::ChannelAppended { .. } => {
                 self.feed.publish(event.clone())
             }

@@ -69,6 +69,9 @@ pub(super) fn release_executors<R: StateRead + ?Sized>(
     for id in executor_ids {
         released += processes::release_assigned(ctx, id)?;
     }
+    ctx.events.push(super::Event::ExecutorsReleased {
+        executor_ids: executor_ids.to_vec(),
+    });
     Ok(Ok(Reply::Expired(released as u64)))
 }
 

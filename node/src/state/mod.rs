@@ -58,6 +58,9 @@ pub enum Event {
         name: String,
         index: i64,
     },
+    /// The running processes of these executors were released (their node went silent): a
+    /// long-poll of theirs still parked somewhere must not be handed work.
+    ExecutorsReleased { executor_ids: Vec<String> },
     /// A process was created or changed state (realtime subscriptions follow these).
     ProcessChanged {
         processid: String,
