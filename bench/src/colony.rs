@@ -317,6 +317,8 @@ impl Target {
                     fill_start.elapsed().as_secs_f64()
                 );
             }
+            // The queue holds what earlier scenarios left too: report what it really holds.
+            let measured_at = waiting;
             let mut samples = Vec::with_capacity(BACKLOG_SAMPLES);
             for _ in 0..BACKLOG_SAMPLES {
                 let start = Instant::now();
@@ -333,6 +335,7 @@ impl Target {
             if let Some(rss) = self.rss() {
                 record.extra.insert("rss_mib".into(), round3(rss));
             }
+            record.extra.insert("waiting".into(), measured_at.into());
             record.emit()?;
         }
         Ok(())
