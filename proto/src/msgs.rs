@@ -644,8 +644,24 @@ macro_rules! requests {
                     $(Request::$variant(_) => $name,)*
                 }
             }
+
+            /// Decodes `json` as the payload struct of `payloadtype` (a known type), straight
+            /// from the text (the `msgtype` key in it is ignored here, checked by `decode`).
+            fn decode_known(payloadtype: &str, json: &str) -> Result<Request, serde_json::Error> {
+                match payloadtype {
+                    $($name => serde_json::from_str::<$msg>(json).map(Request::$variant),)*
+                    other => unreachable!("{other} is checked against MSGTYPES first"),
+                }
+            }
         }
     };
+}
+
+/// Just the `msgtype` of a payload (the rest is skipped without being kept).
+#[derive(Deserialize)]
+struct Tag<'a> {
+    #[serde(default, borrow)]
+    msgtype: Option<std::borrow::Cow<'a, str>>,
 }
 
 requests! {
@@ -768,19 +784,26 @@ impl Request {
         if !Request::MSGTYPES.contains(&payloadtype) {
             return Err(EnvelopeError::UnknownPayloadType(payloadtype.to_string()));
         }
-        let value: Value =
-            serde_json::from_str(json).map_err(|e| EnvelopeError::Json(e.to_string()))?;
-        let msgtype = value
-            .get("msgtype")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
+        // Text that is not JSON is refused as such; JSON that is not an object with a string
+        // `msgtype` has no msgtype (""), which cannot match.
+        let not_json = |e: serde_json::Error| EnvelopeError::Json(e.to_string());
+        let msgtype = match serde_json::from_str::<Tag<'_>>(json) {
+            Ok(tag) => tag.msgtype.unwrap_or_default(),
+            // The wrong shape: refused as JSON only if it is not JSON at all.
+            Err(e) if e.classify() == serde_json::error::Category::Data => {
+                serde_json::from_str::<serde::de::IgnoredAny>(json).map_err(not_json)?;
+                Default::default()
+            }
+            Err(e) => return Err(not_json(e)),
+        };
         if msgtype != payloadtype {
             return Err(EnvelopeError::MsgTypeMismatch {
-                msgtype: msgtype.to_string(),
+                msgtype: msgtype.into_owned(),
                 payloadtype: payloadtype.to_string(),
             });
         }
-        serde_json::from_value(value).map_err(|e| EnvelopeError::Fields {
+        // Straight into the payload's struct: no intermediate `Value`, no buffered content.
+        Request::decode_known(payloadtype, json).map_err(|e| EnvelopeError::Fields {
             payloadtype: payloadtype.to_string(),
             reason: e.to_string(),
         })
@@ -852,6 +875,39 @@ mod tests {
             err.starts_with("invalid assignprocessmsg payload:"),
             "{err}"
         );
+    }
+
+    /// - the refusals name the problem: not JSON, no or another msgtype, a bad field
+    /// - a msgtype that is not a string, or a payload that is not an object, is no msgtype
+    #[test]
+    fn decoding_refuses_what_is_wrong_with_a_reason() {
+        let decode = |json: &str| Request::decode("getcolonymsg", json);
+        assert!(matches!(decode("[1,2"), Err(EnvelopeError::Json(_))));
+        assert!(matches!(
+            decode("{\"msgtype\":"),
+            Err(EnvelopeError::Json(_))
+        ));
+        for json in [
+            "[1,2]",
+            "{}",
+            "{\"msgtype\":7}",
+            "{\"msgtype\":\"getcoloniesmsg\"}",
+        ] {
+            assert!(
+                matches!(decode(json), Err(EnvelopeError::MsgTypeMismatch { .. })),
+                "{json}"
+            );
+        }
+        let bad_field = r#"{"msgtype":"getcolonymsg","colonyname":[]}"#;
+        assert!(matches!(
+            decode(bad_field),
+            Err(EnvelopeError::Fields { .. })
+        ));
+        let good = r#"{"colonyname":"dev","msgtype":"getcolonymsg","extra":{"x":[1]}}"#;
+        let Ok(Request::GetColony(msg)) = decode(good) else {
+            panic!("decodes with msgtype anywhere and unknown fields ignored");
+        };
+        assert_eq!(msg.colonyname, "dev");
     }
 
     #[test]

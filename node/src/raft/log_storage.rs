@@ -28,6 +28,10 @@ use std::ops::{Bound, RangeBounds};
 
 /// Flush callbacks waiting for the sync thread; when full, `append` waits (back-pressure).
 const FLUSHES_QUEUED_MAX: usize = 4096;
+/// The committed log id is written at most this often: it only lets a restart re-apply
+/// sooner (raft re-derives it), so writing it on every commit would be a RocksDB write per
+/// commit for nothing.
+const COMMITTED_SAVE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
 /// Encoded size of the entries kept decoded in memory. The newest entries are the ones read
 /// (apply and replication follow close behind appends); a follower further behind reads from
 /// RocksDB.
@@ -40,6 +44,9 @@ pub(super) struct LogStore {
     sync: std::sync::Arc<SyncThread>,
     /// The newest entries, decoded; shared with the log readers of replication and apply.
     tail: std::sync::Arc<std::sync::Mutex<Tail>>,
+    /// When the committed log id was last written (raft's core calls `save_committed` on
+    /// its own instance, never a reader's clone).
+    committed_saved: Option<std::time::Instant>,
 }
 
 /// Contiguous newest entries of the log, as appended (their encoded size beside them).
@@ -153,6 +160,7 @@ impl LogStore {
             store,
             sync: std::sync::Arc::new(sync),
             tail: std::sync::Arc::default(),
+            committed_saved: None,
         }
     }
 
@@ -281,9 +289,17 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         &mut self,
         committed: Option<LogId<NodeId>>,
     ) -> Result<(), StorageError<NodeId>> {
-        // Not fsynced: it only lets a restart re-apply sooner; raft re-derives it if lost. An
-        // unsynced write takes microseconds: inline, it spares raft's core a thread hand-off on
-        // every commit.
+        // Not fsynced, and at most every `COMMITTED_SAVE_INTERVAL`: it only lets a restart
+        // re-apply sooner; raft re-derives it if lost. An unsynced write takes microseconds:
+        // inline, it spares raft's core a thread hand-off.
+        let now = crate::clock::monotonic();
+        if self
+            .committed_saved
+            .is_some_and(|at| now.saturating_duration_since(at) < COMMITTED_SAVE_INTERVAL)
+        {
+            return Ok(());
+        }
+        self.committed_saved = Some(now);
         let bytes = serde_json::to_vec(&committed).map_err(write_error)?;
         self.store
             .set_raft_meta("committed", &bytes, false)
