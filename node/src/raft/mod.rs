@@ -370,32 +370,48 @@ impl RaftNode {
     /// leader for its read index (so a read after it sees every write acknowledged before).
     /// Bounded by `COMMIT_WAIT`. Cancel-safe.
     pub async fn linearize(&self) -> Result<(), Error> {
-        let index = match self.leader() {
-            None => return Err(Error::NotLeader { leader: None }),
-            Some((leader, _)) if leader == self.node_id => {
-                return match tokio::time::timeout(COMMIT_WAIT, self.raft.ensure_linearizable())
-                    .await
-                {
-                    Ok(Ok(_)) => Ok(()),
-                    Ok(Err(error)) => Err(Error::Unavailable(error.to_string())),
-                    Err(_) => Err(Error::Unavailable(
-                        "read index not confirmed in time".into(),
-                    )),
-                };
-            }
-            Some((leader, info)) => {
-                match self
-                    .net
-                    .request(&info.peer_id, &info.addrs, PeerRequest::ReadIndex)
-                    .await
-                {
-                    Ok(PeerResponse::ReadIndex { index }) => index,
-                    Ok(other) => {
-                        return Err(Error::Unavailable(format!("leader {leader}: {other:?}")))
+        let mut index = None;
+        // A leader that dies while asked answers nothing until its link is found dead: the
+        // next leader is asked instead (a bounded number of times).
+        for _ in 0..FORWARD_ATTEMPTS_MAX {
+            match self.leader() {
+                None => return Err(Error::NotLeader { leader: None }),
+                Some((leader, _)) if leader == self.node_id => {
+                    let confirmed =
+                        tokio::time::timeout(COMMIT_WAIT, self.raft.ensure_linearizable()).await;
+                    return match confirmed {
+                        Ok(Ok(_)) => Ok(()),
+                        Ok(Err(error)) => Err(Error::Unavailable(error.to_string())),
+                        Err(_) => Err(Error::Unavailable(
+                            "read index not confirmed in time".into(),
+                        )),
+                    };
+                }
+                Some((leader, info)) => {
+                    let asking =
+                        self.net
+                            .request(&info.peer_id, &info.addrs, PeerRequest::ReadIndex);
+                    let answered = tokio::select! {
+                        answered = asking => answered,
+                        () = self.new_leader_other_than(leader) => continue,
+                    };
+                    match answered {
+                        Ok(PeerResponse::ReadIndex { index: read }) => {
+                            index = Some(read);
+                            break;
+                        }
+                        Ok(other) => {
+                            return Err(Error::Unavailable(format!("leader {leader}: {other:?}")))
+                        }
+                        Err(error) => return Err(Error::Unavailable(error.to_string())),
                     }
-                    Err(error) => return Err(Error::Unavailable(error.to_string())),
                 }
             }
+        }
+        let Some(index) = index else {
+            return Err(Error::Unavailable(
+                "the leader kept changing while asked for a read index".into(),
+            ));
         };
         self.raft
             .wait(Some(COMMIT_WAIT))
@@ -465,7 +481,17 @@ impl RaftNode {
             return None;
         }
         let request = PeerRequest::AwaitAssign(wait);
-        let answered = self.net.request(&info.peer_id, &info.addrs, request).await;
+        let asking = self.net.request(&info.peer_id, &info.addrs, request);
+        // A leader that died holds the poll until its link is found dead (seconds, over
+        // QUIC): once another leads, the poll's outcome there is unknown and it goes on there.
+        let answered = tokio::select! {
+            answered = asking => answered,
+            () = self.new_leader_other_than(leader) => {
+                return Some(AssignWaited::Unknown {
+                    reason: format!("leader {leader} replaced while the long-poll was parked"),
+                });
+            }
+        };
         Some(match answered {
             Ok(PeerResponse::AssignWaited(waited)) => waited,
             Ok(PeerResponse::NotLeader { leader }) => AssignWaited::NotLeader { leader },
