@@ -9,7 +9,9 @@
 //! ```
 
 use super::batcher::encoded_len;
+use super::{NodeId, TypeConfig};
 use crate::net;
+use openraft::RaftMetrics;
 use proto::command::Command;
 use proto::mesh::{Forwarded, PeerRequest, PeerResponse};
 use std::sync::Arc;
@@ -28,6 +30,11 @@ const QUEUE_MAX: usize = 4096;
 
 /// What one forwarded command came to, as a single `Forward` request would have answered.
 pub(super) type Outcome = Result<PeerResponse, net::Error>;
+
+/// Raft's metrics (who leads), to give up on a batch sent to a leader that has been replaced.
+pub(super) type Metrics = tokio::sync::watch::Receiver<
+    RaftMetrics<NodeId, <TypeConfig as openraft::RaftTypeConfig>::Node>,
+>;
 
 /// One command waiting to be forwarded to `leader`.
 struct Pending {
@@ -52,9 +59,9 @@ pub(super) struct Forwarder {
 
 impl Forwarder {
     /// Starts the forwarding task; it ends when the last `Forwarder` clone is dropped.
-    pub(super) fn start(net: net::Client) -> Forwarder {
+    pub(super) fn start(net: net::Client, raft: Metrics) -> Forwarder {
         let (queue, waiting) = mpsc::channel(QUEUE_MAX);
-        tokio::spawn(run(net, waiting));
+        tokio::spawn(run(net, raft, waiting));
         Forwarder { queue }
     }
 
@@ -78,7 +85,7 @@ impl Forwarder {
 
 /// Takes the first waiting command, waits for a free in-flight slot, adds whatever else is
 /// waiting for the same leader (up to the limits) and sends the batch on its own task.
-async fn run(net: net::Client, mut waiting: mpsc::Receiver<Pending>) {
+async fn run(net: net::Client, raft: Metrics, mut waiting: mpsc::Receiver<Pending>) {
     let slots = Arc::new(Semaphore::new(FORWARDS_IN_FLIGHT_MAX));
     // A command for another leader (a leader change) found while gathering: it starts the next
     // batch.
@@ -114,22 +121,48 @@ async fn run(net: net::Client, mut waiting: mpsc::Receiver<Pending>) {
             bytes += next.bytes;
             batch.push(next);
         }
-        let net = net.clone();
+        let (net, raft) = (net.clone(), raft.clone());
         tokio::spawn(async move {
-            send(&net, batch).await;
+            send(&net, raft, batch).await;
             drop(slot);
         });
     }
 }
 
-/// Sends one batch and tells each command its outcome.
-async fn send(net: &net::Client, batch: Vec<Pending>) {
+/// Completes once another node than `leader` leads (never while it does).
+async fn replaced(mut raft: Metrics, leader: &Leader) {
+    loop {
+        let other = {
+            let metrics = raft.borrow();
+            let membership = metrics.membership_config.membership();
+            metrics
+                .current_leader
+                .and_then(|id| membership.get_node(&id))
+                .is_some_and(|node| node.peer_id != leader.peer_id)
+        };
+        if other || raft.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Sends one batch and tells each command its outcome. A batch to a leader that is replaced
+/// meanwhile is given up (its slot freed at once, not when the dead link is noticed); the
+/// proposers ask the new leader, and apply's deduplication keeps a command from applying
+/// twice.
+async fn send(net: &net::Client, raft: Metrics, batch: Vec<Pending>) {
     let leader = batch[0].leader.clone();
     let (commands, outcomes): (Vec<_>, Vec<_>) =
         batch.into_iter().map(|p| (p.command, p.outcome)).unzip();
     let count = commands.len();
     let request = PeerRequest::ForwardBatch(commands);
-    let answered = net.request(&leader.peer_id, &leader.addrs, request).await;
+    let answered = tokio::select! {
+        answered = net.request(&leader.peer_id, &leader.addrs, request) => answered,
+        () = replaced(raft, &leader) => Err(net::Error::Unreachable {
+            peer: leader.peer_id.clone(),
+            reason: "another node leads now".into(),
+        }),
+    };
     let each: Vec<Outcome> = match answered {
         Ok(PeerResponse::ForwardedBatch(results)) if results.len() == count => {
             results.into_iter().map(|r| Ok(single(r))).collect()

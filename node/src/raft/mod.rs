@@ -210,7 +210,7 @@ impl RaftNode {
         ));
         let node = RaftNode {
             batcher,
-            forwarder: forwarder::Forwarder::start(net.clone()),
+            forwarder: forwarder::Forwarder::start(net.clone(), raft.metrics()),
             parking,
             raft,
             node_id,
