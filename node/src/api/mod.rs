@@ -81,6 +81,8 @@ pub struct ApiState {
     pub dashboard_key: String,
     /// Recent callers by (payload digest, signature): an identical envelope skips recovery.
     pub signers: signers::Signers,
+    /// The node's built-in executors (`/ready` waits for their registration).
+    pub executors: crate::exec::Executors,
 }
 
 /// The single table from error kinds to HTTP status codes.
@@ -108,6 +110,12 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/ready", get(observe::ready))
         .route("/metrics", get(observe::metrics))
         .route("/backup", get(backup::backup))
+        // An operator who opens the node's address in a browser lands on the dashboard (which
+        // says how to get its key when none is given); temporary, so that `/` stays free.
+        .route(
+            "/",
+            get(|| async { axum::response::Redirect::temporary("/ui/") }),
+        )
         .route(
             "/ui",
             get(|| async { axum::response::Redirect::permanent("/ui/") }),

@@ -84,6 +84,7 @@ fn main_text(dom: &str) -> String {
 /// - in Chromium, with the key: the fleet shows the three nodes and the leader; the workflow
 ///   view draws the running workflow with each step's state; the process view shows its log;
 ///   the processes view lists the steps; a wrong key shows the refusal, not data
+/// - the node's bare address redirects to the dashboard, which says how to get the key
 /// - a screenshot of the workflow view is a real PNG
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_shows_a_running_workflow_in_chromium() {
@@ -195,6 +196,21 @@ async fn the_dashboard_shows_a_running_workflow_in_chromium() {
     );
     assert!(listed.contains("Processes of dev"), "{listed}");
     assert!(listed.matches("waiting").count() >= 2, "{listed}");
+
+    // The node's bare address leads to the dashboard, which says how to get the key.
+    let http_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let root = format!("http://{}/", node.api_addr);
+    let redirect = http_redirects.get(&root).send().await.unwrap();
+    assert_eq!(redirect.status().as_u16(), 307);
+    assert_eq!(redirect.headers()["location"], "/ui/");
+    let greeting = main_text(&browse(&root, &["--dump-dom"]).await);
+    assert!(
+        greeting.contains("no dashboard key: run `colonymesh dashboard` with the server owner's key (COLONIES_SERVER_PRVKEY) and open the address it prints"),
+        "{greeting}"
+    );
 
     let refused = main_text(&browse(&format!("{base}?view=fleet#key=00"), &["--dump-dom"]).await);
     assert!(refused.contains("wrong dashboard key"), "{refused}");

@@ -246,7 +246,7 @@ async function render() {
     a.classList.toggle("active", a.dataset.view === view);
   }
   try {
-    if (!KEY) throw new Error("no dashboard key: open the address colonymesh dashboard prints");
+    if (!KEY) throw new Error("no dashboard key: run `colonymesh dashboard` with the server owner's key (COLONIES_SERVER_PRVKEY) and open the address it prints");
     const content = await (VIEWS[view] || VIEWS.fleet)();
     main.replaceChildren(...[content].flat());
     main.dataset.view = view;
