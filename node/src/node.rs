@@ -48,6 +48,8 @@ pub struct NodeHandle {
     pub server_id: Option<String>,
     /// Long-poll registry, exposed for observation (tests, metrics).
     waiters: Arc<Waiters>,
+    /// The built-in executors (`colonymesh dev` waits for their registration).
+    pub executors: crate::exec::Executors,
     shutdown: Shutdown,
     /// Network loop, peer service, API server, tick loop and autopilot; drained on stop.
     tasks: JoinSet<()>,
@@ -257,6 +259,12 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> anyhow::Result<
         (None, Some(id)) => Some(id.to_ascii_lowercase()),
         (None, None) => None,
     };
+    // Before the API serves: `/ready` reports on them. Their first requests wait in the bound
+    // listener's backlog until it does.
+    let executors = crate::exec::start(&config, &info.name, api_addr, &mut tasks, signal.clone())
+        .instrument(span.clone())
+        .await
+        .context("start built-in executors")?;
     let state = Arc::new(ApiState {
         store: store.clone(),
         raft: raft.clone(),
@@ -274,6 +282,7 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> anyhow::Result<
         guard: guard.clone(),
         dashboard_key: dashboard_key(&config.data_dir)?,
         signers: api::Signers::default(),
+        executors: executors.clone(),
     });
     let api_signal = signal.clone();
     let api = async move {
@@ -282,10 +291,6 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> anyhow::Result<
         }
     };
     tasks.spawn(api.instrument(span.clone()));
-    let executors = crate::exec::start(&config, &info.name, api_addr, &mut tasks, signal.clone())
-        .instrument(span.clone())
-        .await
-        .context("start built-in executors")?;
     let tick = Duration::from_millis(config.raft.tick_ms);
     let ticks = tick_loop(
         raft.clone(),
@@ -310,7 +315,7 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> anyhow::Result<
         fleet.clone(),
         mesh::status::Sources {
             data_dir: config.data_dir.clone(),
-            executors,
+            executors: executors.clone(),
         },
         status_period,
         signal.clone(),
@@ -341,6 +346,7 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> anyhow::Result<
         info,
         server_id,
         waiters,
+        executors,
         shutdown,
         tasks,
     })

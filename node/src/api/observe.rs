@@ -14,12 +14,21 @@ use std::time::Duration;
 const READY_WAIT: Duration = Duration::from_secs(2);
 
 /// `GET /ready`: 200 once this node sees a leader and has applied the leader's commit index
-/// (it is a member and caught up); 503 naming why not. `/health` only says the process is
-/// alive.
+/// (it is a member and caught up) and its built-in executors that register themselves have
+/// done so; 503 naming why not. `/health` only says the process is alive.
 pub(super) async fn ready(State(state): State<Arc<ApiState>>) -> (StatusCode, String) {
     let unavailable = StatusCode::SERVICE_UNAVAILABLE;
     match tokio::time::timeout(READY_WAIT, state.raft.linearize()).await {
-        Ok(Ok(())) => (StatusCode::OK, "ready\n".into()),
+        Ok(Ok(())) => match state.executors.unregistered() {
+            pending if pending.is_empty() => (StatusCode::OK, "ready\n".into()),
+            pending => (
+                unavailable,
+                format!(
+                    "not ready: built-in executors not registered yet: {}\n",
+                    crate::exec::describe(&pending)
+                ),
+            ),
+        },
         Ok(Err(error)) => (unavailable, format!("not ready: {error}\n")),
         Err(_) => (
             unavailable,

@@ -3,7 +3,8 @@
 //! Keys and names come from the `COLONIES_*` environment when set (so a ColonyOS user's keys
 //! carry over), else from `dev-identity.json` in the data dir, else are made anew and saved
 //! there. The node then ensures the colony exists and the executor is registered and approved,
-//! through its own API, and prints `export` lines on stdout before serving.
+//! through its own API, waits for its own built-in executors to register in that colony, and
+//! prints `export` lines on stdout before serving.
 
 use crate::client::{Client, ClientError};
 use crate::clock::{key_entropy, SystemClock};
@@ -68,6 +69,8 @@ struct Identity {
 }
 
 const IDENTITY_FILE: &str = "dev-identity.json";
+/// How long the node's built-in executors may take to register before `dev` gives up.
+const EXECUTORS_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 fn new_key() -> String {
     PrivateKey::from_entropy(key_entropy()).to_hex()
@@ -184,6 +187,12 @@ pub(crate) async fn run(args: DevArgs, vars: &HashMap<String, String>) -> anyhow
     let host = crate::client::local_host(node.api_addr);
     let client = Client::local(node.api_addr, certificate.is_some());
     if let Err(error) = provision(&client, &identity).await {
+        node.stop().await;
+        return Err(error);
+    }
+    // The settings are printed once the node's own executor (fleet queries) is registered in
+    // the colony just made, so a client started right after them finds it.
+    if let Err(error) = node.executors.wait_registered(EXECUTORS_WAIT).await {
         node.stop().await;
         return Err(error);
     }

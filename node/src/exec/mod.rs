@@ -77,6 +77,8 @@ pub(crate) struct Spec {
 #[derive(Clone, Default)]
 pub struct Executors {
     statuses: Vec<Arc<runner::Status>>,
+    /// Woken whenever an executor registers itself.
+    registered: Arc<tokio::sync::Notify>,
 }
 
 impl Executors {
@@ -84,6 +86,51 @@ impl Executors {
     pub fn statuses(&self) -> Vec<ExecutorStatus> {
         self.statuses.iter().map(|s| s.snapshot()).collect()
     }
+
+    /// The executors that register themselves (they hold their colony's key) and have not
+    /// done so yet since the node started, with their state (why, when it failed). An executor
+    /// registered by its colony's owner is not waited for: that is the owner's step.
+    pub fn unregistered(&self) -> Vec<(String, String)> {
+        self.statuses
+            .iter()
+            .filter(|s| !s.is_registered())
+            .map(|s| {
+                let status = s.snapshot();
+                (status.name, status.state)
+            })
+            .collect()
+    }
+
+    /// Waits until every self-registering executor has registered (`unregistered` is empty),
+    /// at most `limit`; on timeout, says which are still waiting and why.
+    pub async fn wait_registered(&self, limit: Duration) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let notified = self.registered.notified();
+            tokio::pin!(notified);
+            // Registered before the check wakes this wait, not only one after it.
+            notified.as_mut().enable();
+            let pending = self.unregistered();
+            if pending.is_empty() {
+                return Ok(());
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                anyhow::bail!(
+                    "built-in executors not registered within {limit:?}: {}",
+                    describe(&pending)
+                );
+            }
+        }
+    }
+}
+
+/// `name (state), ...` of executors.
+pub fn describe(executors: &[(String, String)]) -> String {
+    let described: Vec<String> = executors
+        .iter()
+        .map(|(name, state)| format!("{name} ({state})"))
+        .collect();
+    described.join(", ")
 }
 
 /// Where a node's executors keep their keys, and where their processes run.
@@ -138,7 +185,8 @@ pub async fn start(
     }
     for (spec, backend, work) in runners {
         let key = executor_key(&dirs.keys, &spec.name)?;
-        let runner = runner::Runner::new(spec, key, client.clone(), backend, work);
+        let registered = executors.registered.clone();
+        let runner = runner::Runner::new(spec, key, client.clone(), backend, work, registered);
         executors.statuses.push(runner.status());
         tasks.spawn(runner.run(stop.clone()).in_current_span());
     }

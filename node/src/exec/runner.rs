@@ -21,8 +21,11 @@ use tracing::Instrument as _;
 
 /// Seconds one assign long-poll waits on the node.
 const LONG_POLL_SECONDS: i64 = 10;
-/// Pause after a failed registration or request before trying again.
+/// Pause after a failed request before trying again.
 const RETRY_WAIT: Duration = Duration::from_secs(1);
+/// Pauses after a failed registration: the first short (at a node's start the colony is often
+/// created a moment later, as `colonymesh dev` does), doubling up to `RETRY_WAIT`.
+const REGISTER_RETRY_FIRST: Duration = Duration::from_millis(20);
 /// Pause between checks while waiting for the colony owner's approval.
 const APPROVAL_WAIT: Duration = Duration::from_secs(2);
 /// Attempts to close a process when the node cannot be reached.
@@ -36,6 +39,10 @@ pub(crate) struct Status {
     executorid: String,
     state: Mutex<String>,
     running: AtomicU32,
+    /// Registered since the node started (or registration is the colony owner's job).
+    registered: AtomicBool,
+    /// Woken when `registered` becomes true (shared by the node's executors).
+    on_registered: Arc<tokio::sync::Notify>,
 }
 
 impl Status {
@@ -47,6 +54,16 @@ impl Status {
             executorid: self.executorid.clone(),
             state: self.state.lock().expect("status lock").clone(),
             running: self.running.load(Ordering::Relaxed),
+        }
+    }
+
+    pub(crate) fn is_registered(&self) -> bool {
+        self.registered.load(Ordering::Acquire)
+    }
+
+    fn mark_registered(&self) {
+        if !self.registered.swap(true, Ordering::AcqRel) {
+            self.on_registered.notify_waiters();
         }
     }
 
@@ -80,6 +97,7 @@ impl Runner {
         client: Client,
         backend: Backend,
         work: PathBuf,
+        on_registered: Arc<tokio::sync::Notify>,
     ) -> Runner {
         let status = Arc::new(Status {
             name: spec.name.clone(),
@@ -88,6 +106,8 @@ impl Runner {
             executorid: key.id(),
             state: Mutex::new("starting".into()),
             running: AtomicU32::new(0),
+            registered: AtomicBool::new(spec.colony_key.is_none()),
+            on_registered,
         });
         // Without the colony key, registration is the owner's job: assume it is done and
         // learn otherwise from the first assign.
@@ -123,11 +143,14 @@ impl Runner {
     }
 
     async fn work_loop(&self) {
+        let mut register_retry = REGISTER_RETRY_FIRST;
         loop {
             if !self.ensure_registered().await {
-                tokio::time::sleep(RETRY_WAIT).await;
+                tokio::time::sleep(register_retry).await;
+                register_retry = (register_retry * 2).min(RETRY_WAIT);
                 continue;
             }
+            register_retry = REGISTER_RETRY_FIRST;
             let request = Request::Assign(AssignMsg {
                 colonyname: self.spec.colony.clone(),
                 timeout: LONG_POLL_SECONDS,
@@ -200,6 +223,7 @@ impl Runner {
                 *registered = true;
                 // Added and approved: it can be assigned work from now on.
                 self.status.set("ready");
+                self.status.mark_registered();
                 true
             }
             Err(error) => {

@@ -371,3 +371,28 @@ async fn info_summarizes_node_and_mesh() {
         .contains("COLONIES_SERVER_PRVKEY"));
     assert_eq!(partial["server"]["backends"][0]["tls"], false);
 }
+
+/// - right after `colonymesh dev` prints its settings, `fleet run inventory` finds the node's
+///   own executor and runs on it (the settings come only once it is registered), 20 times in
+///   a row with a fresh node each time; `/ready` answers 200 by then
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fleet_inventory_right_after_dev_prints_its_settings() {
+    for attempt in 0..20 {
+        let dev = Dev::start().await;
+        let rows = dev.ok(&["fleet", "run", "inventory"]).await;
+        let rows = rows.as_array().unwrap_or_else(|| panic!("rows: {rows}"));
+        assert_eq!(rows.len(), 1, "attempt {attempt}: {rows:?}");
+        assert_eq!(rows[0]["state"], "successful", "attempt {attempt}: {rows:?}");
+        assert!(
+            rows[0]["output"][0]["cpus"].as_u64().unwrap_or(0) > 0,
+            "attempt {attempt}: {rows:?}"
+        );
+        let url = format!(
+            "http://{}:{}/ready",
+            dev.var("COLONIES_SERVER_HOST"),
+            dev.var("COLONIES_SERVER_PORT")
+        );
+        let ready = reqwest::get(&url).await.expect("GET /ready");
+        assert_eq!(ready.status().as_u16(), 200, "attempt {attempt}");
+    }
+}
