@@ -259,6 +259,12 @@ pub enum Op {
         cpu_millis: Option<i64>,
         mem_mib: Option<i64>,
     },
+    /// `AddLog` that also files the line under the executor that wrote it (apply level 2), so
+    /// that an executor's log holds the lines it added to its processes, as in ColonyOS.
+    AddProcessLog {
+        processid: String,
+        message: String,
+    },
 }
 
 /// The successful result of applying a command.

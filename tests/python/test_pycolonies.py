@@ -597,8 +597,25 @@ def test_process_and_executor_logs(env, executor):
         },
         executor.prvkey,
     )
+    # An executor's log holds the lines it added to its processes and its own, oldest first
+    # (ColonyOS: every line with its executor name).
     own = env.client.get_executor_log(env.colonyname, executor.name, 100, 0, env.prvkey)
-    assert [entry["message"] for entry in own] == [f"executor {marker}"]
+    assert [entry["message"] for entry in own] == ["one", "two", marker, f"executor {marker}"]
+    assert [entry["processid"] for entry in own] == [submitted.processid] * 3 + [""]
+    newest = rpc(
+        env,
+        {
+            "msgtype": "getlogsmsg",
+            "colonyname": env.colonyname,
+            "executorname": executor.name,
+            "count": 2,
+            "latest": True,
+        },
+        env.prvkey,
+    )
+    assert [entry["message"] for entry in newest] == [marker, f"executor {marker}"]
+    after = env.client.get_executor_log(env.colonyname, executor.name, 100, since, env.prvkey)
+    assert [entry["message"] for entry in after] == ["two", marker, f"executor {marker}"]
     found = rpc(
         env,
         {

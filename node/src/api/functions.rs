@@ -21,10 +21,17 @@ pub(super) async fn handle(
         Request::RemoveFunction(msg) => Op::RemoveFunction {
             functionid: validate::id("functionid", &msg.functionid)?,
         },
-        Request::AddLog(msg) => Op::AddLog {
-            processid: validate::id("processid", &msg.processid)?,
-            message: msg.message,
-        },
+        Request::AddLog(msg) => {
+            let processid = validate::id("processid", &msg.processid)?;
+            let message = msg.message;
+            // Filed under the executor too once every member applies that (a rolling upgrade
+            // keeps the old command until then).
+            let by_executor = crate::state::LEVEL_LOGS_BY_EXECUTOR;
+            match state.fleet.mesh_applies(&state.raft, by_executor) {
+                true => Op::AddProcessLog { processid, message },
+                false => Op::AddLog { processid, message },
+            }
+        }
         Request::AddExecutorLog(msg) => Op::AddExecutorLog {
             colonyname: msg.colonyname,
             executorname: msg.executorname,

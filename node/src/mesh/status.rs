@@ -38,14 +38,17 @@ impl Fleet {
     }
 
     /// True when every member of the mesh (as `raft` knows it) has reported, by its latest
-    /// status, a build that applies commands of `level`. A member not heard from counts as
-    /// one that does not.
+    /// status, a build that applies commands of `level` (this node: its own build's level,
+    /// before its first status). A member not heard from counts as one that does not.
     pub fn mesh_applies(&self, raft: &RaftNode, level: u32) -> bool {
+        let me = raft.node_id();
         let statuses = self.statuses.lock().expect("fleet lock");
         raft.member_peers().iter().all(|peer| {
-            statuses
-                .get(peer)
-                .is_some_and(|(s, _)| s.apply_level >= level)
+            let own = crate::raft::node_id_of(peer) == me;
+            own && crate::state::APPLY_LEVEL >= level
+                || statuses
+                    .get(peer)
+                    .is_some_and(|(s, _)| s.apply_level >= level)
         })
     }
 

@@ -84,10 +84,11 @@ pub(super) fn remove_colony<R: StateRead + ?Sized>(
     for (key, value) in scan_all(ctx, Table::LogsByTime, &prefix)? {
         let log: proto::Log = decode(&value)?;
         if !log.processid.is_empty() {
-            // The same line under its process: process id, time, request id.
-            let time = keys::ordered_i64(log.timestamp);
+            // The same line under its process (under its executor: removed below with the
+            // colony's executor logs).
             let request = keys::trailing_id(&key).as_bytes();
-            let by_process = keys::join(&[log.processid.as_bytes(), &time, request]);
+            let process = [log.processid.as_bytes()];
+            let by_process = super::logs::line_key(&process, log.timestamp, request);
             ctx.tx.delete(Table::Logs, by_process);
         }
         ctx.tx.delete(Table::LogsByTime, key);

@@ -8,7 +8,7 @@ use super::colonies::decode;
 use super::keys::{self, Table};
 use super::tick::keys_before;
 use super::tx::{StateRead, StoreError};
-use super::{executors, processes, query, workflows, Ctx, Outcome};
+use super::{executors, logs, processes, query, workflows, Ctx, Outcome};
 use proto::command::Reply;
 use proto::process::process_state as ps;
 use proto::{Executor, Log};
@@ -118,19 +118,17 @@ fn expire_logs<R: StateRead + ?Sized>(
             continue;
         };
         let log: Log = decode(&bytes)?;
-        let time = keys::ordered_i64(log.timestamp);
         let request = keys::trailing_id(key).as_bytes();
-        let primary = if log.processid.is_empty() {
-            let owner = [colony.as_bytes(), log.executorname.as_bytes()];
-            (
-                Table::ExecutorLogs,
-                keys::join(&[owner[0], owner[1], &time, request]),
-            )
-        } else {
-            let process = log.processid.as_bytes();
-            (Table::Logs, keys::join(&[process, &time, request]))
-        };
-        ctx.tx.delete(primary.0, primary.1);
+        // Every line is in its executor's log (a process's line since apply level 2: deleting
+        // an older one's absent entry is a no-op), a process's line also in the process's.
+        let executor = [colony.as_bytes(), log.executorname.as_bytes()];
+        let by_executor = logs::line_key(&executor, log.timestamp, request);
+        ctx.tx.delete(Table::ExecutorLogs, by_executor);
+        if !log.processid.is_empty() {
+            let process = [log.processid.as_bytes()];
+            let by_process = logs::line_key(&process, log.timestamp, request);
+            ctx.tx.delete(Table::Logs, by_process);
+        }
         ctx.tx.delete(Table::LogsByTime, key.clone());
     }
     Ok(old.len())

@@ -1,6 +1,7 @@
 //! Apply logic for log lines: a process's log (written only by its assigned executor while
-//! it runs) and an executor's own log. Every line is also indexed by colony and time, for
-//! search.
+//! it runs) and an executor's log (the lines it logs about itself and, since apply level 2,
+//! those it adds to its processes). Every line is also indexed by colony and time, for search
+//! and expiry.
 
 use super::keys::{self, Table};
 use super::processes::load;
@@ -23,21 +24,37 @@ fn check_message(message: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Writes `log` under `primary` and in the colony's time index.
-fn put<R: StateRead + ?Sized>(ctx: &mut Ctx<'_, R>, table: Table, primary: &[&[u8]], log: &Log) {
-    let time = keys::ordered_i64(log.timestamp);
+/// The key of a line under `owner` (a process id, or colony and executor name): the owner,
+/// the line's time, and the id of the request that added it.
+pub(super) fn line_key(owner: &[&[u8]], timestamp: i64, request: &[u8]) -> Vec<u8> {
+    let time = keys::ordered_i64(timestamp);
+    let mut parts = owner.to_vec();
+    parts.extend_from_slice(&[&time, request]);
+    keys::join(&parts)
+}
+
+/// Writes `log` under each `(table, owner)` and in the colony's time index.
+fn put<R: StateRead + ?Sized>(ctx: &mut Ctx<'_, R>, owners: &[(Table, &[&[u8]])], log: &Log) {
     let request = ctx.command.request_id.clone();
-    let mut parts = primary.to_vec();
-    parts.extend_from_slice(&[&time, request.as_bytes()]);
-    ctx.put_json(table, keys::join(&parts), log);
-    let by_time = keys::join(&[log.colonyname.as_bytes(), &time, request.as_bytes()]);
+    for (table, owner) in owners {
+        let key = line_key(owner, log.timestamp, request.as_bytes());
+        ctx.put_json(*table, key, log);
+    }
+    let by_time = line_key(
+        &[log.colonyname.as_bytes()],
+        log.timestamp,
+        request.as_bytes(),
+    );
     ctx.put_json(Table::LogsByTime, by_time, log);
 }
 
+/// A line of a process's log; with `by_executor` (apply level 2) also in the log of the
+/// executor that writes it.
 pub(super) fn add<R: StateRead + ?Sized>(
     ctx: &mut Ctx<'_, R>,
     processid: &str,
     message: &str,
+    by_executor: bool,
 ) -> Outcome<Reply> {
     refuse_unless!(check_message(message));
     let p = refuse_unless!(load(ctx, processid)?);
@@ -55,7 +72,13 @@ pub(super) fn add<R: StateRead + ?Sized>(
         message: message.to_string(),
         timestamp: ctx.now(),
     };
-    put(ctx, Table::Logs, &[p.processid.as_bytes()], &log);
+    let process: [&[u8]; 1] = [p.processid.as_bytes()];
+    let executor: [&[u8]; 2] = [log.colonyname.as_bytes(), log.executorname.as_bytes()];
+    let owners: &[(Table, &[&[u8]])] = match by_executor {
+        true => &[(Table::Logs, &process), (Table::ExecutorLogs, &executor)],
+        false => &[(Table::Logs, &process)],
+    };
+    put(ctx, owners, &log);
     Ok(Ok(Reply::Done))
 }
 
@@ -80,7 +103,7 @@ pub(super) fn add_executor_log<R: StateRead + ?Sized>(
         timestamp: ctx.now(),
         ..Log::default()
     };
-    let primary: [&[u8]; 2] = [colony.as_bytes(), executorname.as_bytes()];
-    put(ctx, Table::ExecutorLogs, &primary, &log);
+    let executor: [&[u8]; 2] = [colony.as_bytes(), executorname.as_bytes()];
+    put(ctx, &[(Table::ExecutorLogs, &executor)], &log);
     Ok(Ok(Reply::Done))
 }

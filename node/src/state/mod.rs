@@ -152,10 +152,13 @@ pub const DEDUP_WINDOW_NANOS: i64 = 10 * 60 * 1_000_000_000;
 /// so a mesh of mixed builds (a rolling upgrade) never logs what some member cannot apply.
 /// - 0: every command of the first release.
 /// - 1: `Op::AssignFor` (assign long-polls parked on the leader).
-pub const APPLY_LEVEL: u32 = 1;
+/// - 2: `Op::AddProcessLog` (a process's log line also in its executor's log).
+pub const APPLY_LEVEL: u32 = 2;
 /// The level that brought `Op::AssignFor`.
 pub const LEVEL_ASSIGN_FOR: u32 = 1;
-const _: () = assert!(LEVEL_ASSIGN_FOR <= APPLY_LEVEL);
+/// The level that brought `Op::AddProcessLog`.
+pub const LEVEL_LOGS_BY_EXECUTOR: u32 = 2;
+const _: () = assert!(LEVEL_ASSIGN_FOR <= APPLY_LEVEL && LEVEL_LOGS_BY_EXECUTOR <= APPLY_LEVEL);
 
 /// A refusal (`Err(ApiError)`) inside a successful store interaction.
 pub(crate) type Outcome<T> = Result<Result<T, ApiError>, StoreError>;
@@ -220,7 +223,8 @@ fn dispatch<R: StateRead + ?Sized>(ctx: &mut Ctx<'_, R>, op: &Op) -> Outcome<Rep
         ),
         Op::AddFunction(function) => functions::add(ctx, function),
         Op::RemoveFunction { functionid } => functions::remove(ctx, functionid),
-        Op::AddLog { processid, message } => logs::add(ctx, processid, message),
+        Op::AddLog { processid, message } => logs::add(ctx, processid, message, false),
+        Op::AddProcessLog { processid, message } => logs::add(ctx, processid, message, true),
         Op::AddExecutorLog {
             colonyname,
             executorname,

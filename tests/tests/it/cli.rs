@@ -382,7 +382,10 @@ async fn fleet_inventory_right_after_dev_prints_its_settings() {
         let rows = dev.ok(&["fleet", "run", "inventory"]).await;
         let rows = rows.as_array().unwrap_or_else(|| panic!("rows: {rows}"));
         assert_eq!(rows.len(), 1, "attempt {attempt}: {rows:?}");
-        assert_eq!(rows[0]["state"], "successful", "attempt {attempt}: {rows:?}");
+        assert_eq!(
+            rows[0]["state"], "successful",
+            "attempt {attempt}: {rows:?}"
+        );
         assert!(
             rows[0]["output"][0]["cpus"].as_u64().unwrap_or(0) > 0,
             "attempt {attempt}: {rows:?}"

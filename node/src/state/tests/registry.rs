@@ -75,7 +75,7 @@ fn functions_are_registered_by_their_executor_and_count_runs() {
 fn logs_are_written_by_the_running_executor_and_read_in_order() {
     let mut w = World::new();
     let p = w.submit(spec("echo"));
-    let log = |message: &str| Op::AddLog {
+    let log = |message: &str| Op::AddProcessLog {
         processid: p.processid.clone(),
         message: message.into(),
     };
@@ -108,7 +108,18 @@ fn logs_are_written_by_the_running_executor_and_read_in_order() {
     let first = query::logs(&w.state, LogSource::Process(&p.processid), 1, 0, false).unwrap();
     assert_eq!(first[0].executorname, "a");
     assert_eq!(read(&w, 10, first[0].timestamp, false), ["two", "three"]);
-    // Executor logs: only the executor itself.
+    // A line added by the command of apply level 1 stays in the process's log only.
+    w.now += SECOND;
+    let legacy = Op::AddLog {
+        processid: p.processid.clone(),
+        message: "four".into(),
+    };
+    w.ok(EXEC_A, legacy);
+    assert_eq!(read(&w, 10, 0, false), ["one", "two", "three", "four"]);
+    // Executor logs: written by the executor itself only; they hold its own lines and the
+    // lines it added to its processes (level 2), in time order, with the same count, since
+    // and latest rules.
+    w.now += SECOND;
     let executor_log = |name: &str| Op::AddExecutorLog {
         colonyname: "dev".into(),
         executorname: name.into(),
@@ -116,14 +127,36 @@ fn logs_are_written_by_the_running_executor_and_read_in_order() {
     };
     assert_eq!(w.refused(EXEC_B, executor_log("a")), ErrorCode::Forbidden);
     w.ok(EXEC_A, executor_log("a"));
-    let source = LogSource::Executor {
-        colony: "dev",
-        name: "a",
+    let by_executor = |w: &World, name, count, since, latest| {
+        let source = LogSource::Executor {
+            colony: "dev",
+            name,
+        };
+        let found = query::logs(&w.state, source, count, since, latest).unwrap();
+        found
+            .into_iter()
+            .map(|l| (l.processid.is_empty(), l.message))
+            .collect::<Vec<_>>()
     };
+    let line = |own: bool, message: &str| (own, message.to_string());
     assert_eq!(
-        query::logs(&w.state, source, 10, 0, false).unwrap().len(),
-        1
+        by_executor(&w, "a", 10, 0, false),
+        [
+            line(false, "one"),
+            line(false, "two"),
+            line(false, "three"),
+            line(true, "started three")
+        ]
     );
+    assert_eq!(
+        by_executor(&w, "a", 2, 0, true),
+        [line(false, "three"), line(true, "started three")]
+    );
+    assert_eq!(
+        by_executor(&w, "a", 2, first[0].timestamp, false),
+        [line(false, "two"), line(false, "three")]
+    );
+    assert!(by_executor(&w, "b", 10, 0, false).is_empty());
     // Search: newest first, within the time window.
     let found = query::search_logs(&w.state, "dev", "three", 0, 10).unwrap();
     let messages: Vec<_> = found.iter().map(|l| l.message.as_str()).collect();
@@ -418,7 +451,7 @@ fn housekeeping_expires_old_successes_and_logs_and_removes_stale_executors() {
     let old = w.submit(spec("old"));
     let failed = w.submit(spec("failed"));
     w.assign(EXEC_A).unwrap();
-    let log = Op::AddLog {
+    let log = Op::AddProcessLog {
         processid: old.processid.clone(),
         message: "old line".into(),
     };
@@ -453,12 +486,17 @@ fn housekeeping_expires_old_successes_and_logs_and_removes_stale_executors() {
     assert!(query::process(&w.state, &fresh.processid)
         .unwrap()
         .is_some());
-    let logs = w
-        .state
-        .entries
-        .keys()
-        .filter(|(t, _)| matches!(t, keys::Table::Logs | keys::Table::LogsByTime));
-    assert_eq!(logs.count(), 0);
+    let logs = w.state.entries.keys().filter(|(t, _)| {
+        matches!(
+            t,
+            keys::Table::Logs | keys::Table::ExecutorLogs | keys::Table::LogsByTime
+        )
+    });
+    assert_eq!(
+        logs.count(),
+        0,
+        "expired from the process's and the executor's log"
+    );
     // Stale executors: a (last heard 100 s ago) goes; b (just heard) stays and keeps running
     // its process; an executor never heard from is not stale.
     w.add_executor(USER, "new", "cli");
