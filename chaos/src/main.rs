@@ -27,6 +27,12 @@ use std::time::{Duration, Instant};
 const CONVERGE_WAIT: Duration = Duration::from_secs(90);
 /// How long the workload keeps running after the last heal.
 const QUIET: Duration = Duration::from_secs(10);
+/// How long one read of the final state keeps retrying a busy (429), unavailable (503) or
+/// unreachable node before the run ends without a verdict.
+const READ_PATIENCE: Duration = Duration::from_secs(60);
+/// First pause between such retries; it doubles up to `READ_BACKOFF_MAX`.
+const READ_BACKOFF_FIRST: Duration = Duration::from_millis(50);
+const READ_BACKOFF_MAX: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Parser)]
 #[command(about = "Fault injection against a local Colonymesh mesh, with a history checker")]
@@ -70,7 +76,9 @@ async fn main() -> std::process::ExitCode {
     match run(args).await {
         Ok(true) => std::process::ExitCode::SUCCESS,
         Ok(false) => std::process::ExitCode::FAILURE,
+        // Not a verdict: the harness could not finish (exit 2, distinct from violations).
         Err(error) => {
+            println!("checker: NO VERDICT, the harness failed: {error:#}");
             eprintln!("chaos: {error:#}");
             std::process::ExitCode::from(2)
         }
@@ -252,6 +260,33 @@ async fn converge(mesh: &Mesh, server: &PrivateKey) -> Vec<(String, u64, String)
     last
 }
 
+/// `call` as a patient client makes it: a node that is busy (429), unavailable (503) or not
+/// reachable is asked again after a pause that doubles, for at most `READ_PATIENCE`; any other
+/// answer, or the last error once patience runs out, is returned.
+async fn patiently<T, F, Fut>(mut call: F) -> Result<T, node::client::ClientError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, node::client::ClientError>>,
+{
+    use node::client::ClientError;
+    let deadline = Instant::now() + READ_PATIENCE;
+    let mut pause = READ_BACKOFF_FIRST;
+    loop {
+        match call().await {
+            Err(
+                ClientError::Api {
+                    status: 429 | 503, ..
+                }
+                | ClientError::Transport { .. },
+            ) if Instant::now() + pause < deadline => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(READ_BACKOFF_MAX);
+            }
+            result => return result,
+        }
+    }
+}
+
 /// Every process the history mentions, read from node 1 once the nodes agree.
 async fn final_state(
     mesh: &Mesh,
@@ -277,7 +312,8 @@ async fn final_state(
         let request = Request::GetProcess(ProcessIdMsg {
             processid: id.to_string(),
         });
-        match client.call::<Process>(&request, key).await {
+        let read = patiently(|| client.call::<Process>(&request, key)).await;
+        match read {
             Ok(process) => {
                 fin.processes
                     .insert(id.to_string(), workload.seen(&process));
@@ -289,8 +325,7 @@ async fn final_state(
     let request = Request::GetColonyStats(ColonyNameMsg {
         colonyname: workload::COLONY.into(),
     });
-    let stats: Statistics = client
-        .call(&request, key)
+    let stats: Statistics = patiently(|| client.call(&request, key))
         .await
         .context("read the colony's statistics")?;
     fin.total = [
