@@ -39,8 +39,9 @@ pub struct NodeConfig {
     pub guard: GuardConfig,
 }
 
-/// Per-source protection (`node::guard`): bans after repeated failed authentications, a
-/// request rate and a long-poll cap per source address.
+/// Protection (`node::guard`): per source address, bans after repeated failed
+/// authentications and a budget of anonymous or failing requests; per identity, a request
+/// rate and a long-poll cap.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GuardConfig {
@@ -50,21 +51,30 @@ pub struct GuardConfig {
     pub auth_failure_window_seconds: u64,
     /// How long a ban lasts.
     pub ban_seconds: u64,
-    /// Sustained requests per second from one source; 0 is unlimited.
+    /// Sustained requests per second of one identity (a signed caller); 0 is unlimited.
     pub requests_per_second: u32,
-    /// Requests one source may send at once before the rate applies.
+    /// Requests one identity may send at once before the rate applies.
     pub request_burst: u32,
-    /// Assign long-polls one source may have waiting; 0 is unlimited (the node-wide
+    /// Assign long-polls one identity may have waiting; 0 is unlimited (the node-wide
     /// `api.long_polls_max` still holds).
-    pub long_polls_per_source: usize,
+    #[serde(alias = "long_polls_per_source")]
+    pub long_polls_per_identity: usize,
+    /// Sustained anonymous requests per second from one source address: unsigned ones, and
+    /// those that fail before an identity is established (bad signatures, unknown identities,
+    /// malformed or oversized requests). Past it, the source is refused (429) until its
+    /// budget refills. 0 is unlimited.
+    pub anonymous_per_second: u32,
+    /// Anonymous requests one source may send at once before its rate applies.
+    pub anonymous_burst: u32,
     /// Networks (`a.b.c.d/n`, `x::y/n` or an address) that no rule applies to. Loopback by
     /// default: the node's own executors and local tools.
     pub exempt: Vec<String>,
 }
 
 impl Default for GuardConfig {
-    /// 10 failures in 60 s ban for 10 minutes; 500 requests/s (burst 1000) and 1,000
-    /// long-polls per source; loopback exempt.
+    /// 10 failures in 60 s ban for 10 minutes; per identity 500 requests/s (burst 1000) and
+    /// 256 long-polls; per source 100 anonymous or failed requests/s (burst 200); loopback
+    /// exempt. A site of any number of executors behind one address never meets them.
     fn default() -> GuardConfig {
         GuardConfig {
             auth_failures_max: 10,
@@ -72,7 +82,9 @@ impl Default for GuardConfig {
             ban_seconds: 600,
             requests_per_second: 500,
             request_burst: 1000,
-            long_polls_per_source: 1000,
+            long_polls_per_identity: 256,
+            anonymous_per_second: 100,
+            anonymous_burst: 200,
             exempt: vec!["127.0.0.0/8".into(), "::1/128".into()],
         }
     }
@@ -631,6 +643,14 @@ mod tests {
         let text = "version = 1\ndata_dir = \"/tmp/x\"\n[api]\nport = 1\nbogus = 2\n";
         let err = toml::from_str::<NodeConfig>(text).unwrap_err().to_string();
         assert!(err.contains("bogus"), "{err}");
+    }
+
+    #[test]
+    fn an_older_guard_section_still_parses() {
+        let text = "version = 1\ndata_dir = \"/tmp/x\"\n[guard]\nlong_polls_per_source = 7\n";
+        let config = toml::from_str::<NodeConfig>(text).expect("parses");
+        assert_eq!(config.guard.long_polls_per_identity, 7);
+        assert_eq!(config.guard.anonymous_per_second, 100, "the default");
     }
 
     #[test]

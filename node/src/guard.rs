@@ -1,8 +1,12 @@
-//! Per-source protection for the API and the mesh: a source address with repeated failed
-//! authentications within a window is banned for a while; every source has a request rate
-//! (token bucket) and a cap on concurrent long-polls. Keyed by IP address (peer ids and keys
-//! cost an attacker nothing to change). Exempt networks (loopback by default: the node's own
-//! executors and tools) skip all of it.
+//! Protection for the API and the mesh: per source address, bans after repeated failed
+//! authentications and a budget for anonymous requests (unsigned ones, and those that fail
+//! before an identity is established: bad signatures, unknown identities, malformed or
+//! oversized bodies); per identity (once a signature is checked), a request rate and a cap on
+//! waiting long-polls. Many legitimate clients may share one address (a site behind NAT, a
+//! mesh node's executors reaching another node), so what a signed client does is limited per
+//! identity; while keys cost an attacker nothing, a key nobody in the mesh has fails
+//! authentication and charges its source. Exempt networks (loopback by default: the node's
+//! own executors and tools) skip every rule.
 //!
 //! State is in memory and per node: a restart lifts bans. Every method takes the current
 //! time, so the rules are tested without sleeping.
@@ -42,10 +46,64 @@ pub enum Refusal {
         addr: IpAddr,
         remaining_seconds: u64,
     },
-    #[error("source {addr} exceeds {per_second} requests per second")]
-    Rate { addr: IpAddr, per_second: u32 },
-    #[error("source {addr} already has {max} long-polls waiting")]
-    LongPolls { addr: IpAddr, max: usize },
+    #[error(
+        "source {addr} exceeds {per_second} anonymous or failed requests per second (unsigned, \
+         bad signatures, unknown identities, malformed or oversized requests)"
+    )]
+    Anonymous { addr: IpAddr, per_second: u32 },
+    #[error("identity {id} exceeds {per_second} requests per second")]
+    Rate { id: String, per_second: u32 },
+    #[error("identity {id} already has {max} long-polls waiting")]
+    LongPolls { id: String, max: usize },
+}
+
+impl Refusal {
+    /// Seconds after which a refused client may try again (`Retry-After`); `None` for a ban's
+    /// 403.
+    pub fn retry_after_seconds(&self) -> Option<u64> {
+        match self {
+            Refusal::Banned { .. } => None,
+            Refusal::Anonymous { .. } | Refusal::Rate { .. } | Refusal::LongPolls { .. } => Some(1),
+        }
+    }
+}
+
+/// A token bucket: `tokens` left, refilled at a rate up to a burst.
+#[derive(Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    refilled: Instant,
+}
+
+impl Bucket {
+    fn full(now: Instant, burst: f64) -> Bucket {
+        Bucket {
+            tokens: burst,
+            refilled: now,
+        }
+    }
+
+    fn refill(&mut self, now: Instant, per_second: u32, burst: f64) {
+        let elapsed = now.saturating_duration_since(self.refilled).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * f64::from(per_second)).min(burst);
+        self.refilled = now;
+    }
+
+    /// Refills, then takes a token if one is there.
+    fn take(&mut self, now: Instant, per_second: u32, burst: f64) -> bool {
+        self.refill(now, per_second, burst);
+        if self.tokens < 1.0 {
+            return false;
+        }
+        self.tokens -= 1.0;
+        true
+    }
+
+    /// True when it has been refilling long enough to be full again.
+    fn idle(&self, now: Instant, per_second: u32, burst: f64) -> bool {
+        let needed = (burst - self.tokens).max(0.0) / f64::from(per_second.max(1));
+        now.saturating_duration_since(self.refilled).as_secs_f64() >= needed
+    }
 }
 
 /// What is kept about one source on one side.
@@ -54,10 +112,8 @@ struct Source {
     failures: u32,
     window_start: Instant,
     banned_until: Option<Instant>,
-    /// Request tokens left, refilled at `requests_per_second` up to `request_burst`.
-    tokens: f64,
-    refilled: Instant,
-    long_polls: usize,
+    /// The budget of anonymous and failed requests.
+    anonymous: Bucket,
 }
 
 impl Source {
@@ -66,9 +122,7 @@ impl Source {
             failures: 0,
             window_start: now,
             banned_until: None,
-            tokens: burst,
-            refilled: now,
-            long_polls: 0,
+            anonymous: Bucket::full(now, burst),
         }
     }
 
@@ -79,29 +133,41 @@ impl Source {
     }
 }
 
-/// The per-source rules; shared by the API and the mesh service.
+/// What is kept about one identity (a caller id whose signature was checked).
+struct Identity {
+    requests: Bucket,
+    long_polls: usize,
+}
+
+/// The rules; shared by the API and the mesh service.
 pub struct Guard {
     config: GuardConfig,
     exempt: Vec<(IpAddr, u8)>,
-    /// Request tokens a source's bucket holds at most.
+    /// Tokens a source's anonymous budget holds at most.
+    anonymous_burst: f64,
+    /// Request tokens an identity's bucket holds at most.
     burst: f64,
     sources: Mutex<HashMap<(Side, IpAddr), Source>>,
+    identities: Mutex<HashMap<String, Identity>>,
     metrics: Arc<Metrics>,
 }
 
 /// Sources tracked at once; when full, idle ones are forgotten first.
 const SOURCES_MAX: usize = 65_536;
+/// Identities tracked at once; when full, idle ones (full bucket, no long-poll) are forgotten
+/// first.
+const IDENTITIES_MAX: usize = 65_536;
 
 /// A long-poll slot; dropping it frees the slot.
 pub struct LongPoll {
-    guard: Option<(Arc<Guard>, Side, IpAddr)>,
+    guard: Option<(Arc<Guard>, String)>,
 }
 
 impl Drop for LongPoll {
     fn drop(&mut self) {
-        if let Some((guard, side, source)) = self.guard.take() {
-            let mut sources = guard.sources.lock().expect("guard lock");
-            if let Some(entry) = sources.get_mut(&(side, source)) {
+        if let Some((guard, id)) = self.guard.take() {
+            let mut identities = guard.identities.lock().expect("guard lock");
+            if let Some(entry) = identities.get_mut(&id) {
                 entry.long_polls = entry.long_polls.saturating_sub(1);
             }
         }
@@ -116,13 +182,16 @@ impl Guard {
             .iter()
             .filter_map(|net| parse_network(net).ok())
             .collect();
-        // The bucket never holds less than one second of the rate.
+        // A bucket never holds less than one second of its rate.
         let burst = f64::from(config.request_burst.max(config.requests_per_second));
+        let anonymous_burst = f64::from(config.anonymous_burst.max(config.anonymous_per_second));
         Guard {
+            anonymous_burst,
             burst,
             config,
             exempt,
             sources: Mutex::new(HashMap::new()),
+            identities: Mutex::new(HashMap::new()),
             metrics,
         }
     }
@@ -133,13 +202,16 @@ impl Guard {
             .any(|(net, bits)| in_network(source, *net, *bits))
     }
 
-    /// Admits one request from `source`, or says why not (banned, over its rate).
+    /// Admits a request from `source` before anything of it is read, or says why not: the
+    /// source is banned, or has spent its budget of anonymous and failed requests. Takes
+    /// nothing from the budget (a request that turns out anonymous or failing does, through
+    /// `anonymous`, `failed` or `rejected`).
     pub fn admit(&self, side: Side, source: IpAddr, now: Instant) -> Result<(), Refusal> {
         if self.is_exempt(source) {
             return Ok(());
         }
         let mut sources = self.sources.lock().expect("guard lock");
-        let Some(entry) = tracked(&mut sources, side, source, now, self.burst) else {
+        let Some(entry) = sources.get_mut(&(side, source)) else {
             return Ok(());
         };
         if let Some(left) = entry.banned(now) {
@@ -148,27 +220,61 @@ impl Guard {
                 remaining_seconds: left.as_secs().max(1),
             });
         }
-        let per_second = self.config.requests_per_second;
+        let per_second = self.config.anonymous_per_second;
         if per_second == 0 {
             return Ok(());
         }
-        let elapsed = now.saturating_duration_since(entry.refilled).as_secs_f64();
-        entry.tokens = (entry.tokens + elapsed * f64::from(per_second)).min(self.burst);
-        entry.refilled = now;
-        if entry.tokens < 1.0 {
+        entry
+            .anonymous
+            .refill(now, per_second, self.anonymous_burst);
+        if entry.anonymous.tokens < 1.0 {
             drop(sources);
-            self.metrics.rate_limited("rate");
-            return Err(Refusal::Rate {
+            self.metrics.rate_limited("anonymous");
+            return Err(Refusal::Anonymous {
                 addr: source,
                 per_second,
             });
         }
-        entry.tokens -= 1.0;
         Ok(())
     }
 
-    /// Refuses a banned source; unlike `admit`, no rate applies (mesh traffic between members
-    /// is heavy by nature).
+    /// An anonymous request (unsigned) from `source`: takes from its budget, or refuses it
+    /// when the budget is spent.
+    pub fn anonymous(&self, side: Side, source: IpAddr, now: Instant) -> Result<(), Refusal> {
+        match self.spend(side, source, now) {
+            true => Ok(()),
+            false => {
+                self.metrics.rate_limited("anonymous");
+                Err(Refusal::Anonymous {
+                    addr: source,
+                    per_second: self.config.anonymous_per_second,
+                })
+            }
+        }
+    }
+
+    /// A request from `source` that failed before an identity was established (malformed,
+    /// oversized): it takes from the source's budget.
+    pub fn rejected(&self, side: Side, source: IpAddr, now: Instant) {
+        self.spend(side, source, now);
+    }
+
+    /// Takes a token from the anonymous budget of `source`; false when there was none.
+    fn spend(&self, side: Side, source: IpAddr, now: Instant) -> bool {
+        let per_second = self.config.anonymous_per_second;
+        if self.is_exempt(source) || per_second == 0 {
+            return true;
+        }
+        let mut sources = self.sources.lock().expect("guard lock");
+        let burst = self.anonymous_burst;
+        match tracked(&mut sources, side, source, now, burst, per_second) {
+            Some(entry) => entry.anonymous.take(now, per_second, burst),
+            None => true,
+        }
+    }
+
+    /// Refuses a banned source; unlike `admit`, no budget applies (mesh traffic between
+    /// members is heavy by nature).
     pub fn banned(&self, side: Side, source: IpAddr, now: Instant) -> Result<(), Refusal> {
         if self.is_exempt(source) {
             return Ok(());
@@ -183,17 +289,20 @@ impl Guard {
         }
     }
 
-    /// A failed authentication from `source`; bans it when it reaches the limit within the
-    /// window. Returns true when this failure banned it.
+    /// A failed authentication from `source`; it takes from the source's budget, and bans
+    /// the source when it reaches the limit within the window. Returns true when this failure
+    /// banned it.
     pub fn failed(&self, side: Side, source: IpAddr, now: Instant) -> bool {
         if self.is_exempt(source) {
             return false;
         }
         self.metrics.auth_failed(side.name());
+        let (per_second, burst) = (self.config.anonymous_per_second, self.anonymous_burst);
         let mut sources = self.sources.lock().expect("guard lock");
-        let Some(entry) = tracked(&mut sources, side, source, now, self.burst) else {
+        let Some(entry) = tracked(&mut sources, side, source, now, burst, per_second) else {
             return false;
         };
+        entry.anonymous.take(now, per_second, burst);
         if entry.banned(now).is_some() {
             return false;
         }
@@ -221,30 +330,84 @@ impl Guard {
         true
     }
 
-    /// Takes a long-poll slot for `source`, or refuses when it has its maximum waiting.
+    /// A request signed by `id` (its signature checked) from `source`: takes from the
+    /// identity's rate, or refuses it when the identity is over its rate.
+    pub fn identity(&self, source: IpAddr, id: &str, now: Instant) -> Result<(), Refusal> {
+        let per_second = self.config.requests_per_second;
+        if self.is_exempt(source) || per_second == 0 {
+            return Ok(());
+        }
+        let mut identities = self.identities.lock().expect("guard lock");
+        let Some(entry) = self.identity_entry(&mut identities, id, now) else {
+            return Ok(());
+        };
+        if entry.requests.take(now, per_second, self.burst) {
+            return Ok(());
+        }
+        drop(identities);
+        self.metrics.rate_limited("rate");
+        Err(Refusal::Rate {
+            id: id.to_string(),
+            per_second,
+        })
+    }
+
+    /// Takes a long-poll slot for identity `id` (from `source`), or refuses when it has its
+    /// maximum waiting.
     pub fn long_poll(
         self: &Arc<Self>,
-        side: Side,
         source: IpAddr,
+        id: &str,
         now: Instant,
     ) -> Result<LongPoll, Refusal> {
-        let max = self.config.long_polls_per_source;
+        let max = self.config.long_polls_per_identity;
         if self.is_exempt(source) || max == 0 {
             return Ok(LongPoll { guard: None });
         }
-        let mut sources = self.sources.lock().expect("guard lock");
-        let Some(entry) = tracked(&mut sources, side, source, now, self.burst) else {
+        let mut identities = self.identities.lock().expect("guard lock");
+        let Some(entry) = self.identity_entry(&mut identities, id, now) else {
             return Ok(LongPoll { guard: None });
         };
         if entry.long_polls >= max {
-            drop(sources);
+            drop(identities);
             self.metrics.rate_limited("long_polls");
-            return Err(Refusal::LongPolls { addr: source, max });
+            return Err(Refusal::LongPolls {
+                id: id.to_string(),
+                max,
+            });
         }
         entry.long_polls += 1;
         Ok(LongPoll {
-            guard: Some((self.clone(), side, source)),
+            guard: Some((self.clone(), id.to_string())),
         })
+    }
+
+    /// The entry of `id`, created if there is room (forgetting idle identities when the table
+    /// is full). `None` when the table is full of active ones: the request is then not
+    /// limited rather than refused.
+    fn identity_entry<'a>(
+        &self,
+        identities: &'a mut HashMap<String, Identity>,
+        id: &str,
+        now: Instant,
+    ) -> Option<&'a mut Identity> {
+        if !identities.contains_key(id) {
+            if identities.len() >= IDENTITIES_MAX {
+                let per_second = self.config.requests_per_second;
+                identities.retain(|_, i| {
+                    i.long_polls > 0 || !i.requests.idle(now, per_second, self.burst)
+                });
+                if identities.len() >= IDENTITIES_MAX {
+                    return None;
+                }
+            }
+            let fresh = Identity {
+                requests: Bucket::full(now, self.burst),
+                long_polls: 0,
+            };
+            identities.insert(id.to_string(), fresh);
+        }
+        identities.get_mut(id)
     }
 
     /// Sources banned now.
@@ -308,9 +471,12 @@ fn tracked(
     source: IpAddr,
     now: Instant,
     burst: f64,
+    per_second: u32,
 ) -> Option<&mut Source> {
     if !sources.contains_key(&(side, source)) && sources.len() >= SOURCES_MAX {
-        sources.retain(|_, s| s.banned(now).is_some() || s.long_polls > 0 || s.failures > 0);
+        sources.retain(|_, s| {
+            s.banned(now).is_some() || s.failures > 0 || !s.anonymous.idle(now, per_second, burst)
+        });
         if sources.len() >= SOURCES_MAX {
             return None;
         }
@@ -451,48 +617,109 @@ mod tests {
     }
 
     #[test]
-    fn the_rate_refills_over_time_up_to_the_burst() {
+    fn the_rate_is_per_identity_and_refills_over_time_up_to_the_burst() {
         let g = guard(|c| {
             c.requests_per_second = 10;
             c.request_burst = 20;
         });
         let (t0, source) = (crate::clock::monotonic(), ip("10.1.1.1"));
         for _ in 0..20 {
-            g.admit(Side::Api, source, t0).unwrap();
+            g.identity(source, "a", t0).unwrap();
         }
-        let refused = g.admit(Side::Api, source, t0).unwrap_err();
-        assert!(matches!(refused, Refusal::Rate { per_second: 10, .. }));
+        let refused = g.identity(source, "a", t0).unwrap_err();
+        assert_eq!(
+            refused,
+            Refusal::Rate {
+                id: "a".into(),
+                per_second: 10
+            }
+        );
+        assert_eq!(refused.retry_after_seconds(), Some(1));
+        // Another identity behind the same address has its own rate; the address is not
+        // refused.
+        g.identity(source, "b", t0).unwrap();
+        g.admit(Side::Api, source, t0).unwrap();
         // 0.5 s later: 5 more tokens.
         let later = t0 + Duration::from_millis(500);
         for _ in 0..5 {
-            g.admit(Side::Api, source, later).unwrap();
+            g.identity(source, "a", later).unwrap();
         }
-        assert!(g.admit(Side::Api, source, later).is_err());
+        assert!(g.identity(source, "a", later).is_err());
         // Long idle: back to the burst, not more.
         let idle = t0 + Duration::from_secs(3600);
         for _ in 0..20 {
-            g.admit(Side::Api, source, idle).unwrap();
+            g.identity(source, "a", idle).unwrap();
         }
-        assert!(g.admit(Side::Api, source, idle).is_err());
+        assert!(g.identity(source, "a", idle).is_err());
     }
 
     #[test]
-    fn long_polls_are_capped_per_source_and_freed_on_drop() {
-        let g = guard(|c| c.long_polls_per_source = 2);
+    fn a_thousand_identities_behind_one_address_are_not_limited() {
+        let g = guard(|_| {});
+        let (t0, site) = (crate::clock::monotonic(), ip("198.51.100.7"));
+        let mut polls = Vec::new();
+        for i in 0..1000 {
+            let id = format!("executor-{i}");
+            for _ in 0..10 {
+                g.identity(site, &id, t0).unwrap();
+            }
+            polls.push(g.long_poll(site, &id, t0).unwrap());
+        }
+        g.admit(Side::Api, site, t0).unwrap();
+    }
+
+    #[test]
+    fn anonymous_and_failing_requests_spend_the_source_budget() {
+        let g = guard(|c| {
+            c.anonymous_per_second = 2;
+            c.anonymous_burst = 4;
+            c.auth_failures_max = 0;
+        });
+        let (t0, source) = (crate::clock::monotonic(), ip("203.0.113.5"));
+        g.anonymous(Side::Api, source, t0).unwrap();
+        g.rejected(Side::Api, source, t0);
+        g.failed(Side::Api, source, t0);
+        g.admit(Side::Api, source, t0).unwrap();
+        g.anonymous(Side::Api, source, t0).unwrap();
+        // Spent: the source is refused up front, before its request is read.
+        let refused = g.admit(Side::Api, source, t0).unwrap_err();
+        assert_eq!(
+            refused,
+            Refusal::Anonymous {
+                addr: source,
+                per_second: 2
+            }
+        );
+        assert!(refused.to_string().contains("203.0.113.5"), "{refused}");
+        assert!(g.anonymous(Side::Api, source, t0).is_err());
+        assert!(
+            g.admit(Side::Api, ip("203.0.113.6"), t0).is_ok(),
+            "per source"
+        );
+        // Half a second refills one.
+        let later = t0 + Duration::from_millis(500);
+        g.admit(Side::Api, source, later).unwrap();
+        g.anonymous(Side::Api, source, later).unwrap();
+        assert!(g.admit(Side::Api, source, later).is_err());
+    }
+
+    #[test]
+    fn long_polls_are_capped_per_identity_and_freed_on_drop() {
+        let g = guard(|c| c.long_polls_per_identity = 2);
         let (t0, source) = (crate::clock::monotonic(), ip("10.2.2.2"));
-        let first = g.long_poll(Side::Api, source, t0).unwrap();
-        let _second = g.long_poll(Side::Api, source, t0).unwrap();
-        let refused = g.long_poll(Side::Api, source, t0).err().unwrap();
+        let first = g.long_poll(source, "a", t0).unwrap();
+        let _second = g.long_poll(source, "a", t0).unwrap();
+        let refused = g.long_poll(source, "a", t0).err().unwrap();
         assert_eq!(
             refused,
             Refusal::LongPolls {
-                addr: source,
+                id: "a".into(),
                 max: 2
             }
         );
-        assert!(g.long_poll(Side::Api, ip("10.2.2.3"), t0).is_ok());
+        assert!(g.long_poll(source, "b", t0).is_ok(), "same address");
         drop(first);
-        assert!(g.long_poll(Side::Api, source, t0).is_ok());
+        assert!(g.long_poll(source, "a", t0).is_ok());
     }
 
     #[test]
@@ -502,7 +729,9 @@ mod tests {
             c.auth_failures_max = 1;
             c.requests_per_second = 1;
             c.request_burst = 1;
-            c.long_polls_per_source = 1;
+            c.anonymous_per_second = 1;
+            c.anonymous_burst = 1;
+            c.long_polls_per_identity = 1;
         });
         let t0 = crate::clock::monotonic();
         for source in [
@@ -513,10 +742,13 @@ mod tests {
         ] {
             assert!(!g.failed(Side::Api, source, t0));
             for _ in 0..5 {
+                g.rejected(Side::Api, source, t0);
+                g.anonymous(Side::Api, source, t0).unwrap();
+                g.identity(source, "a", t0).unwrap();
                 g.admit(Side::Api, source, t0).unwrap();
             }
-            let _a = g.long_poll(Side::Api, source, t0).unwrap();
-            let _b = g.long_poll(Side::Api, source, t0).unwrap();
+            let _a = g.long_poll(source, "a", t0).unwrap();
+            let _b = g.long_poll(source, "a", t0).unwrap();
         }
         assert!(
             g.failed(Side::Api, ip("128.0.0.1"), t0),

@@ -250,7 +250,7 @@ impl Metrics {
             rate_limited: counter_vec(
                 &r,
                 "colonymesh_rate_limited_total",
-                "Requests refused by a per-source limit, by limit.",
+                "Requests refused by a limit (per identity: rate, long_polls; per source: anonymous), by limit.",
                 &["limit"],
             ),
             gauges,
@@ -295,7 +295,7 @@ impl Metrics {
         self.bans.with_label_values(&[side]).inc();
     }
 
-    /// A request refused by the per-source `limit` (`rate`, `long_polls`).
+    /// A request refused by `limit` (`rate`, `long_polls` per identity; `anonymous` per source).
     pub fn rate_limited(&self, limit: &str) {
         self.rate_limited.with_label_values(&[limit]).inc();
     }

@@ -147,25 +147,33 @@ async fn admit(
 
 /// The ColonyOS error envelope for a guard refusal: 403 for a ban, 429 for a limit.
 fn refused(refusal: &Refusal) -> Response {
-    let status = match refusal {
-        Refusal::Banned { .. } => StatusCode::FORBIDDEN,
-        Refusal::Rate { .. } | Refusal::LongPolls { .. } => StatusCode::TOO_MANY_REQUESTS,
+    let status = match refusal.retry_after_seconds() {
+        None => StatusCode::FORBIDDEN,
+        Some(_) => StatusCode::TOO_MANY_REQUESTS,
     };
     failure_response(status, &refusal.to_string())
 }
 
-/// An HTTP response carrying a ColonyOS reply envelope with `status`.
+/// Seconds a client refused with 429 should wait before trying again (`Retry-After`): the
+/// limits refill within a second.
+const RETRY_AFTER_SECONDS: u64 = 1;
+
+/// An HTTP response carrying a ColonyOS reply envelope with `status`; every 429 says when to
+/// try again (`Retry-After`).
 fn reply_response(status: StatusCode, reply: &proto::RpcReply) -> Response {
     let text = serde_json::to_string(reply).expect("replies always serialize");
-    (
-        status,
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; charset=utf-8",
-        )],
-        text,
-    )
-        .into_response()
+    let content_type = (
+        axum::http::header::CONTENT_TYPE,
+        "text/plain; charset=utf-8",
+    );
+    let mut response = (status, [content_type], text).into_response();
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        response.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from(RETRY_AFTER_SECONDS),
+        );
+    }
+    response
 }
 
 /// The ColonyOS error envelope (`Failure{status, message}`) with the same HTTP status.

@@ -122,31 +122,44 @@ async fn handle_request(
     msgtype: &mut String,
 ) -> Result<(String, String), (ApiError, Option<String>)> {
     let plain = |error: ApiError| (error, None);
-    let body = body.map_err(|rejection| plain(body_error(state, &rejection)))?;
+    let limited = |refusal: crate::guard::Refusal| {
+        plain(ApiError::new(
+            ErrorCode::TooManyRequests,
+            refusal.to_string(),
+        ))
+    };
+    let now = crate::clock::monotonic();
+    let body = body.map_err(|rejection| {
+        state.guard.rejected(Side::Api, source, now);
+        plain(body_error(state, &rejection))
+    })?;
     let (caller, request) = match open_envelope(&state.signers, &body) {
         Ok(opened) => opened,
         Err((error, true)) => {
-            state
-                .guard
-                .failed(Side::Api, source, crate::clock::monotonic());
+            state.guard.failed(Side::Api, source, now);
             return Err(plain(error));
         }
-        Err((error, false)) => return Err(plain(error)),
+        Err((error, false)) => {
+            state.guard.rejected(Side::Api, source, now);
+            return Err(plain(error));
+        }
     };
     msgtype.push_str(request.msgtype());
     tracing::Span::current().record("msgtype", request.msgtype());
-    // An assign may wait long: each source has a bounded number of them waiting.
+    // Limits: a signed request counts against its identity (however many share the source
+    // address); an unsigned one against the source's anonymous budget.
+    match caller.is_empty() {
+        true => state.guard.anonymous(Side::Api, source, now),
+        false => state.guard.identity(source, &caller, now),
+    }
+    .map_err(limited)?;
+    // An assign may wait long: each identity has a bounded number of them waiting.
     let _slot = match request {
         Request::Assign(_) => Some(
             state
                 .guard
-                .long_poll(Side::Api, source, crate::clock::monotonic())
-                .map_err(|refusal| {
-                    plain(ApiError::new(
-                        ErrorCode::TooManyRequests,
-                        refusal.to_string(),
-                    ))
-                })?,
+                .long_poll(source, &caller, now)
+                .map_err(limited)?,
         ),
         _ => None,
     };

@@ -231,6 +231,137 @@ async fn repeated_bad_signatures_ban_the_source() {
     node.stop().await;
 }
 
+/// A site behind one address: 1,000 executors with their own keys long-poll from one source
+/// that no exemption covers, three rounds of 1 s polls (3,000 requests within about 3 s; a
+/// limit per source address of 500/s with a burst of 1,000 would have refused some):
+/// - every poll is served (404: nothing to assign), none refused with 429
+/// - a process submitted meanwhile goes to one of them
+/// - the same source sending bad signatures is still banned (then refused 403, naming the
+///   ban), and an identity over its own rate gets 429 with `Retry-After`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_executors_behind_one_address_are_served() {
+    use proto::msgs::ColonyNameMsg;
+    const EXECUTORS: usize = 1000;
+    let node = TestNode::start_configured(tests::Options::default(), |config, _| {
+        config.guard.exempt = vec!["127.0.0.1".into()];
+        config.guard.auth_failures_max = 3;
+        config.guard.requests_per_second = 50;
+        config.guard.request_burst = 50;
+    })
+    .await;
+    let base = format!("http://{}", node.handle.api_addr);
+    let site = "127.0.0.5";
+    let keys: Vec<proto::PrivateKey> = (0..EXECUTORS).map(|_| tests::test_key()).collect();
+    // Registration by the colony owner from the exempt address, 25 at a time.
+    for (chunk, batch) in keys.chunks(25).enumerate() {
+        let mut registrations = tokio::task::JoinSet::new();
+        for (i, key) in batch.iter().enumerate() {
+            let (client, colony, key) = (node.client.clone(), node.colony.clone(), key.clone());
+            let name = format!("site-{}", chunk * 25 + i);
+            registrations.spawn(async move {
+                tests::register_executor(&client, &colony, &key, &name, "site").await
+            });
+        }
+        while let Some(done) = registrations.join_next().await {
+            done.expect("registered");
+        }
+    }
+
+    let http = reqwest::Client::builder()
+        .local_address(Some(site.parse().unwrap()))
+        .pool_max_idle_per_host(EXECUTORS)
+        .build()
+        .unwrap();
+    let assign = Request::Assign(AssignMsg {
+        colonyname: "dev".into(),
+        timeout: 1,
+        ..AssignMsg::default()
+    });
+    let submit = Request::Submit(SubmitMsg {
+        spec: TestNode::spec("echo", "site"),
+    });
+    let mut assigned = 0;
+    for round in 0..3 {
+        let mut polls = tokio::task::JoinSet::new();
+        for key in &keys {
+            let body = serde_json::to_string(&proto::RpcMsg::sign(&assign, key)).unwrap();
+            let request = http.post(format!("{base}/api")).body(body);
+            polls.spawn(async move {
+                let response = request.send().await.expect("poll sent");
+                let status = response.status().as_u16();
+                (status, response.text().await.unwrap_or_default())
+            });
+        }
+        if round == 1 {
+            let _: Process = node.client.call(&submit, &node.executor).await.unwrap();
+        }
+        let mut answers = Vec::new();
+        while let Some(answer) = polls.join_next().await {
+            answers.push(answer.expect("poll task"));
+        }
+        for (status, text) in &answers {
+            assert!(
+                *status == 404 || *status == 200,
+                "round {round}: a poll answered {status}: {text}"
+            );
+        }
+        assigned += answers.iter().filter(|(status, _)| *status == 200).count();
+    }
+    assert_eq!(
+        assigned, 1,
+        "the one process went to one of the site's executors"
+    );
+
+    // One identity over its own rate (50/s here): 429 with Retry-After; the others are fine.
+    let read = Request::GetColony(ColonyNameMsg {
+        colonyname: "dev".into(),
+    });
+    let body = serde_json::to_string(&proto::RpcMsg::sign(&read, &keys[0])).unwrap();
+    let mut limited = None;
+    for _ in 0..200 {
+        let response = http
+            .post(format!("{base}/api"))
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        if response.status().as_u16() == 429 {
+            limited = Some(response);
+            break;
+        }
+    }
+    let limited = limited.expect("an identity over its rate is refused");
+    assert_eq!(limited.headers()["retry-after"], "1");
+    let reply: proto::RpcReply = serde_json::from_str(&limited.text().await.unwrap()).unwrap();
+    let message = reply
+        .failure_payload()
+        .map(|f| f.message)
+        .unwrap_or_default();
+    assert!(
+        message.contains(&format!(
+            "identity {} exceeds 50 requests per second",
+            keys[0].id()
+        )),
+        "{message}"
+    );
+    let other = serde_json::to_string(&proto::RpcMsg::sign(&read, &keys[1])).unwrap();
+    let (status, text) = post_from(site, &base, other.clone()).await;
+    assert_eq!(status, 200, "another identity at the same address: {text}");
+
+    // Bad signatures from the site's address still ban it.
+    let mut forged = proto::RpcMsg::sign(&read, &keys[2]);
+    forged.signature = "00".repeat(65);
+    let forged = serde_json::to_string(&forged).unwrap();
+    for _ in 0..3 {
+        let (status, _) = post_from(site, &base, forged.clone()).await;
+        assert_eq!(status, 403);
+    }
+    let (status, text) = post_from(site, &base, other).await;
+    assert_eq!(status, 403, "{text}");
+    assert!(text.contains("127.0.0.5 is banned"), "{text}");
+    node.stop().await;
+}
+
 /// - with `COLONYMESH_LOG_FORMAT=json` every log line of `colonymesh dev` is one JSON object
 /// - lines carry their spans: the node's name on node tasks; on a request its node, id,
 ///   source address and message type
