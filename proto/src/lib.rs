@@ -11,7 +11,8 @@
 //!   `workflow`: the ColonyOS objects.
 //! - `command`: replicated `Command` / `Op` / `Reply` applied by the state machine.
 //! - `mesh`: requests and responses between mesh nodes.
-//! - `error`: `ErrorCode` and `ApiError`.
+//! - `error`: `ErrorCode` and `ApiError`; `failures`: the failures ColonyOS also has, in its
+//!   words (`ColonyosFailure`).
 //! - `gotime`, `lenient`, `units`: Go-compatible time, null-tolerant decoding, quantities.
 
 pub mod blueprint;
@@ -23,6 +24,7 @@ pub mod crypto;
 pub mod envelope;
 pub mod error;
 pub mod executor;
+pub mod failures;
 pub mod file;
 pub mod function;
 pub mod gotime;

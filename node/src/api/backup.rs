@@ -55,7 +55,7 @@ pub(super) async fn backup(
             .failed(Side::Api, peer.ip(), crate::clock::monotonic());
         return super::failure_response(
             StatusCode::FORBIDDEN,
-            "access denied, only the server owner may take a backup",
+            "Access denied, only the server owner may take a backup",
         );
     }
     let (chunks, body) = mpsc::channel::<std::io::Result<Vec<u8>>>(CHUNKS_QUEUED);

@@ -40,6 +40,7 @@ use axum::routing::{get, post};
 use axum::serve::ListenerExt as _;
 use axum::Router;
 use proto::command::{Command, Op, Reply};
+use proto::failures::ColonyosFailure;
 use proto::{ApiError, ErrorCode};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -288,11 +289,97 @@ fn reply_json(reply: Reply) -> Result<String, ApiError> {
         Reply::Snapshot(snapshot) => json(&snapshot),
         Reply::Generator(generator) => json(&generator),
         Reply::NothingToAssign => Err(no_process()),
-        Reply::AssignmentsPaused => Err(ApiError::unavailable("colony assignments are paused")),
+        Reply::AssignmentsPaused => Err(ColonyosFailure::Paused.into()),
     }
 }
 
 /// ColonyOS's answer when an assign finds nothing (clients match on this text).
 fn no_process() -> ApiError {
-    ApiError::not_found("No process available for assignment")
+    ColonyosFailure::NoProcess.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every failure ColonyOS also has, with example names as in `docs/colonyos-failures.md`.
+    fn every() -> Vec<ColonyosFailure<'static>> {
+        use ColonyosFailure as F;
+        let all = vec![
+            F::NotServerOwner,
+            F::NotColonyOwner,
+            F::NotMember { colony: "dev" },
+            F::NoSuchColony { colony: "dev" },
+            F::NoProcess,
+            F::Paused,
+            F::PausedTimeout,
+            F::ColonyExists { colony: "dev" },
+            F::ExecutorExists {
+                executor: "worker",
+                colony: "dev",
+            },
+            F::UserExists {
+                user: "alice",
+                colony: "dev",
+            },
+        ];
+        // A new kind of failure does not compile here until it is listed above.
+        for failure in &all {
+            match failure {
+                F::NotServerOwner
+                | F::NotColonyOwner
+                | F::NotMember { .. }
+                | F::NoSuchColony { .. }
+                | F::NoProcess
+                | F::Paused
+                | F::PausedTimeout
+                | F::ColonyExists { .. }
+                | F::ExecutorExists { .. }
+                | F::UserExists { .. } => {}
+            }
+        }
+        all
+    }
+
+    /// (ColonyOS status, ColonyOS text with the example names) of each row of the document.
+    fn documented() -> Vec<(u16, String)> {
+        include_str!("../../../docs/colonyos-failures.md")
+            .lines()
+            .filter_map(|line| {
+                let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+                let status = cells.get(2)?.parse().ok()?;
+                let text = cells.get(3)?.trim_matches('`');
+                let text = text
+                    .replace("{colony}", "dev")
+                    .replace("{executor}", "worker")
+                    .replace("{user}", "alice");
+                Some((status, text))
+            })
+            .collect()
+    }
+
+    /// - each failure ColonyOS also has is sent in ColonyOS's words, with ColonyOS's status,
+    ///   except where the status differs on purpose ("already exists": 409, not 400)
+    #[test]
+    fn colonyos_failures_match_the_document() {
+        let documented = documented();
+        assert_eq!(documented.len(), every().len(), "{documented:?}");
+        for failure in every() {
+            let text = failure.message();
+            let Some((colonyos_status, _)) = documented.iter().find(|(_, t)| *t == text) else {
+                panic!("{failure:?}: {text:?} is not in docs/colonyos-failures.md");
+            };
+            let ours = status_of(failure.code()).as_u16();
+            let deliberate = matches!(
+                failure,
+                ColonyosFailure::ColonyExists { .. }
+                    | ColonyosFailure::ExecutorExists { .. }
+                    | ColonyosFailure::UserExists { .. }
+            );
+            match deliberate {
+                true => assert_eq!((ours, *colonyos_status), (409, 400), "{failure:?}"),
+                false => assert_eq!(ours, *colonyos_status, "{failure:?}"),
+            }
+        }
+    }
 }

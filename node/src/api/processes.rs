@@ -10,6 +10,7 @@ use super::{bounded_count, checked, internal, json, no_process, reply_json, ApiS
 use crate::state::query::{self, ProcessFilter};
 use crate::state::{auth, validate};
 use proto::command::{Op, Reply};
+use proto::failures::ColonyosFailure;
 use proto::mesh::{AssignWait, AssignWaited};
 use proto::msgs::AssignMsg;
 use proto::process::process_state as ps;
@@ -171,7 +172,7 @@ fn calling_executor(state: &ApiState, colony: &str, caller: &str) -> Result<Exec
     ))? {
         auth::Member::Executor(executor) => Ok(*executor),
         auth::Member::User(_) => Err(ApiError::forbidden(
-            "access denied, only executors can be assigned",
+            "Access denied, only executors can be assigned",
         )),
     }
 }
@@ -271,11 +272,8 @@ impl LongPoll<'_> {
     /// The answer to give when the wait ends with nothing assigned.
     fn nothing(&self) -> Result<String, ApiError> {
         match (self.paused()?, self.one_try) {
-            (true, true) => Err(ApiError::unavailable("colony assignments are paused")),
-            (true, false) => Err(ApiError::new(
-                ErrorCode::Timeout,
-                "Assignment timeout: colony assignments are paused",
-            )),
+            (true, true) => Err(ColonyosFailure::Paused.into()),
+            (true, false) => Err(ColonyosFailure::PausedTimeout.into()),
             (false, _) => Err(no_process()),
         }
     }

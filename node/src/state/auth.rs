@@ -6,7 +6,8 @@ use super::keys::{self, Table};
 use super::tx::{Direction, StateRead, StoreError};
 use super::{get_json, Outcome};
 use proto::executor::executor_state;
-use proto::{ApiError, Colony, Executor, User};
+use proto::failures::ColonyosFailure;
+use proto::{Colony, Executor, User};
 
 /// The recorded server owner id, if any.
 pub fn server_id<R: StateRead + ?Sized>(state: &R) -> Result<Option<String>, StoreError> {
@@ -18,9 +19,7 @@ pub fn server_id<R: StateRead + ?Sized>(state: &R) -> Result<Option<String>, Sto
 pub fn require_server_owner<R: StateRead + ?Sized>(state: &R, caller: &str) -> Outcome<()> {
     match server_id(state)? {
         Some(id) if id == caller => Ok(Ok(())),
-        _ => Ok(Err(ApiError::forbidden(
-            "access denied, caller is not the server owner",
-        ))),
+        _ => Ok(Err(ColonyosFailure::NotServerOwner.into())),
     }
 }
 
@@ -44,13 +43,11 @@ pub fn is_known<R: StateRead + ?Sized>(state: &R, id: &str) -> Result<bool, Stor
         .any(|colony| colony.colonyid == id))
 }
 
-/// The colony named `name`, or a not-found refusal naming it.
+/// The colony named `name`, or ColonyOS's refusal naming it (403, as a role check's).
 pub fn colony<R: StateRead + ?Sized>(state: &R, name: &str) -> Outcome<Colony> {
     match get_json::<Colony, _>(state, Table::Colonies, name.as_bytes())? {
         Some(colony) => Ok(Ok(colony)),
-        None => Ok(Err(ApiError::not_found(format!(
-            "colony with name {name:?} not found"
-        )))),
+        None => Ok(Err(ColonyosFailure::NoSuchColony { colony: name }.into())),
     }
 }
 
@@ -65,8 +62,7 @@ pub fn require_colony_owner<R: StateRead + ?Sized>(
         Err(refusal) => return Ok(Err(refusal)),
     };
     if colony.colonyid != caller {
-        let message = format!("access denied, caller is not the owner of colony {name:?}");
-        return Ok(Err(ApiError::forbidden(message)));
+        return Ok(Err(ColonyosFailure::NotColonyOwner.into()));
     }
     Ok(Ok(colony))
 }
@@ -135,8 +131,7 @@ pub fn require_member<R: StateRead + ?Sized>(
     if let Some(user) = user_by_id(state, colony, caller)? {
         return Ok(Ok(Member::User(user)));
     }
-    let message = format!("access denied, caller is not a member of colony {colony:?}");
-    Ok(Err(ApiError::forbidden(message)))
+    Ok(Err(ColonyosFailure::NotMember { colony }.into()))
 }
 
 /// Member, or the colony owner (used where ColonyOS accepts both).

@@ -42,7 +42,7 @@ pub fn check_access<R: StateRead + ?Sized>(
     refuse_unless!(auth::require_member(state, colony, caller, true)?);
     if p.initiatorid != caller && p.assignedexecutorid != caller {
         return Ok(Err(ApiError::forbidden(format!(
-            "access denied, only the initiator and the assigned executor of process {:?} use \
+            "Access denied, only the initiator and the assigned executor of process {:?} use \
              its channels",
             p.processid
         ))));

@@ -4,6 +4,7 @@ use super::keys::{self, Table};
 use super::tx::{Direction, StateRead, StoreError};
 use super::{auth, get_json, processes, refuse_unless, validate, Ctx, Outcome};
 use proto::command::Reply;
+use proto::failures::ColonyosFailure;
 use proto::{ApiError, Colony, User};
 
 /// Page size for scans that delete everything under a prefix.
@@ -37,8 +38,10 @@ pub(super) fn add_colony<R: StateRead + ?Sized>(
         .get(Table::Colonies, colony.name.as_bytes())?
         .is_some()
     {
-        let message = format!("colony with name {:?} already exists", colony.name);
-        return Ok(Err(ApiError::conflict(message)));
+        let exists = ColonyosFailure::ColonyExists {
+            colony: &colony.name,
+        };
+        return Ok(Err(exists.into()));
     }
     let colony = Colony {
         colonyid,
@@ -156,7 +159,7 @@ pub(super) fn change_user_id<R: StateRead + ?Sized>(
     let member = refuse_unless!(auth::require_member(&ctx.tx, colony, ctx.caller(), false)?);
     let auth::Member::User(mut user) = member else {
         return Ok(Err(ApiError::forbidden(
-            "access denied, only users change their user id",
+            "Access denied, only users change their user id",
         )));
     };
     if auth::user_by_id(&ctx.tx, colony, &new_id)?.is_some() {
@@ -189,8 +192,11 @@ pub(super) fn add_user<R: StateRead + ?Sized>(ctx: &mut Ctx<'_, R>, user: &User)
     let userid = refuse_unless!(validate::id("userid", &user.userid));
     let key = keys::join(&[user.colonyname.as_bytes(), user.name.as_bytes()]);
     if ctx.tx.get(Table::Users, &key)?.is_some() {
-        let message = format!("user with name {:?} already exists", user.name);
-        return Ok(Err(ApiError::conflict(message)));
+        let exists = ColonyosFailure::UserExists {
+            user: &user.name,
+            colony: &user.colonyname,
+        };
+        return Ok(Err(exists.into()));
     }
     let id_key = keys::join(&[userid.as_bytes(), user.colonyname.as_bytes()]);
     if ctx.tx.get(Table::UserIds, &id_key)?.is_some() {

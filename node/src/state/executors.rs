@@ -6,6 +6,7 @@ use super::{auth, get_json, processes, refuse_unless, validate, Ctx, Outcome};
 use proto::command::Reply;
 use proto::executor::executor_state;
 use proto::executor::{Allocations, Capabilities};
+use proto::failures::ColonyosFailure;
 use proto::{ApiError, Executor, GoTime};
 
 pub(super) fn add<R: StateRead + ?Sized>(
@@ -19,11 +20,11 @@ pub(super) fn add<R: StateRead + ?Sized>(
     let executorid = refuse_unless!(validate::id("executorid", &executor.executorid));
     let key = keys::join(&[colony.as_bytes(), executor.executorname.as_bytes()]);
     if ctx.tx.get(Table::Executors, &key)?.is_some() {
-        let message = format!(
-            "executor with name {:?} already exists",
-            executor.executorname
-        );
-        return Ok(Err(ApiError::conflict(message)));
+        let exists = ColonyosFailure::ExecutorExists {
+            executor: &executor.executorname,
+            colony,
+        };
+        return Ok(Err(exists.into()));
     }
     if ctx
         .tx
@@ -122,7 +123,7 @@ fn calling_executor<R: StateRead + ?Sized>(
             Ok(Ok((key, *executor)))
         }
         _ => Ok(Err(ApiError::forbidden(format!(
-            "access denied, caller is not executor {name:?}"
+            "Access denied, caller is not executor {name:?}"
         )))),
     }
 }
@@ -160,7 +161,7 @@ pub(super) fn change_id<R: StateRead + ?Sized>(
     let member = refuse_unless!(auth::require_member(&ctx.tx, colony, ctx.caller(), false)?);
     let auth::Member::Executor(mut executor) = member else {
         return Ok(Err(ApiError::forbidden(
-            "access denied, only executors change their executor id",
+            "Access denied, only executors change their executor id",
         )));
     };
     if ctx.tx.get(Table::ExecutorIds, new_id.as_bytes())?.is_some() {

@@ -25,12 +25,12 @@ pub(super) fn add<R: StateRead + ?Sized>(
     let member = refuse_unless!(auth::require_member(&ctx.tx, colony, ctx.caller(), true)?);
     let auth::Member::Executor(executor) = member else {
         return Ok(Err(ApiError::forbidden(
-            "access denied, only executors register functions",
+            "Access denied, only executors register functions",
         )));
     };
     if executor.executorname != function.executorname {
         return Ok(Err(ApiError::forbidden(format!(
-            "access denied, caller is executor {:?}, not {:?}",
+            "Access denied, caller is executor {:?}, not {:?}",
             executor.executorname, function.executorname
         ))));
     }
@@ -88,7 +88,7 @@ pub(super) fn remove<R: StateRead + ?Sized>(ctx: &mut Ctx<'_, R>, id: &str) -> O
         matches!(&member, auth::Member::Executor(e) if e.executorname == function.executorname);
     if !owner {
         return Ok(Err(ApiError::forbidden(
-            "access denied, only the executor that registered a function removes it",
+            "Access denied, only the executor that registered a function removes it",
         )));
     }
     ctx.tx.delete(Table::FunctionIds, id.as_bytes().to_vec());

@@ -62,7 +62,7 @@ pub(super) fn add<R: StateRead + ?Sized>(
     let member = refuse_unless!(auth::require_member(&ctx.tx, &colony, ctx.caller(), true)?);
     if p.state != ps::RUNNING || p.assignedexecutorid != ctx.caller() {
         return Ok(Err(ApiError::forbidden(format!(
-            "access denied, process {processid:?} is not running on the caller"
+            "Access denied, process {processid:?} is not running on the caller"
         ))));
     }
     let log = Log {
@@ -93,7 +93,7 @@ pub(super) fn add_executor_log<R: StateRead + ?Sized>(
     let member = refuse_unless!(auth::require_member(&ctx.tx, colony, ctx.caller(), true)?);
     if !matches!(&member, auth::Member::Executor(e) if e.executorname == executorname) {
         return Ok(Err(ApiError::forbidden(format!(
-            "access denied, only executor {executorname:?} writes its log"
+            "Access denied, only executor {executorname:?} writes its log"
         ))));
     }
     let log = Log {

@@ -305,7 +305,7 @@ pub(super) fn assign<R: StateRead + ?Sized>(
     let member = refuse_unless!(auth::require_member(&ctx.tx, colony, ctx.caller(), true)?);
     let auth::Member::Executor(mut executor) = member else {
         return Ok(Err(ApiError::forbidden(
-            "access denied, only executors can be assigned",
+            "Access denied, only executors can be assigned",
         )));
     };
     let paused = super::colonies::is_paused(&ctx.tx, colony)?;
@@ -381,7 +381,7 @@ fn assigned_to_caller<R: StateRead + ?Sized>(
     let (p, member) = refuse_unless!(load_as_member(ctx, id)?);
     if !p.isassigned || p.assignedexecutorid != ctx.caller() {
         let message =
-            format!("access denied, caller is not the executor assigned to process {id:?}");
+            format!("Access denied, caller is not the executor assigned to process {id:?}");
         return Ok(Err(ApiError::forbidden(message)));
     }
     Ok(Ok((p, member)))

@@ -648,10 +648,10 @@ fn invalid_specs_are_refused_with_reasons() {
     assert!(err.message.contains("memory unit"), "{}", err.message);
     let mut no_colony = spec("x");
     no_colony.conditions.colonyname = "nope".into();
-    assert_eq!(
-        w.refused(EXEC_A, Op::Submit(Box::new(no_colony))),
-        ErrorCode::NotFound
-    );
+    let err = w.run(EXEC_A, Op::Submit(Box::new(no_colony))).unwrap_err();
+    // ColonyOS's role check: 403, naming the colony.
+    assert_eq!(err.code, ErrorCode::Forbidden);
+    assert_eq!(err.message, "Colony with name <nope> does not exists");
 }
 
 #[test]

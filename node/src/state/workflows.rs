@@ -559,7 +559,7 @@ pub(super) fn add_child<R: StateRead + ?Sized>(
     }
     if parent.state != ps::RUNNING || parent.assignedexecutorid != ctx.caller() {
         return Ok(Err(ApiError::forbidden(format!(
-            "access denied, process {parentid:?} is not running on the caller"
+            "Access denied, process {parentid:?} is not running on the caller"
         ))));
     }
     let now = ctx.now();

@@ -339,18 +339,135 @@ async fn listing_statistics_attributes_and_unsigned_calls() {
     node.stop().await;
 }
 
-/// - a key nobody registered is refused with a message naming the problem
+/// Each failure ColonyOS also has, sent over HTTP, answers with ColonyOS's text (the table
+/// in `proto::failures`, checked against `docs/colonyos-failures.md`) and its status:
+/// - roles: not the server owner, not the colony owner, not a member (a stranger's key), a
+///   colony that does not exist
+/// - assign: nothing to run (404), paused with one try (503), paused until the timeout (408)
+/// - already exists: colony, executor, user (409; ColonyOS: 400)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn strangers_are_refused() {
+async fn failures_are_sent_in_colonyos_words() {
+    use proto::failures::ColonyosFailure as F;
+    use proto::msgs::{ColonyMsg, ExecutorMsg, UserMsg};
+    use proto::{Colony, Executor, User};
     let node = TestNode::start().await;
     let stranger = PrivateKey::from_entropy([42; 32]);
-    let err = node
+    let dev = ColonyNameMsg {
+        colonyname: "dev".into(),
+    };
+    let assign = |timeout: i64| {
+        Request::Assign(AssignMsg {
+            colonyname: "dev".into(),
+            timeout,
+            ..AssignMsg::default()
+        })
+    };
+    let colony = Colony {
+        colonyid: node.colony.id(),
+        name: "dev".into(),
+    };
+    let executor = Executor {
+        executorid: test_key().id(),
+        executorname: "worker".into(),
+        executortype: "cli".into(),
+        colonyname: "dev".into(),
+        ..Executor::default()
+    };
+    let user = User {
+        colonyname: "dev".into(),
+        userid: test_key().id(),
+        name: "alice".into(),
+        ..User::default()
+    };
+    let user_again = User {
+        userid: test_key().id(),
+        ..user.clone()
+    };
+    let cases: Vec<(Request, &PrivateKey, F)> = vec![
+        (
+            Request::GetColonies(EmptyMsg {}),
+            &node.executor,
+            F::NotServerOwner,
+        ),
+        (
+            Request::AddExecutor(ExecutorMsg {
+                executor: executor.clone(),
+            }),
+            &node.executor,
+            F::NotColonyOwner,
+        ),
+        (
+            submit(TestNode::spec("x", "cli")),
+            &stranger,
+            F::NotMember { colony: "dev" },
+        ),
+        (
+            Request::GetColony(ColonyNameMsg {
+                colonyname: "nowhere".into(),
+            }),
+            &node.executor,
+            F::NoSuchColony { colony: "nowhere" },
+        ),
+        (assign(-1), &node.executor, F::NoProcess),
+        (
+            Request::AddColony(ColonyMsg { colony }),
+            &node.server,
+            F::ColonyExists { colony: "dev" },
+        ),
+        (
+            Request::AddExecutor(ExecutorMsg { executor }),
+            &node.colony,
+            F::ExecutorExists {
+                executor: "worker",
+                colony: "dev",
+            },
+        ),
+        (
+            Request::AddUser(UserMsg { user: user_again }),
+            &node.colony,
+            F::UserExists {
+                user: "alice",
+                colony: "dev",
+            },
+        ),
+    ];
+    let _: User = node
         .client
-        .call::<Process>(&submit(TestNode::spec("x", "cli")), &stranger)
-        .await;
-    let err = err.unwrap_err();
-    assert!(err.to_string().contains("not a member of colony"), "{err}");
-    assert_eq!(status(err), 403);
+        .call(&Request::AddUser(UserMsg { user }), &node.colony)
+        .await
+        .unwrap();
+    let refused = |expected: F<'static>, error: ClientError| match error {
+        ClientError::Api { status, message } => {
+            let wanted = proto::ApiError::from(expected);
+            assert_eq!(message, wanted.message, "{expected:?}");
+            let code = node::api::status_of(wanted.code).as_u16();
+            assert_eq!(status, i32::from(code), "{expected:?}");
+        }
+        other => panic!("{expected:?}: {other}"),
+    };
+    for (request, key, expected) in cases {
+        let error = node
+            .client
+            .call::<serde_json::Value>(&request, key)
+            .await
+            .unwrap_err();
+        refused(expected, error);
+    }
+    // Paused: one try (503), a wait until the timeout (408).
+    let pause = Request::PauseAssignments(dev.clone());
+    let _: serde_json::Value = node.client.call(&pause, &node.colony).await.unwrap();
+    let error = node
+        .client
+        .call::<Process>(&assign(-1), &node.executor)
+        .await
+        .unwrap_err();
+    refused(F::Paused, error);
+    let error = node
+        .client
+        .assign(&assign(1), &node.executor, 1)
+        .await
+        .unwrap_err();
+    refused(F::PausedTimeout, error);
     node.stop().await;
 }
 
