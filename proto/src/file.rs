@@ -64,6 +64,31 @@ pub struct File {
     pub added: GoTime,
 }
 
+/// The newest revision of a file of a label as `getfilesmsg` lists it (`pkg/core/filedata.go`):
+/// `s3filename` is the object its bytes are in.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct FileData {
+    #[serde(default, deserialize_with = "nd")]
+    pub name: String,
+    #[serde(default, deserialize_with = "nd")]
+    pub checksum: String,
+    #[serde(default, deserialize_with = "nd")]
+    pub size: i64,
+    #[serde(default, deserialize_with = "nd")]
+    pub s3filename: String,
+}
+
+impl From<&File> for FileData {
+    fn from(file: &File) -> FileData {
+        FileData {
+            name: file.name.clone(),
+            checksum: file.checksum.clone(),
+            size: file.size,
+            s3filename: file.reference.s3object.object.clone(),
+        }
+    }
+}
+
 /// A label and how many file names it holds.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Label {

@@ -710,6 +710,11 @@ def test_cron_starts_its_workflow_on_schedule(env, executor):
         assert got["lastrun"] != "0001-01-01T00:00:00Z"
         listed = env.client.get_crons(env.colonyname, 100, env.prvkey)
         assert cron["cronid"] in [c["cronid"] for c in listed]
+        # `count` as ColonyOS takes it: a large one is fine (ColonyOS's own `blueprint
+        # doctor` asks for 1000), 0 lists nothing.
+        many = env.client.get_crons(env.colonyname, 1000, env.prvkey)
+        assert cron["cronid"] in [c["cronid"] for c in many]
+        assert env.client.get_crons(env.colonyname, 0, env.prvkey) in ([], None)
         env.client.run_cron(cron["cronid"], env.prvkey)
     finally:
         env.client.del_cron(cron["cronid"], env.prvkey)
@@ -894,11 +899,23 @@ def test_file_metadata_labels_and_snapshots(env):
     both = env.client.get_file(
         env.colonyname, env.prvkey, label=label, filename="a.txt", latest=False
     )
-    assert [f["sequencenr"] for f in both] == [1, 2]
+    # Newest revision first, as ColonyOS lists them.
+    assert [f["sequencenr"] for f in both] == [2, 1]
+    # A label's files as ColonyOS's FileData: name, checksum, size and the S3 object
+    # (`colonies fs sync` downloads by s3filename).
     files = env.client.get_files(label, env.colonyname, env.prvkey)
-    assert sorted(f["name"] for f in files) == ["a.txt", "b.txt"]
+    assert sorted((f["name"], f["size"], f["s3filename"]) for f in files) == [
+        ("a.txt", 2, "a.txt"),
+        ("b.txt", 3, "b.txt"),
+    ]
+    assert set(files[0]) == {"name", "checksum", "size", "s3filename"}
     labels = env.client.get_file_labels(env.colonyname, env.prvkey, name=label, exact=True)
     assert labels == [{"name": label, "files": 2}]
+    # With `exact`, a label that does not exist lists nothing, not its prefix's neighbours.
+    assert env.client.get_file_labels(env.colonyname, env.prvkey, name=label[:-1], exact=True) in (
+        [],
+        None,
+    )
     name = unique("snap")
     snapshot = env.client.create_snapshot(env.colonyname, label, name, env.prvkey)
     assert sorted(snapshot["fileids"]) == sorted([added[1]["fileid"], added[2]["fileid"]])

@@ -34,8 +34,11 @@ pub(super) async fn handle(
         }
         Request::GetCrons(msg) => {
             checked(auth::require_member(store, &msg.colonyname, caller, true))?;
-            let count = count_arg(msg.count)?;
-            return json(&crons::list(store, &msg.colonyname, count).map_err(internal)?);
+            let found = match count_arg(msg.count)? {
+                0 => Vec::new(),
+                count => crons::list(store, &msg.colonyname, count).map_err(internal)?,
+            };
+            return json(&found);
         }
         Request::GetGenerator(msg) => {
             let id = validate::id("generatorid", &msg.generatorid)?;
@@ -54,23 +57,22 @@ pub(super) async fn handle(
         }
         Request::GetGenerators(msg) => {
             checked(auth::require_member(store, &msg.colonyname, caller, true))?;
-            let count = count_arg(msg.count)?;
-            let found = generators::list(store, &msg.colonyname, count);
-            return json(&found.map_err(internal)?);
+            let found = match count_arg(msg.count)? {
+                0 => Vec::new(),
+                count => generators::list(store, &msg.colonyname, count).map_err(internal)?,
+            };
+            return json(&found);
         }
         other => unreachable!("{} is not a cron or generator request", other.msgtype()),
     };
     reply_json(state.propose(caller, op).await?)
 }
 
-/// A listing's `count`: at most `LIST_COUNT_MAX` (0 means that many).
+/// A listing's `count` as ColonyOS takes it (a SQL `LIMIT`: 0 lists nothing, no upper
+/// bound), bounded at `LIST_OBJECTS_MAX`; a negative count is refused.
 fn count_arg(count: i64) -> Result<usize, ApiError> {
     match usize::try_from(count) {
-        Ok(0) => Ok(query::LIST_COUNT_MAX),
-        Ok(count) if count <= query::LIST_COUNT_MAX => Ok(count),
-        _ => Err(ApiError::bad_request(format!(
-            "count {count} is outside 0..={}",
-            query::LIST_COUNT_MAX
-        ))),
+        Ok(count) => Ok(count.min(query::LIST_OBJECTS_MAX)),
+        Err(_) => Err(ApiError::bad_request(format!("count {count} is negative"))),
     }
 }

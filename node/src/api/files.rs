@@ -3,6 +3,7 @@
 use super::{checked, internal, json, reply_json, ApiState};
 use crate::state::{auth, files, validate};
 use proto::command::Op;
+use proto::file::FileData;
 use proto::{ApiError, Request};
 
 pub(super) async fn handle(
@@ -48,15 +49,23 @@ pub(super) async fn handle(
             if found.is_empty() {
                 return Err(ApiError::not_found("file not found"));
             }
+            // Newest revision first, as ColonyOS lists them; `latest`: only that one.
+            found.reverse();
             if msg.latest {
-                found.drain(..found.len() - 1);
+                found.truncate(1);
             }
             return json(&found);
         }
         Request::GetFiles(msg) => {
             member(&msg.colonyname)?;
+            // ColonyOS lists a label's files as `FileData` (name, checksum, size, S3 object).
             let found = files::latest_in_label(store, &msg.colonyname, &msg.label);
-            return json(&found.map_err(internal)?);
+            let data: Vec<FileData> = found
+                .map_err(internal)?
+                .iter()
+                .map(FileData::from)
+                .collect();
+            return json(&data);
         }
         Request::GetFileLabels(msg) => {
             member(&msg.colonyname)?;

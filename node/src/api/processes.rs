@@ -154,7 +154,10 @@ pub(super) fn read(state: &ApiState, caller: &str, request: Request) -> Result<S
                 query::LIST_COUNT_MAX,
                 &filter,
             );
-            json(&found.map_err(internal)?)
+            // The newest ones, listed oldest first as ColonyOS does.
+            let mut found = found.map_err(internal)?;
+            found.reverse();
+            json(&found)
         }
         other => unreachable!("{} is not a process read", other.msgtype()),
     }

@@ -4,7 +4,7 @@
 use super::env::ClientEnv;
 use super::output::{time, Output};
 use clap::Subcommand;
-use proto::file::{File, Label, Snapshot};
+use proto::file::{File, FileData, Label, Snapshot};
 use proto::msgs::{
     ColonyNameMsg, CreateSnapshotMsg, FileMsg, GetFileLabelsMsg, GetFilesMsg, SnapshotMsg,
 };
@@ -141,8 +141,20 @@ pub(crate) async fn run(command: FsCommand, env: &ClientEnv, out: &Output) -> an
         }
         FsCommand::Ls { label } => {
             let request = Request::GetFiles(GetFilesMsg { colonyname, label });
-            let files: Vec<File> = client.call(&request, &key).await?;
-            out.show(&files, &FILE_HEADERS, file_rows(&files));
+            let files: Vec<FileData> = client.call(&request, &key).await?;
+            let rows = files
+                .iter()
+                .map(|f| {
+                    let size = f.size.to_string();
+                    vec![
+                        f.name.clone(),
+                        size,
+                        f.checksum.clone(),
+                        f.s3filename.clone(),
+                    ]
+                })
+                .collect();
+            out.show(&files, &["NAME", "SIZE", "CHECKSUM", "S3 OBJECT"], rows);
         }
         FsCommand::Info { label, name, all } => {
             let request = Request::GetFile(FileMsg {

@@ -181,7 +181,9 @@ pub fn latest_in_label<R: StateRead + ?Sized>(
     Ok(latest)
 }
 
-/// Labels of `colony` under `name` (all when empty), or exactly `name`.
+/// Labels of `colony` as ColonyOS finds them: every label starting with `name` (all when
+/// empty); with `exact`, the label `name` and the labels below it (`name/...`), or none when
+/// `name` itself is no label.
 pub fn labels<R: StateRead + ?Sized>(
     state: &R,
     colony: &str,
@@ -193,10 +195,11 @@ pub fn labels<R: StateRead + ?Sized>(
         root if root == "/" => String::new(),
         label => label,
     };
+    let below = format!("{label}/");
     let wanted = |found: &str| match (label.is_empty(), exact) {
         (true, _) => true,
-        (false, true) => found == label,
-        (false, false) => found == label || found.starts_with(&format!("{label}/")),
+        (false, true) => found == label || found.starts_with(&below),
+        (false, false) => found.starts_with(&label),
     };
     let mut prefix = keys::prefix(&[colony.as_bytes()]);
     let colony_prefix = prefix.len();
@@ -217,6 +220,9 @@ pub fn labels<R: StateRead + ?Sized>(
                 files: decode_count(&value)?,
             });
         }
+    }
+    if exact && !label.is_empty() && !labels.iter().any(|l| l.name == label) {
+        labels.clear();
     }
     Ok(labels)
 }
@@ -247,11 +253,15 @@ pub fn snapshot<R: StateRead + ?Sized>(
     get_json(state, Table::Snapshots, &snapshot_key(colony, &id))
 }
 
+/// The snapshots of `colony`, newest first (as ColonyOS lists them).
 pub fn snapshots<R: StateRead + ?Sized>(
     state: &R,
     colony: &str,
 ) -> Result<Vec<Snapshot>, StoreError> {
-    super::query::list_json(state, Table::Snapshots, &keys::prefix(&[colony.as_bytes()]))
+    let prefix = keys::prefix(&[colony.as_bytes()]);
+    let mut found: Vec<Snapshot> = super::query::list_json(state, Table::Snapshots, &prefix)?;
+    found.sort_by_key(|s| std::cmp::Reverse(s.added.unix_nanos().unwrap_or(0)));
+    Ok(found)
 }
 
 pub(super) fn create_snapshot<R: StateRead + ?Sized>(

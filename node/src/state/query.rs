@@ -135,13 +135,14 @@ pub struct ProcessFilter {
 impl ProcessFilter {
     fn accepts(&self, p: &Process) -> bool {
         let c = &p.spec.conditions;
-        // ColonyOS: the filters are exclusive; the first non-empty one wins.
+        // ColonyOS: the filters are exclusive; the first non-empty one wins, in the order of
+        // its queries (`FindWaitingProcesses` and the like): type, initiator, label.
         let by_field = if !self.executortype.is_empty() {
             c.executortype == self.executortype
-        } else if !self.label.is_empty() {
-            p.spec.label == self.label
         } else if !self.initiator.is_empty() {
             p.initiatorname == self.initiator || p.initiatorid == self.initiator
+        } else if !self.label.is_empty() {
+            p.spec.label == self.label
         } else {
             true
         };

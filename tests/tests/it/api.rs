@@ -490,3 +490,53 @@ async fn stop_ends_long_polls() {
     let refused = waiting.await.unwrap().unwrap_err();
     assert_eq!(status(refused), 503);
 }
+
+/// Listings ordered and filtered as ColonyOS does:
+/// - `getprocesshistmsg` lists oldest submission first
+/// - `getprocessesmsg` with both an initiator and a label filters by the initiator (ColonyOS
+///   tries type, then initiator, then label)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listings_are_ordered_and_filtered_as_colonyos_does() {
+    use proto::msgs::GetProcessHistMsg;
+    let node = TestNode::start().await;
+    let mut submitted = Vec::new();
+    for (name, label) in [("first", "a"), ("second", "b"), ("third", "a")] {
+        let mut spec = TestNode::spec(name, "cli");
+        spec.label = label.into();
+        let p: Process = node
+            .client
+            .call(&submit(spec), &node.executor)
+            .await
+            .unwrap();
+        submitted.push(p.processid);
+    }
+    let hist = Request::GetProcessHist(GetProcessHistMsg {
+        colonyname: "dev".into(),
+        seconds: 3600,
+        state: ps::WAITING,
+        ..GetProcessHistMsg::default()
+    });
+    let listed: Vec<Process> = node.client.call(&hist, &node.executor).await.unwrap();
+    let ids: Vec<String> = listed.into_iter().map(|p| p.processid).collect();
+    assert_eq!(ids, submitted, "oldest first");
+    let filtered = Request::GetProcesses(GetProcessesMsg {
+        colonyname: "dev".into(),
+        count: 10,
+        state: ps::WAITING,
+        label: "a".into(),
+        initiator: "nobody".into(),
+        ..GetProcessesMsg::default()
+    });
+    let listed: Vec<Process> = node.client.call(&filtered, &node.executor).await.unwrap();
+    assert!(listed.is_empty(), "the initiator filter wins: {listed:?}");
+    let by_label = Request::GetProcesses(GetProcessesMsg {
+        colonyname: "dev".into(),
+        count: 10,
+        state: ps::WAITING,
+        label: "a".into(),
+        ..GetProcessesMsg::default()
+    });
+    let listed: Vec<Process> = node.client.call(&by_label, &node.executor).await.unwrap();
+    assert_eq!(listed.len(), 2);
+    node.stop().await;
+}

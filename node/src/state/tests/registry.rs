@@ -394,18 +394,35 @@ fn files_keep_revisions_under_labels_and_snapshots_record_the_newest() {
     assert_eq!(second.sequencenr, 2);
     w.ok(EXEC_B, file("/data", "b.txt", 3));
     w.ok(EXEC_B, file("/data/sub", "c.txt", 4));
+    w.ok(EXEC_B, file("/database", "d.txt", 5));
     let revisions = files::revisions(&w.state, "dev", "/data", "a.txt").unwrap();
     assert_eq!(revisions.len(), 2);
     let latest = files::latest_in_label(&w.state, "dev", "/data").unwrap();
     let names: Vec<_> = latest.iter().map(|f| (f.name.as_str(), f.size)).collect();
     assert_eq!(names, [("a.txt", 2), ("b.txt", 3)]);
-    let labels = files::labels(&w.state, "dev", "/data", false).unwrap();
-    let counted: Vec<_> = labels.iter().map(|l| (l.name.as_str(), l.files)).collect();
-    assert_eq!(counted, [("/data", 2), ("/data/sub", 1)]);
+    // As ColonyOS: a plain prefix; with `exact`, the label and the labels below it, or none
+    // when the label itself is not there.
+    let counted = |name, exact| {
+        let labels = files::labels(&w.state, "dev", name, exact).unwrap();
+        labels
+            .into_iter()
+            .map(|l| (l.name, l.files))
+            .collect::<Vec<_>>()
+    };
+    let label = |name: &str, files| (name.to_string(), files);
     assert_eq!(
-        files::labels(&w.state, "dev", "/data", true).unwrap().len(),
-        1
+        counted("/data", false),
+        [
+            label("/data", 2),
+            label("/data/sub", 1),
+            label("/database", 1)
+        ]
     );
+    assert_eq!(
+        counted("/data", true),
+        [label("/data", 2), label("/data/sub", 1)]
+    );
+    assert!(counted("/dat", true).is_empty());
     let snapshot = Op::CreateSnapshot {
         colonyname: "dev".into(),
         label: "/data".into(),
