@@ -336,9 +336,46 @@ mod tests {
                 | F::ColonyExists { .. }
                 | F::ExecutorExists { .. }
                 | F::UserExists { .. } => {}
+                // Checked by `malformed_payloads_are_refused_in_colonyos_words`.
+                F::InvalidJson { .. } | F::MsgTypeMismatch { .. } => {}
             }
         }
         all
+    }
+
+    /// - every message type's texts for a malformed payload are ColonyOS's handler's, as the
+    ///   document quotes them, each followed by what was wrong; status 400
+    #[test]
+    fn malformed_payloads_are_refused_in_colonyos_words() {
+        let doc = include_str!("../../../docs/colonyos-failures.md");
+        let rows: Vec<Vec<String>> = doc
+            .lines()
+            .filter(|line| line.starts_with("| `"))
+            .map(|line| {
+                let cells = line.split('|').map(|c| c.trim().trim_matches('`'));
+                cells.map(str::to_string).collect()
+            })
+            .collect();
+        assert_eq!(rows.len(), proto::failures::MALFORMED.len());
+        for (msgtype, invalid, mismatch) in proto::failures::MALFORMED {
+            let row = rows.iter().find(|r| r[1] == *msgtype);
+            let row = row.unwrap_or_else(|| panic!("{msgtype} is not in the document"));
+            assert_eq!((row[2].as_str(), row[3].as_str()), (*invalid, *mismatch));
+            let failure = ColonyosFailure::InvalidJson {
+                msgtype,
+                detail: "x",
+            };
+            assert_eq!(failure.message(), format!("{invalid}: x"));
+            assert_eq!(status_of(failure.code()), StatusCode::BAD_REQUEST);
+            let failure = ColonyosFailure::MsgTypeMismatch {
+                msgtype,
+                detail: "x",
+            };
+            assert_eq!(failure.message(), format!("{mismatch}: x"));
+        }
+        // Our own types follow the same shape.
+        let (invalid, _) = proto::failures::malformed("getbansmsg");
+        assert_eq!(invalid, "Failed to handle getbansmsg, invalid JSON");
     }
 
     /// (ColonyOS status, ColonyOS text with the example names) of each row of the document.

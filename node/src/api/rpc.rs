@@ -12,6 +12,7 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use proto::envelope::EnvelopeError;
+use proto::failures::ColonyosFailure;
 use proto::{ApiError, ErrorCode, Request, RpcMsg, RpcReply};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -56,12 +57,26 @@ pub(super) async fn api(
     super::reply_response(status, &reply)
 }
 
-fn envelope_error(error: EnvelopeError) -> ApiError {
-    let code = match error {
-        EnvelopeError::UnknownPayloadType(_) | EnvelopeError::Crypto(_) => ErrorCode::Forbidden,
-        _ => ErrorCode::BadRequest,
-    };
-    ApiError::new(code, error.to_string())
+/// The refusal of an envelope of `payloadtype` that cannot be opened; a payload that is not
+/// its message gets ColonyOS's words for it.
+fn envelope_error(payloadtype: &str, error: EnvelopeError) -> ApiError {
+    let detail = error.to_string();
+    match error {
+        EnvelopeError::UnknownPayloadType(_) | EnvelopeError::Crypto(_) => {
+            ApiError::new(ErrorCode::Forbidden, detail)
+        }
+        EnvelopeError::Json(_) | EnvelopeError::Fields { .. } => ColonyosFailure::InvalidJson {
+            msgtype: payloadtype,
+            detail: &detail,
+        }
+        .into(),
+        EnvelopeError::MsgTypeMismatch { .. } => ColonyosFailure::MsgTypeMismatch {
+            msgtype: payloadtype,
+            detail: &detail,
+        }
+        .into(),
+        EnvelopeError::Base64(_) | EnvelopeError::Utf8 => ApiError::bad_request(detail),
+    }
 }
 
 /// Opens a request envelope: its JSON, the caller recovered from the signature (empty for
@@ -81,11 +96,14 @@ fn open_envelope(signers: &Signers, body: &[u8]) -> Result<(String, Request), (A
         true => String::new(),
         false => signers
             .caller(&msg.payload, &msg.signature)
-            .map_err(|error| (envelope_error(EnvelopeError::Crypto(error)), true))?,
+            .map_err(|error| {
+                let error = envelope_error(&msg.payloadtype, EnvelopeError::Crypto(error));
+                (error, true)
+            })?,
     };
     let request = msg
         .request()
-        .map_err(|error| (envelope_error(error), false))?;
+        .map_err(|error| (envelope_error(&msg.payloadtype, error), false))?;
     Ok((caller, request))
 }
 

@@ -116,7 +116,12 @@ async fn bad_input_is_refused_with_reasons() {
         payload: json_garbage,
         ..valid.clone()
     };
-    check(post(&node, envelope(&garbage)).await, 400, "not valid json");
+    // ColonyOS's words for the handler, then what was wrong.
+    check(
+        post(&node, envelope(&garbage)).await,
+        400,
+        "Failed to submit process, invalid JSON: payload is not valid json",
+    );
 
     tracing::info!("--- signatures");
     let bad_hex = RpcMsg {
@@ -149,7 +154,7 @@ async fn bad_input_is_refused_with_reasons() {
     check(
         post(&node, envelope(&mismatch)).await,
         400,
-        "does not match payloadtype",
+        "Failed to get process, msg.MsgType does not match payloadType: msgtype",
     );
     let unknown_payload = BASE64.encode(r#"{"msgtype":"getnodesmsg"}"#);
     let unknown = RpcMsg {
