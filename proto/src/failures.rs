@@ -21,6 +21,8 @@ pub enum ColonyosFailure<'a> {
     NotMember { colony: &'a str },
     /// A role check named a colony that does not exist.
     NoSuchColony { colony: &'a str },
+    /// `getprocessmsg` names a process that does not exist.
+    ProcessNotFound,
     /// An assign found nothing to run.
     NoProcess,
     /// An assign that tries once met a paused colony.
@@ -47,7 +49,7 @@ impl ColonyosFailure<'_> {
             | ColonyosFailure::NotColonyOwner
             | ColonyosFailure::NotMember { .. }
             | ColonyosFailure::NoSuchColony { .. } => ErrorCode::Forbidden,
-            ColonyosFailure::NoProcess => ErrorCode::NotFound,
+            ColonyosFailure::NoProcess | ColonyosFailure::ProcessNotFound => ErrorCode::NotFound,
             ColonyosFailure::InvalidJson { .. } | ColonyosFailure::MsgTypeMismatch { .. } => {
                 ErrorCode::BadRequest
             }
@@ -73,6 +75,7 @@ impl ColonyosFailure<'_> {
                 format!("Colony with name <{colony}> does not exists")
             }
             ColonyosFailure::NoProcess => "No process available for assignment".into(),
+            ColonyosFailure::ProcessNotFound => "Failed to get process, process not found".into(),
             ColonyosFailure::Paused => {
                 "No processes available: colony assignments are paused".into()
             }

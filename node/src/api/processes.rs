@@ -61,9 +61,7 @@ pub(super) async fn write(
 /// The process `id` if the caller is a member of its colony.
 fn member_process(state: &ApiState, caller: &str, id: &str) -> Result<Process, ApiError> {
     let Some(process) = query::process(&state.store.view(), id).map_err(internal)? else {
-        return Err(ApiError::not_found(format!(
-            "process with id {id:?} not found"
-        )));
+        return Err(ColonyosFailure::ProcessNotFound.into());
     };
     let colony = &process.spec.conditions.colonyname;
     checked(auth::require_member(

@@ -410,6 +410,13 @@ async fn failures_are_sent_in_colonyos_words() {
         ),
         (assign(-1), &node.executor, F::NoProcess),
         (
+            Request::GetProcess(ProcessIdMsg {
+                processid: "0".repeat(64),
+            }),
+            &node.executor,
+            F::ProcessNotFound,
+        ),
+        (
             Request::AddColony(ColonyMsg { colony }),
             &node.server,
             F::ColonyExists { colony: "dev" },
