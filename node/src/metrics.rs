@@ -250,7 +250,8 @@ impl Metrics {
             rate_limited: counter_vec(
                 &r,
                 "colonymesh_rate_limited_total",
-                "Requests refused by a limit (per identity: rate, long_polls; per source: anonymous), by limit.",
+                "Requests refused by a limit (per identity: rate, long_polls; per source: \
+                 anonymous), by limit.",
                 &["limit"],
             ),
             gauges,

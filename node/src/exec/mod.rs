@@ -104,23 +104,25 @@ impl Executors {
     /// Waits until every self-registering executor has registered (`unregistered` is empty),
     /// at most `limit`; on timeout, says which are still waiting and why.
     pub async fn wait_registered(&self, limit: Duration) -> anyhow::Result<()> {
-        let deadline = tokio::time::Instant::now() + limit;
-        loop {
-            let notified = self.registered.notified();
-            tokio::pin!(notified);
-            // Registered before the check wakes this wait, not only one after it.
-            notified.as_mut().enable();
-            let pending = self.unregistered();
-            if pending.is_empty() {
-                return Ok(());
+        let all_registered = async {
+            loop {
+                let notified = self.registered.notified();
+                tokio::pin!(notified);
+                // Registered before the check wakes this wait, not only one after it.
+                notified.as_mut().enable();
+                if self.unregistered().is_empty() {
+                    return;
+                }
+                notified.await;
             }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                anyhow::bail!(
-                    "built-in executors not registered within {limit:?}: {}",
-                    describe(&pending)
-                );
-            }
+        };
+        if tokio::time::timeout(limit, all_registered).await.is_err() {
+            anyhow::bail!(
+                "built-in executors not registered within {limit:?}: {}",
+                describe(&self.unregistered())
+            );
         }
+        Ok(())
     }
 }
 

@@ -208,7 +208,10 @@ async fn the_dashboard_shows_a_running_workflow_in_chromium() {
     assert_eq!(redirect.headers()["location"], "/ui/");
     let greeting = main_text(&browse(&root, &["--dump-dom"]).await);
     assert!(
-        greeting.contains("no dashboard key: run `colonymesh dashboard` with the server owner's key (COLONIES_SERVER_PRVKEY) and open the address it prints"),
+        greeting.contains(
+            "no dashboard key: run `colonymesh dashboard` with the server owner's key \
+             (COLONIES_SERVER_PRVKEY) and open the address it prints"
+        ),
         "{greeting}"
     );
 
