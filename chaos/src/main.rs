@@ -260,19 +260,24 @@ async fn converge(mesh: &Mesh, server: &PrivateKey) -> Vec<(String, u64, String)
     last
 }
 
-/// `call` as a patient client makes it: a node that is busy (429), unavailable (503) or not
-/// reachable is asked again after a pause that doubles, for at most `READ_PATIENCE`; any other
-/// answer, or the last error once patience runs out, is returned.
+/// `call` as a patient client makes it: when the node it asks (`call(attempt)`, which picks the
+/// node) is busy (429), unavailable (503) or not reachable, it asks again (another node, as a
+/// client with several addresses would) after a pause that doubles, for at most
+/// `READ_PATIENCE`; any other answer, or the last error once patience runs out, is returned.
+/// A node that never catches up still fails the check: its state digest is missing or differs.
 async fn patiently<T, F, Fut>(mut call: F) -> Result<T, node::client::ClientError>
 where
-    F: FnMut() -> Fut,
+    F: FnMut(usize) -> Fut,
     Fut: std::future::Future<Output = Result<T, node::client::ClientError>>,
 {
     use node::client::ClientError;
     let deadline = Instant::now() + READ_PATIENCE;
     let mut pause = READ_BACKOFF_FIRST;
+    let mut attempt = 0;
     loop {
-        match call().await {
+        let answer = call(attempt).await;
+        attempt += 1;
+        match answer {
             Err(
                 ClientError::Api {
                     status: 429 | 503, ..
@@ -287,7 +292,8 @@ where
     }
 }
 
-/// Every process the history mentions, read from node 1 once the nodes agree.
+/// Every process the history mentions, read from node 1 (another node while it cannot answer)
+/// once the nodes agree.
 async fn final_state(
     mesh: &Mesh,
     workload: &Workload,
@@ -295,7 +301,9 @@ async fn final_state(
     digests: Vec<(String, u64, String)>,
     healed_ms: u64,
 ) -> anyhow::Result<checker::Final> {
-    let client = mesh.nodes[0].client();
+    let clients: Vec<_> = mesh.nodes.iter().map(|n| n.client()).collect();
+    // Starts at node 1; a node that cannot answer hands the reads to the next.
+    let mut reader = 0;
     let key = workload.client_key();
     let ids: BTreeSet<&str> = events
         .iter()
@@ -312,7 +320,12 @@ async fn final_state(
         let request = Request::GetProcess(ProcessIdMsg {
             processid: id.to_string(),
         });
-        let read = patiently(|| client.call::<Process>(&request, key)).await;
+        let read = patiently(|attempt| {
+            let at = (reader + attempt) % clients.len();
+            reader = at;
+            clients[at].call::<Process>(&request, key)
+        })
+        .await;
         match read {
             Ok(process) => {
                 fin.processes
@@ -325,9 +338,12 @@ async fn final_state(
     let request = Request::GetColonyStats(ColonyNameMsg {
         colonyname: workload::COLONY.into(),
     });
-    let stats: Statistics = patiently(|| client.call(&request, key))
-        .await
-        .context("read the colony's statistics")?;
+    let stats: Statistics = patiently(|attempt| {
+        let at = (reader + attempt) % clients.len();
+        clients[at].call(&request, key)
+    })
+    .await
+    .context("read the colony's statistics")?;
     fin.total = [
         stats.waitingprocesses,
         stats.runningprocesses,
