@@ -86,15 +86,7 @@ pub(super) fn remove_colony<R: StateRead + ?Sized>(
     }
     for (key, value) in scan_all(ctx, Table::LogsByTime, &prefix)? {
         let log: proto::Log = decode(&value)?;
-        if !log.processid.is_empty() {
-            // The same line under its process (under its executor: removed below with the
-            // colony's executor logs).
-            let request = keys::trailing_id(&key).as_bytes();
-            let process = [log.processid.as_bytes()];
-            let by_process = super::logs::line_key(&process, log.timestamp, request);
-            ctx.tx.delete(Table::Logs, by_process);
-        }
-        ctx.tx.delete(Table::LogsByTime, key);
+        super::logs::remove_line(ctx, &key, &log);
     }
     for table in [Table::ExecutorLogs, Table::Locations] {
         for (key, _) in scan_all(ctx, table, &prefix)? {

@@ -118,18 +118,7 @@ fn expire_logs<R: StateRead + ?Sized>(
             continue;
         };
         let log: Log = decode(&bytes)?;
-        let request = keys::trailing_id(key).as_bytes();
-        // Every line is in its executor's log (a process's line since apply level 2: deleting
-        // an older one's absent entry is a no-op), a process's line also in the process's.
-        let executor = [colony.as_bytes(), log.executorname.as_bytes()];
-        let by_executor = logs::line_key(&executor, log.timestamp, request);
-        ctx.tx.delete(Table::ExecutorLogs, by_executor);
-        if !log.processid.is_empty() {
-            let process = [log.processid.as_bytes()];
-            let by_process = logs::line_key(&process, log.timestamp, request);
-            ctx.tx.delete(Table::Logs, by_process);
-        }
-        ctx.tx.delete(Table::LogsByTime, key.clone());
+        logs::remove_line(ctx, key, &log);
     }
     Ok(old.len())
 }

@@ -26,11 +26,26 @@ fn check_message(message: &str) -> Result<(), ApiError> {
 
 /// The key of a line under `owner` (a process id, or colony and executor name): the owner,
 /// the line's time, and the id of the request that added it.
-pub(super) fn line_key(owner: &[&[u8]], timestamp: i64, request: &[u8]) -> Vec<u8> {
+fn line_key(owner: &[&[u8]], timestamp: i64, request: &[u8]) -> Vec<u8> {
     let time = keys::ordered_i64(timestamp);
     let mut parts = owner.to_vec();
     parts.extend_from_slice(&[&time, request]);
     keys::join(&parts)
+}
+
+/// Deletes the line `log`, found in the colony's time index under `by_time`, from everywhere
+/// it is: its executor's log (a process's line since apply level 2; deleting an older one's
+/// absent entry is a no-op), its process's log, and the time index.
+pub(super) fn remove_line<R: StateRead + ?Sized>(ctx: &mut Ctx<'_, R>, by_time: &[u8], log: &Log) {
+    let request = keys::trailing_id(by_time).as_bytes();
+    let executor = [log.colonyname.as_bytes(), log.executorname.as_bytes()];
+    let by_executor = line_key(&executor, log.timestamp, request);
+    ctx.tx.delete(Table::ExecutorLogs, by_executor);
+    if !log.processid.is_empty() {
+        let by_process = line_key(&[log.processid.as_bytes()], log.timestamp, request);
+        ctx.tx.delete(Table::Logs, by_process);
+    }
+    ctx.tx.delete(Table::LogsByTime, by_time.to_vec());
 }
 
 /// Writes `log` under each `(table, owner)` and in the colony's time index.
