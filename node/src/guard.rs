@@ -391,23 +391,21 @@ impl Guard {
         id: &str,
         now: Instant,
     ) -> Option<&'a mut Identity> {
-        if !identities.contains_key(id) {
-            if identities.len() >= IDENTITIES_MAX {
-                let per_second = self.config.requests_per_second;
-                identities.retain(|_, i| {
-                    i.long_polls > 0 || !i.requests.idle(now, per_second, self.burst)
-                });
-                if identities.len() >= IDENTITIES_MAX {
-                    return None;
-                }
-            }
-            let fresh = Identity {
-                requests: Bucket::full(now, self.burst),
-                long_polls: 0,
-            };
-            identities.insert(id.to_string(), fresh);
+        // A known identity without allocating its key (the path of every signed request).
+        if identities.contains_key(id) {
+            return identities.get_mut(id);
         }
-        identities.get_mut(id)
+        let (per_second, burst) = (self.config.requests_per_second, self.burst);
+        bounded_entry(
+            identities,
+            id.to_string(),
+            IDENTITIES_MAX,
+            |i| i.long_polls > 0 || !i.requests.idle(now, per_second, burst),
+            || Identity {
+                requests: Bucket::full(now, burst),
+                long_polls: 0,
+            },
+        )
     }
 
     /// Sources banned now.
@@ -473,19 +471,32 @@ fn tracked(
     burst: f64,
     per_second: u32,
 ) -> Option<&mut Source> {
-    if !sources.contains_key(&(side, source)) && sources.len() >= SOURCES_MAX {
-        sources.retain(|_, s| {
-            s.banned(now).is_some() || s.failures > 0 || !s.anonymous.idle(now, per_second, burst)
-        });
-        if sources.len() >= SOURCES_MAX {
+    bounded_entry(
+        sources,
+        (side, source),
+        SOURCES_MAX,
+        |s| s.banned(now).is_some() || s.failures > 0 || !s.anonymous.idle(now, per_second, burst),
+        || Source::new(now, burst),
+    )
+}
+
+/// The entry for `key` in a table of at most `max` entries, made by `fresh` if it is new.
+/// When the table is full, entries that `active` does not keep are forgotten first; `None`
+/// when it stays full of active ones.
+fn bounded_entry<K: std::hash::Hash + Eq, V>(
+    table: &mut HashMap<K, V>,
+    key: K,
+    max: usize,
+    active: impl Fn(&V) -> bool,
+    fresh: impl FnOnce() -> V,
+) -> Option<&mut V> {
+    if !table.contains_key(&key) && table.len() >= max {
+        table.retain(|_, entry| active(entry));
+        if table.len() >= max {
             return None;
         }
     }
-    Some(
-        sources
-            .entry((side, source))
-            .or_insert_with(|| Source::new(now, burst)),
-    )
+    Some(table.entry(key).or_insert_with(fresh))
 }
 
 /// Parses `a.b.c.d/n`, `x::y/n` or a bare address (a network of one).
