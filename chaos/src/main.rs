@@ -14,6 +14,7 @@ use chaos::mesh::{Mesh, Options};
 use chaos::nemesis::{self, Fault};
 use chaos::workload::{self, Sizes, Workload};
 use clap::Parser;
+use node::client::Client;
 use proto::mesh::{ClusterReply, StateDigestReply};
 use proto::msgs::{ColonyNameMsg, EmptyMsg, ProcessIdMsg};
 use proto::{PrivateKey, Process, Request, Statistics};
@@ -260,23 +261,26 @@ async fn converge(mesh: &Mesh, server: &PrivateKey) -> Vec<(String, u64, String)
     last
 }
 
-/// `call` as a patient client makes it: when the node it asks (`call(attempt)`, which picks the
-/// node) is busy (429), unavailable (503) or not reachable, it asks again (another node, as a
-/// client with several addresses would) after a pause that doubles, for at most
-/// `READ_PATIENCE`; any other answer, or the last error once patience runs out, is returned.
-/// A node that never catches up still fails the check: its state digest is missing or differs.
-async fn patiently<T, F, Fut>(mut call: F) -> Result<T, node::client::ClientError>
+/// `call` on `clients[*reader]` as a patient client makes it: when that node is busy (429),
+/// unavailable (503) or not reachable, the next node is asked (as a client with several
+/// addresses would) after a pause that doubles, for at most `READ_PATIENCE`; any other answer,
+/// or the last error once patience runs out, is returned. `reader` is left at the node asked
+/// last. A node that never catches up still fails the check: its state digest is missing or
+/// differs.
+async fn patiently<'c, T, F, Fut>(
+    clients: &'c [Client],
+    reader: &mut usize,
+    mut call: F,
+) -> Result<T, node::client::ClientError>
 where
-    F: FnMut(usize) -> Fut,
+    F: FnMut(&'c Client) -> Fut,
     Fut: std::future::Future<Output = Result<T, node::client::ClientError>>,
 {
     use node::client::ClientError;
     let deadline = Instant::now() + READ_PATIENCE;
     let mut pause = READ_BACKOFF_FIRST;
-    let mut attempt = 0;
     loop {
-        let answer = call(attempt).await;
-        attempt += 1;
+        let answer = call(&clients[*reader]).await;
         match answer {
             Err(
                 ClientError::Api {
@@ -284,6 +288,7 @@ where
                 }
                 | ClientError::Transport { .. },
             ) if Instant::now() + pause < deadline => {
+                *reader = (*reader + 1) % clients.len();
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(READ_BACKOFF_MAX);
             }
@@ -320,12 +325,7 @@ async fn final_state(
         let request = Request::GetProcess(ProcessIdMsg {
             processid: id.to_string(),
         });
-        let read = patiently(|attempt| {
-            let at = (reader + attempt) % clients.len();
-            reader = at;
-            clients[at].call::<Process>(&request, key)
-        })
-        .await;
+        let read = patiently(&clients, &mut reader, |c| c.call::<Process>(&request, key)).await;
         match read {
             Ok(process) => {
                 fin.processes
@@ -338,12 +338,9 @@ async fn final_state(
     let request = Request::GetColonyStats(ColonyNameMsg {
         colonyname: workload::COLONY.into(),
     });
-    let stats: Statistics = patiently(|attempt| {
-        let at = (reader + attempt) % clients.len();
-        clients[at].call(&request, key)
-    })
-    .await
-    .context("read the colony's statistics")?;
+    let stats: Statistics = patiently(&clients, &mut reader, |c| c.call(&request, key))
+        .await
+        .context("read the colony's statistics")?;
     fin.total = [
         stats.waitingprocesses,
         stats.runningprocesses,

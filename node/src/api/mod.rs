@@ -345,21 +345,28 @@ mod tests {
         all
     }
 
-    /// - every message type's texts for a malformed payload are ColonyOS's handler's, as the
-    ///   document quotes them, each followed by what was wrong; status 400
-    #[test]
-    fn malformed_payloads_are_refused_in_colonyos_words() {
-        let doc = include_str!("../../../docs/colonyos-failures.md");
-        let rows: Vec<Vec<String>> = doc
+    /// The cells of every table row of `docs/colonyos-failures.md` (code quotes taken off),
+    /// from the leading empty cell on: in the failures table the third cell is ColonyOS's
+    /// status, in the malformed-payload table a text.
+    fn document_rows() -> Vec<Vec<String>> {
+        include_str!("../../../docs/colonyos-failures.md")
             .lines()
-            .filter(|line| line.starts_with("| `"))
+            .filter(|line| line.starts_with('|'))
             .map(|line| {
                 let cells = line.split('|').map(|c| c.trim().trim_matches('`'));
                 cells.map(str::to_string).collect::<Vec<_>>()
             })
-            // The rows of the malformed-payload table (the other table's third cell is a
-            // status).
-            .filter(|cells| cells.len() > 3 && cells[2].parse::<u16>().is_err())
+            .filter(|cells| cells.len() > 3)
+            .collect()
+    }
+
+    /// - every message type's texts for a malformed payload are ColonyOS's handler's, as the
+    ///   document quotes them, each followed by what was wrong; status 400
+    #[test]
+    fn malformed_payloads_are_refused_in_colonyos_words() {
+        let rows: Vec<Vec<String>> = document_rows()
+            .into_iter()
+            .filter(|cells| cells[1].ends_with("msg") && cells[2].parse::<u16>().is_err())
             .collect();
         assert_eq!(rows.len(), proto::failures::MALFORMED.len());
         for (msgtype, invalid, mismatch) in proto::failures::MALFORMED {
@@ -383,15 +390,14 @@ mod tests {
         assert_eq!(invalid, "Failed to handle getbansmsg, invalid JSON");
     }
 
-    /// (ColonyOS status, ColonyOS text with the example names) of each row of the document.
+    /// (ColonyOS status, ColonyOS text with the example names) of each row of the failures
+    /// table of the document.
     fn documented() -> Vec<(u16, String)> {
-        include_str!("../../../docs/colonyos-failures.md")
-            .lines()
-            .filter_map(|line| {
-                let cells: Vec<&str> = line.split('|').map(str::trim).collect();
-                let status = cells.get(2)?.parse().ok()?;
-                let text = cells.get(3)?.trim_matches('`');
-                let text = text
+        document_rows()
+            .into_iter()
+            .filter_map(|cells| {
+                let status = cells[2].parse().ok()?;
+                let text = cells[3]
                     .replace("{colony}", "dev")
                     .replace("{executor}", "worker")
                     .replace("{user}", "alice");
